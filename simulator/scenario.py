@@ -1,0 +1,295 @@
+"""The scenario file: a typed schema, TOML loading and the sweep expansion.
+
+A scenario is a TOML file (design.md section 6). Every key has a default documented in
+docs/scenarios.md; unknown keys, wrong types and impossible values raise
+:class:`~simulator.errors.InputError` with the file, the dotted key and what is allowed.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import itertools
+import json
+import math
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import InputError
+from .preprocess.config import PreprocessConfig
+from .semantic.config import SemanticConfig
+
+PIPELINES = ("classical", "vanilla-semantic", "contrastive")
+MODULATIONS = {"qpsk": 2, "qam16": 4, "qam64": 6, "qam256": 8}
+DATASET_KINDS = ("digits", "cifar10:<dir>", "imagefolder:<dir>")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class MemorizableConfig(_Section):
+    """Injected memorizable items (ground truth is kept)."""
+
+    kind: Literal["noise", "shuffled", "patches", "ood"] = "shuffled"
+    fraction: float = Field(default=0.0, ge=0.0, le=1.0)
+    ood_dataset: str = "digits"
+
+
+def _check_dataset_spec(value: str) -> str:
+    if value == "digits":
+        return value
+    for prefix in ("cifar10:", "imagefolder:"):
+        if value.startswith(prefix) and len(value) > len(prefix):
+            return value
+    raise ValueError(f"must be one of {' | '.join(DATASET_KINDS)} (got {value!r})")
+
+
+class SourceConfig(_Section):
+    """Where items come from and how memorizable items are injected."""
+
+    dataset: str = "digits"
+    classes: int | None = Field(default=None, ge=1)
+    max_items: int | None = Field(default=None, ge=1)
+    memorizable: MemorizableConfig = Field(default_factory=MemorizableConfig)
+
+    @field_validator("dataset")
+    @classmethod
+    def _dataset(cls, v: str) -> str:
+        return _check_dataset_spec(v)
+
+    @field_validator("memorizable")
+    @classmethod
+    def _ood(cls, v: MemorizableConfig) -> MemorizableConfig:
+        _check_dataset_spec(v.ood_dataset)
+        return v
+
+
+class ClassicalConfig(_Section):
+    """The classical source coder used for X_m and the classical pipeline."""
+
+    coder: Literal["raw", "png", "zlib"] = "png"
+
+
+class CodeConfig(_Section):
+    """5G LDPC code: k information bits per codeword of n bits."""
+
+    k: int = Field(default=1024, ge=12, le=8448)
+    n: int = Field(default=2048, ge=1, le=316 * 384)
+
+    @model_validator(mode="after")
+    def _k_le_n(self) -> "CodeConfig":
+        if self.k > self.n:
+            raise ValueError(f"k must not exceed n (got k={self.k}, n={self.n})")
+        return self
+
+
+class LinkConfig(_Section):
+    """The coded wireless link between teacher and apprentice."""
+
+    mode: Literal["bit-true", "abstraction"] = "bit-true"
+    snr_db: float = 10.0
+    snr_type: Literal["esn0", "ebn0"] = "esn0"
+    channel: Literal["awgn", "rayleigh"] = "awgn"
+    modulation: Literal["qpsk", "qam16", "qam64", "qam256"] = "qam16"
+    code: CodeConfig = Field(default_factory=CodeConfig)
+    decoder_iterations: int = Field(default=20, ge=1, le=200)
+    header_bits: int = Field(default=32, ge=0)
+    symbol_rate: float = Field(default=1e6, gt=0.0)
+    max_retx: int = Field(default=4, ge=0, le=64)
+    ack_delay_s: float = Field(default=1e-4, ge=0.0)
+    bler: float | None = Field(default=None, ge=0.0, lt=1.0)
+
+    @model_validator(mode="after")
+    def _header_fits(self) -> "LinkConfig":
+        if self.header_bits >= self.code.k:
+            raise ValueError(f"header_bits must be smaller than code.k (got {self.header_bits} >= {self.code.k})")
+        if not math.isfinite(self.snr_db):
+            raise ValueError("snr_db must be finite")
+        return self
+
+    @property
+    def bits_per_symbol(self) -> int:
+        return MODULATIONS[self.modulation]
+
+    @property
+    def payload_bits(self) -> int:
+        """Information bits per packet available to the item (k - header_bits)."""
+        return self.code.k - self.header_bits
+
+    @property
+    def symbols_per_packet(self) -> int:
+        return math.ceil(self.code.n / self.bits_per_symbol)
+
+    @property
+    def airtime_s(self) -> float:
+        """Seconds one codeword occupies the channel."""
+        return self.symbols_per_packet / self.symbol_rate
+
+    @property
+    def esn0_db(self) -> float:
+        """Es/N0 in dB, whatever snr_type the scenario gave."""
+        if self.snr_type == "esn0":
+            return self.snr_db
+        return self.snr_db + 10.0 * math.log10(self.bits_per_symbol * self.code.k / self.code.n)
+
+
+class TrafficConfig(_Section):
+    """How items arrive at the teacher."""
+
+    arrivals: Literal["poisson", "batch"] = "poisson"
+    rate: float = Field(default=50.0, gt=0.0)
+
+
+class FidelityConfig(_Section):
+    """When an item counts as reconstructed well enough."""
+
+    psnr_db: float = Field(default=20.0, gt=0.0, le=200.0)
+    semantic_ok: bool = False
+
+
+class Scenario(_Section):
+    """One scenario file, resolved with every default."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9._-]+$", min_length=1, max_length=100)
+    seed: int = Field(default=0, ge=0, le=2**31 - 1)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    pipelines: list[Literal["classical", "vanilla-semantic", "contrastive"]] = Field(
+        default_factory=lambda: list(PIPELINES), min_length=1)
+    source: SourceConfig = Field(default_factory=SourceConfig)
+    preprocess: PreprocessConfig = Field(default_factory=PreprocessConfig)
+    semantic: SemanticConfig = Field(default_factory=SemanticConfig)
+    classical: ClassicalConfig = Field(default_factory=ClassicalConfig)
+    link: LinkConfig = Field(default_factory=LinkConfig)
+    traffic: TrafficConfig = Field(default_factory=TrafficConfig)
+    fidelity: FidelityConfig = Field(default_factory=FidelityConfig)
+    sweep: dict[str, list[Any]] = Field(default_factory=dict)
+
+    @field_validator("pipelines")
+    @classmethod
+    def _unique(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError("pipelines must not repeat a name")
+        return v
+
+    def resolved(self) -> dict[str, Any]:
+        """The scenario with every default, as plain JSON-able data (keys as in TOML)."""
+        return self.model_dump(mode="json", by_alias=True)
+
+    def digest(self) -> str:
+        """A short hash of the resolved scenario (sweep table excluded)."""
+        data = self.resolved()
+        data.pop("sweep", None)
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def _format_validation_error(err: ValidationError, where: str, data: dict[str, Any] | None = None) -> InputError:
+    first = err.errors()[0]
+    loc = [str(p) for p in first["loc"]]
+    key = ".".join(loc) or "(top level)"
+    if first["type"] == "extra_forbidden":
+        parent = _model_at(loc[:-1])
+        allowed = ", ".join(sorted(a or n for n, f in parent.model_fields.items() for a in [f.alias])) if parent else ""
+        msg = f"unknown key '{key}'" + (f"; allowed here: {allowed}" if allowed else "")
+        return InputError(msg, where=where)
+    if first["type"] == "missing":
+        return InputError(f"missing required key '{key}'", where=where)
+    msg = first["msg"].removeprefix("Value error, ")
+    got = first.get("input")
+    shown = "" if isinstance(got, dict) or "(got " in msg else f" (got {got!r})"
+    return InputError(f"key '{key}': {msg}{shown}", where=where)
+
+
+def _model_at(path: list[str]) -> type[BaseModel] | None:
+    model: type[BaseModel] = Scenario
+    for part in path:
+        field = model.model_fields.get(part)
+        if field is None:
+            field = next((f for f in model.model_fields.values() if f.alias == part), None)
+        ann = getattr(field, "annotation", None)
+        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
+            return None
+        model = ann
+    return model
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def parse_scenario(data: dict[str, Any], where: str = "scenario") -> Scenario:
+    """Validate a scenario given as a dict (as read from TOML)."""
+    try:
+        scenario = Scenario.model_validate(data)
+    except ValidationError as err:
+        raise _format_validation_error(err, where, data) from None
+    expand_sweep(scenario, where=where)  # a bad sweep table fails before anything runs
+    return scenario
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read and validate a scenario TOML file."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("scenario file not found", where=str(path))
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise InputError(f"not valid TOML: {err}", where=str(path)) from None
+    return parse_scenario(data, where=str(path))
+
+
+# --------------------------------------------------------------------------- sweeps
+
+
+def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
+    parts = key.split(".")
+    node = data
+    for part in parts[:-1]:
+        if not isinstance(node.get(part), dict):
+            raise KeyError(key)
+        node = node[part]
+    if parts[-1] not in node:
+        raise KeyError(key)
+    node[parts[-1]] = value
+
+
+def expand_sweep(scenario: Scenario, where: str = "scenario") -> list[tuple[dict[str, Any], Scenario]]:
+    """The cartesian product of the ``[sweep]`` table, in the order the keys are given.
+
+    Returns a list of ``(point, scenario)`` where ``point`` maps each swept key to its value
+    and ``scenario`` is the fully validated scenario at that point (without a sweep table).
+    A scenario without a sweep yields one point, ``({}, scenario)``.
+    """
+    base = scenario.resolved()
+    base["sweep"] = {}
+    if not scenario.sweep:
+        return [({}, Scenario.model_validate(base))]
+    keys = list(scenario.sweep)
+    for key in keys:
+        values = scenario.sweep[key]
+        if key == "sweep" or key.startswith("sweep."):
+            raise InputError(f"sweep key '{key}' cannot sweep the sweep table", where=where)
+        if len(values) == 0:
+            raise InputError(f"sweep key '{key}': the list of values is empty", where=where)
+        try:
+            _set_dotted(copy.deepcopy(base), key, values[0])
+        except KeyError:
+            raise InputError(f"sweep key '{key}' is not a scenario key", where=where) from None
+    points = []
+    for combo in itertools.product(*(scenario.sweep[k] for k in keys)):
+        data = copy.deepcopy(base)
+        point = dict(zip(keys, combo))
+        for key, value in point.items():
+            _set_dotted(data, key, value)
+        try:
+            points.append((point, Scenario.model_validate(data)))
+        except ValidationError as err:
+            inner = _format_validation_error(err, where)
+            raise InputError(f"sweep point {point}: {str(inner).removeprefix(where + ': ')}", where=where) from None
+    return points
