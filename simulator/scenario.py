@@ -74,8 +74,42 @@ class ClassicalConfig(_Section):
     coder: Literal["raw", "png", "zlib"] = "png"
 
 
+# 5G NR LDPC (TS 38.212) code-rate range supported by the Sionna encoder without repetition:
+# R = k/n from 1/5 up to 948/1024 (the highest MCS rate of TS 38.214).
+CODE_RATE_MIN = 1.0 / 5.0
+CODE_RATE_MAX = 948.0 / 1024.0
+
+
+class CalibrationConfig(_Section):
+    """How the BLER table of ``link.mode = "abstraction"`` is measured (docs/phy.md).
+
+    The grid is in the unit of ``link.snr_type`` (Es/N0 or Eb/N0, dB); ``None`` picks a grid
+    from the code, modulation and channel. Each grid point runs bit-true blocks until
+    ``target_block_errors`` block errors or ``max_blocks`` blocks; the sweep stops after the
+    first point whose BLER is below ``min_bler``.
+    """
+
+    snr_grid_db: list[float] | None = None
+    target_block_errors: int = Field(default=100, ge=1, le=10**7)
+    max_blocks: int = Field(default=2000, ge=1, le=10**9)
+    min_bler: float = Field(default=1e-3, gt=0.0, lt=1.0)
+
+    @field_validator("snr_grid_db")
+    @classmethod
+    def _grid(cls, v: list[float] | None) -> list[float] | None:
+        if v is None:
+            return v
+        if len(v) < 2:
+            raise ValueError(f"needs at least 2 SNR points in dB (got {v!r})")
+        if not all(math.isfinite(x) for x in v):
+            raise ValueError(f"SNR points must be finite numbers in dB (got {v!r})")
+        if any(b <= a for a, b in zip(v, v[1:])):
+            raise ValueError(f"must be strictly increasing (got {v!r})")
+        return v
+
+
 class CodeConfig(_Section):
-    """5G LDPC code: k information bits per codeword of n bits."""
+    """5G LDPC code: k information bits per codeword of n bits, rate k/n in [1/5, 948/1024]."""
 
     k: int = Field(default=1024, ge=12, le=8448)
     n: int = Field(default=2048, ge=1, le=316 * 384)
@@ -84,7 +118,15 @@ class CodeConfig(_Section):
     def _k_le_n(self) -> "CodeConfig":
         if self.k > self.n:
             raise ValueError(f"k must not exceed n (got k={self.k}, n={self.n})")
+        rate = self.k / self.n
+        if not CODE_RATE_MIN <= rate <= CODE_RATE_MAX:
+            raise ValueError(f"code rate k/n = {self.k}/{self.n} = {rate:.4f} is outside the 5G LDPC range "
+                             f"[1/5, 948/1024] = [0.2, {CODE_RATE_MAX:.4f}]")
         return self
+
+    @property
+    def rate(self) -> float:
+        return self.k / self.n
 
 
 class LinkConfig(_Section):
@@ -102,6 +144,7 @@ class LinkConfig(_Section):
     max_retx: int = Field(default=4, ge=0, le=64)
     ack_delay_s: float = Field(default=1e-4, ge=0.0)
     bler: float | None = Field(default=None, ge=0.0, lt=1.0)
+    calibration: CalibrationConfig = Field(default_factory=CalibrationConfig)
 
     @model_validator(mode="after")
     def _header_fits(self) -> "LinkConfig":
@@ -109,6 +152,10 @@ class LinkConfig(_Section):
             raise ValueError(f"header_bits must be smaller than code.k (got {self.header_bits} >= {self.code.k})")
         if not math.isfinite(self.snr_db):
             raise ValueError("snr_db must be finite")
+        bps = MODULATIONS[self.modulation]
+        if self.code.n % bps:
+            raise ValueError(f"code.n must be a multiple of the {bps} bits per symbol of {self.modulation} "
+                             f"(got n={self.code.n})")
         return self
 
     @property
@@ -144,6 +191,17 @@ class TrafficConfig(_Section):
     rate: float = Field(default=50.0, gt=0.0)
 
 
+class NodesConfig(_Section):
+    """Compute speed of each node, for the deterministic compute-time model (FLOP/s).
+
+    Compute time of an item = counted forward FLOPs of the networks run on it / FLOP/s.
+    Classical source coding is not counted (its cost is negligible next to airtime).
+    """
+
+    teacher_flops: float = Field(default=1e10, gt=0.0)
+    apprentice_flops: float = Field(default=1e10, gt=0.0)
+
+
 class FidelityConfig(_Section):
     """When an item counts as reconstructed well enough."""
 
@@ -166,6 +224,7 @@ class Scenario(_Section):
     link: LinkConfig = Field(default_factory=LinkConfig)
     traffic: TrafficConfig = Field(default_factory=TrafficConfig)
     fidelity: FidelityConfig = Field(default_factory=FidelityConfig)
+    nodes: NodesConfig = Field(default_factory=NodesConfig)
     sweep: dict[str, list[Any]] = Field(default_factory=dict)
 
     @field_validator("pipelines")
@@ -242,6 +301,16 @@ def load_scenario(path: str | Path) -> Scenario:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         raise InputError(f"not valid TOML: {err}", where=str(path)) from None
     return parse_scenario(data, where=str(path))
+
+
+def with_overrides(scenario: Scenario, seed: int | None = None, device: str | None = None) -> Scenario:
+    """The scenario with the CLI's ``--seed`` / ``--device`` applied."""
+    data = scenario.resolved()
+    if seed is not None:
+        data["seed"] = seed
+    if device is not None:
+        data["device"] = device
+    return parse_scenario(data)
 
 
 # --------------------------------------------------------------------------- sweeps

@@ -1,0 +1,221 @@
+"""The ``semsim`` command line: run | validate | calibrate | preprocess | report.
+
+Bad input (scenario files, data paths, images, impossible parameters) is reported as one
+line naming the file, key or item and what is allowed, with exit status 2 and no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.text import Text
+
+from . import __version__
+from .errors import InputError
+
+SHOWN = [("pipeline", "pipeline", "{}"), ("avg_representation_bits", "|Z| bits", "{:.1f}"),
+         ("avg_bits_on_air", "bits on air/item", "{:.0f}"), ("transmissions_per_packet", "tx/packet", "{:.3f}"),
+         ("avg_delivery_time_s", "delay s", "{:.4g}"), ("avg_psnr_semantic_db", "PSNR sem dB", "{:.2f}"),
+         ("fidelity_share", "fidelity", "{:.3f}"), ("semantic_impact", "impact", "{:.4g}"),
+         ("semantic_impact_semantic", "impact sem", "{:.4g}")]
+
+
+def _fmt(fmt: str, v) -> str:
+    try:
+        return fmt.format(v) if v == v else "-"
+    except (TypeError, ValueError):
+        return str(v)
+
+
+def summary_table(summary, title: str) -> Table:
+    """A rich table of the comparison (mean over sweep points per pipeline)."""
+    import pandas as pd
+
+    numeric = [c for c, _, _ in SHOWN[1:]]
+    agg = summary.groupby("pipeline", sort=False)[numeric].mean().reset_index()
+    table = Table(title=title)
+    for _, head, _ in SHOWN:
+        table.add_column(head, justify="right" if head != "pipeline" else "left")
+    for _, row in agg.iterrows():
+        table.add_row(*[_fmt(f, row[c]) if c in row and not (isinstance(row[c], float) and pd.isna(row[c])) else "-"
+                        for c, _, f in SHOWN])
+    return table
+
+
+def _context(scenario, args):
+    from .context import RunContext, default_cache_dir, resolve_device
+
+    device = resolve_device(scenario.device)
+    cache = Path(args.cache_dir) if getattr(args, "cache_dir", None) else default_cache_dir()
+    return RunContext(seed=scenario.seed, device=device, cache_dir=cache, progress=not args.quiet)
+
+
+def _load(args):
+    from .scenario import load_scenario, with_overrides
+
+    scenario = load_scenario(args.scenario)
+    return with_overrides(scenario, seed=getattr(args, "seed", None), device=getattr(args, "device", None))
+
+
+def cmd_validate(args, out: Console, err: Console) -> int:
+    from .scenario import expand_sweep
+
+    scenario = _load(args)
+    points = expand_sweep(scenario)
+    out.print(f"[green]ok[/green] {args.scenario}: scenario '{scenario.name}', {len(points)} sweep point(s), "
+              f"pipelines {', '.join(scenario.pipelines)}", soft_wrap=True)
+    return 0
+
+
+def cmd_run(args, out: Console, err: Console) -> int:
+    import pandas as pd
+
+    from .sweep import run_scenario
+
+    scenario = _load(args)
+    ctx = _context(scenario, args)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=err, disable=args.quiet, transient=False) as bar:
+        tasks: dict[str, int] = {}
+        points = bar.add_task("sweep points", total=None)
+
+        def progress(name: str, done: int, total: int) -> None:
+            if name not in tasks:
+                tasks[name] = bar.add_task(f"  link: {name}", total=total)
+            bar.update(tasks[name], completed=done, total=total)
+
+        def on_point(index: int, total: int, meta: dict) -> None:
+            bar.update(points, completed=index + 1, total=total)
+            for t in tasks.values():
+                bar.remove_task(t)
+            tasks.clear()
+
+        final = run_scenario(scenario, ctx, out=Path(args.out) if args.out else None,
+                             results_root=Path(args.results), fresh=args.fresh, progress=progress, on_point=on_point)
+    summary = pd.read_csv(final / "summary.csv")
+    out.print(summary_table(summary, f"{scenario.name}: {summary['point'].nunique()} point(s), device {ctx.device}"))
+    out.print(f"results: {final}")
+    return 0
+
+
+def cmd_report(args, out: Console, err: Console) -> int:
+    import json
+
+    import pandas as pd
+
+    from .plots import all_plots
+    from .results import save_figure
+
+    root = Path(args.results_dir)
+    if not (root / "summary.csv").is_file() or not (root / "items.csv").is_file():
+        raise InputError("not a results directory: expected summary.csv and items.csv", where=str(root))
+    summary = pd.read_csv(root / "summary.csv")
+    items = pd.read_csv(root / "items.csv")
+    meta = json.loads((root / "meta.json").read_text()) if (root / "meta.json").is_file() else {}
+    sweep = list((meta.get("scenario") or {}).get("sweep", {}))
+    for name, fig in all_plots(items, summary, sweep).items():
+        save_figure(root / f"{name}.png", fig)
+    out.print(summary_table(summary, f"{root}"))
+    return 0
+
+
+def cmd_calibrate(args, out: Console, err: Console) -> int:
+    from .classical.calibration import calibrate
+
+    scenario = _load(args)
+    ctx = _context(scenario, args)
+    grid = [float(x) for x in args.snr_grid.split(",")] if args.snr_grid else None
+    table = calibrate(scenario.link, ctx, snr_grid_db=grid)
+    out.print(table.to_frame().to_string(index=False))
+    return 0
+
+
+def cmd_preprocess(args, out: Console, err: Console) -> int:
+    from .preprocess import fit_preprocessor
+    from .preprocess.report import preprocess_report
+    from .results import RunDirectory, save_figure, write_csv
+    from .sources import load_items
+    from .sweep import run_id
+
+    scenario = _load(args)
+    ctx = _context(scenario, args)
+    items = load_items(scenario.source, ctx)
+    pre = fit_preprocessor(items, scenario.preprocess, ctx)
+    err.print("pre-processor: " + ("loaded cached model" if pre.from_cache else "trained"))
+    tables, fig = preprocess_report(items, pre)
+    final = Path(args.out) if args.out else Path(args.results) / scenario.name / (run_id(scenario) + "-preprocess")
+    rundir = RunDirectory(final, fingerprint=run_id(scenario), fresh=True)
+    for name, df in tables.items():
+        write_csv(rundir.path(f"{name}.csv"), df)
+        out.print(f"[bold]{name}[/bold]")
+        out.print(df.to_string(index=False))
+    save_figure(rundir.path("confidence_by_kind.png"), fig)
+    out.print(f"results: {rundir.commit()}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="semsim", description="Semantic-communication link simulator "
+                                "(Chaccour & Saad 2022: contrastive learnable/memorizable split).")
+    p.add_argument("--version", action="version", version=f"semsim {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def common(sp, seed=True):
+        sp.add_argument("scenario", help="scenario TOML file")
+        if seed:
+            sp.add_argument("--seed", type=int, help="override the scenario's seed")
+        sp.add_argument("--device", choices=["auto", "cpu", "cuda"], help="override the scenario's device")
+        sp.add_argument("--cache-dir", help="trained models and calibration tables (default: ~/.cache/semsim or $SEMSIM_CACHE)")
+        sp.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+
+    sp = sub.add_parser("run", help="run a scenario (all sweep points) and write results")
+    common(sp)
+    sp.add_argument("--out", help="run directory (default: RESULTS/<name>/<run id>)")
+    sp.add_argument("--results", default="results", help="results root (default: results)")
+    sp.add_argument("--fresh", action="store_true", help="discard an interrupted run's finished points and start over")
+    sp.set_defaults(fn=cmd_run)
+
+    sp = sub.add_parser("validate", help="check a scenario file without running it")
+    common(sp)
+    sp.set_defaults(fn=cmd_validate)
+
+    sp = sub.add_parser("calibrate", help="measure (or load) the bit-true BLER table of the scenario's link")
+    common(sp, seed=True)
+    sp.add_argument("--snr-grid", help="comma-separated SNR grid in dB (in the scenario's snr_type)")
+    sp.set_defaults(fn=cmd_calibrate)
+
+    sp = sub.add_parser("preprocess", help="train (or load) the pre-processor and report its split quality")
+    common(sp)
+    sp.add_argument("--out", help="output directory")
+    sp.add_argument("--results", default="results", help="results root (default: results)")
+    sp.set_defaults(fn=cmd_preprocess)
+
+    sp = sub.add_parser("report", help="redraw plots and print the comparison table of an existing run")
+    sp.add_argument("results_dir", help="a run directory with summary.csv and items.csv")
+    sp.add_argument("-q", "--quiet", action="store_true")
+    sp.set_defaults(fn=cmd_report)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    out, err = Console(), Console(stderr=True)
+    if not out.is_terminal:
+        out = Console(width=160)
+    try:
+        return args.fn(args, out, err)
+    except InputError as e:
+        err.print(Text.assemble(("error: ", "bold red"), str(e)), soft_wrap=True)
+        return 2
+    except KeyboardInterrupt:
+        err.print("interrupted: finished sweep points are kept; run the same command again to resume")
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The discrete-event model of the teacher -> link -> apprentice chain (simpy)."""

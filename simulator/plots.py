@@ -1,0 +1,99 @@
+"""Plots drawn from the result tables (never from in-memory state, so ``semsim report`` can
+redraw them from a results directory alone)."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+COLORS = {"classical": "#4c72b0", "vanilla-semantic": "#dd8452", "contrastive": "#55a868"}
+LABELS = {
+    "avg_bits_on_air": "bits on air per item",
+    "semantic_impact": "semantic impact (packets / (repr. x s))",
+    "fidelity_share": "share meeting fidelity",
+    "avg_delivery_time_s": "mean delivery time (s)",
+    "avg_representation_bits": "avg representation length |Z| (bits)",
+    "complexity_nats": "content complexity H (nats)",
+}
+
+
+def _pipelines(df: pd.DataFrame) -> list[str]:
+    return list(dict.fromkeys(df["pipeline"]))
+
+
+def overview(summary: pd.DataFrame) -> plt.Figure:
+    """Per pipeline, mean over sweep points (bars) with the spread over points (error bars)."""
+    metrics = ["avg_bits_on_air", "semantic_impact", "fidelity_share", "avg_delivery_time_s"]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4 * len(metrics), 3.6))
+    names = _pipelines(summary)
+    for ax, m in zip(axes, metrics):
+        g = summary.groupby("pipeline", sort=False)[m]
+        mean, std = g.mean().reindex(names), g.std().reindex(names).fillna(0.0)
+        ax.bar(range(len(names)), mean.values, yerr=std.values, capsize=4,
+               color=[COLORS.get(p, "grey") for p in names])
+        ax.set_xticks(range(len(names)), names, rotation=15)
+        ax.set_title(LABELS[m], fontsize=10)
+        ax.grid(axis="y", alpha=0.3)
+    fig.suptitle("Pipelines compared")
+    fig.tight_layout()
+    return fig
+
+
+def delivery_cdf(items: pd.DataFrame) -> plt.Figure:
+    """Empirical CDF of the delivery time of delivered items, per pipeline."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for p in _pipelines(items):
+        t = np.sort(items.loc[(items["pipeline"] == p) & items["delivered"].astype(bool), "delivery_time_s"].to_numpy())
+        if len(t):
+            ax.step(t, np.arange(1, len(t) + 1) / len(t), where="post", label=p, color=COLORS.get(p))
+    ax.set_xscale("log")
+    ax.set_xlabel("delivery time t_i (s)")
+    ax.set_ylabel("share of items delivered by t")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    ax.set_title("Delivery time (arrival at teacher -> reconstruction)")
+    fig.tight_layout()
+    return fig
+
+
+def versus(summary: pd.DataFrame, x: str, y: str, pipelines: list[str] | None = None) -> plt.Figure:
+    """``y`` against ``x`` per pipeline; mean and standard deviation over the other sweep keys
+    (e.g. seeds) at each x."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for p in pipelines or _pipelines(summary):
+        g = summary[summary["pipeline"] == p]
+        if g.empty or g[y].isna().all():
+            continue
+        if x == "complexity_nats":
+            key = g["point_group"] if "point_group" in g else g[x].round(6)
+            agg = g.groupby(key).agg(xm=(x, "mean"), xs=(x, "std"), ym=(y, "mean"), ys=(y, "std")).sort_values("xm")
+        else:
+            agg = g.groupby(x).agg(ym=(y, "mean"), ys=(y, "std"))
+            agg["xm"], agg["xs"] = agg.index.astype(float), 0.0
+        ax.errorbar(agg["xm"], agg["ym"], yerr=agg["ys"].fillna(0.0), xerr=agg["xs"].fillna(0.0),
+                    marker="o", capsize=3, label=p, color=COLORS.get(p))
+    ax.set_xlabel(LABELS.get(x, x))
+    ax.set_ylabel(LABELS.get(y, y))
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def all_plots(items: pd.DataFrame, summary: pd.DataFrame, sweep_keys: list[str]) -> dict[str, plt.Figure]:
+    """Every plot for a run: name (without .png) -> figure."""
+    figs = {"overview": overview(summary), "delivery_time_cdf": delivery_cdf(items)}
+    varying = [k for k in sweep_keys if k != "seed" and summary[k].nunique() > 1]
+    if summary["complexity_nats"].nunique() > 1:
+        sem = [p for p in _pipelines(summary) if p != "classical"]
+        if sem:
+            figs["fig2_representation_vs_complexity"] = versus(summary, "complexity_nats", "avg_representation_bits", sem)
+        figs["fig3_impact_vs_complexity"] = versus(summary, "complexity_nats", "semantic_impact")
+    for k in varying:
+        if pd.api.types.is_numeric_dtype(summary[k]):
+            figs[f"sweep_{k.replace('.', '_')}"] = versus(summary, k, "semantic_impact")
+    return figs

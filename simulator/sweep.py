@@ -1,0 +1,106 @@
+"""Running a scenario: its sweep points (one task each), resume, and the final tables.
+
+``run_scenario`` expands the ``[sweep]`` table, loads every dataset it needs (so bad input
+stops the run before anything is written), runs the points that are not done yet, saving
+each atomically as it finishes, then assembles ``items.csv``, ``summary.csv``,
+``meta.json`` and the plots and moves them into place.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import pandas as pd
+
+from . import __version__
+from .context import RunContext
+from .pipelines import run_point
+from .plots import all_plots
+from .results import RunDirectory, save_figure, write_csv, write_json
+from .scenario import Scenario, expand_sweep
+from .sources import load_items, preload
+
+Progress = Callable[[str, int, int], None]
+
+
+def run_id(scenario: Scenario) -> str:
+    """The run directory name: a hash of the fully resolved scenario, sweep included."""
+    return "run-" + hashlib.sha256(json.dumps(scenario.resolved(), sort_keys=True).encode()).hexdigest()[:10]
+
+
+def versions() -> dict[str, str]:
+    import numpy
+    import simpy
+    import torch
+
+    try:
+        from importlib.metadata import version
+
+        sionna = version("sionna-no-rt")
+    except Exception:  # pragma: no cover - metadata missing in odd installs
+        sionna = "unknown"
+    return {"semsim": __version__, "python": platform.python_version(), "torch": torch.__version__,
+            "sionna-no-rt": sionna, "simpy": simpy.__version__, "numpy": numpy.__version__, "pandas": pd.__version__}
+
+
+def run_one_point(index: int, point: dict[str, Any], scenario: Scenario, ctx: RunContext, datasets: dict,
+                  progress: Progress | None = None) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """Run sweep point ``index``; returns (items, summary, meta) with the point's keys as columns."""
+    t0 = time.perf_counter()
+    pctx = ctx.with_seed(scenario.seed)
+    items = load_items(scenario.source, pctx, datasets)
+    table, summary, models = run_point(items, scenario, pctx, progress)
+    front = {"point": index, "seed": scenario.seed, **{k: v for k, v in point.items() if k != "seed"}}
+    for df in (table, summary):
+        for pos, (k, v) in enumerate(front.items()):
+            df.insert(pos, k, [v] * len(df))
+    meta = {"point": index, "values": point, "seed": scenario.seed, "items": len(items),
+            "wall_s": round(time.perf_counter() - t0, 3), "notes": models.notes}
+    return table, summary, meta
+
+
+def run_scenario(scenario: Scenario, ctx: RunContext, out: Path | None = None, results_root: Path = Path("results"),
+                 fresh: bool = False, progress: Progress | None = None,
+                 on_point: Callable[[int, int, dict], None] | None = None) -> Path:
+    """Run every sweep point of ``scenario`` and write the results; returns the run directory."""
+    t0 = time.perf_counter()
+    points = expand_sweep(scenario)
+    datasets = preload([s.source for _, s in points])
+    final = Path(out) if out is not None else Path(results_root) / scenario.name / run_id(scenario)
+    rundir = RunDirectory(final, fingerprint=run_id(scenario) + f"|{ctx.device}", fresh=fresh)
+    for index, (point, pscen) in enumerate(points):
+        if rundir.done(index):
+            if on_point:
+                on_point(index, len(points), {"resumed": True})
+            continue
+        table, summary, meta = run_one_point(index, point, pscen, ctx, datasets, progress)
+        rundir.save_point(index, table, summary, meta)
+        if on_point:
+            on_point(index, len(points), meta)
+    return finish(rundir, scenario, ctx, len(points), time.perf_counter() - t0)
+
+
+def finish(rundir: RunDirectory, scenario: Scenario, ctx: RunContext, n_points: int, wall_s: float) -> Path:
+    """Assemble the per-point files (always read back from disk, so a resumed run and an
+    uninterrupted one give byte-identical tables), write plots and meta, move into place."""
+    loaded = [rundir.load_point(i) for i in range(n_points)]
+    items = pd.concat([x[0] for x in loaded], ignore_index=True)
+    summary = pd.concat([x[1] for x in loaded], ignore_index=True)
+    write_csv(rundir.path("items.csv"), items)
+    write_csv(rundir.path("summary.csv"), summary)
+    for name, fig in all_plots(items, summary, list(scenario.sweep)).items():
+        save_figure(rundir.path(f"{name}.png"), fig)
+    write_json(rundir.path("meta.json"), {
+        "scenario": scenario.resolved(), "run_id": run_id(scenario), "device": ctx.device,
+        "seed": scenario.seed, "versions": versions(), "points": [x[2] for x in loaded],
+        "resumed": rundir.resumed, "wall_s_this_invocation": round(wall_s, 3),
+    })
+    return rundir.commit()
+
+
+__all__ = ["run_scenario", "run_one_point", "run_id"]

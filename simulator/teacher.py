@@ -1,0 +1,84 @@
+"""The teacher: decides a route per item and encodes it into the bits it hands to the link.
+
+Routes: ``classical`` (the scenario's classical source coder, lossless) or ``semantic`` (a
+learned language's entropy-coded representation, cluster header included). Which items go
+which way is the pipeline's choice (see :mod:`simulator.pipelines`); the teacher never reads
+ground truth.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .classical import source_coding
+from .classical.packets import bytes_to_bits
+
+CLASSICAL, SEMANTIC = "classical", "semantic"
+
+
+@dataclass
+class Encoded:
+    """What the teacher sends, per item (N items).
+
+    Attributes:
+        route: ``(N,)`` str, ``"classical"`` or ``"semantic"``.
+        bits: N uint8 bit arrays; ``len(bits[i])`` is the representation length in bits
+            (the actual coded stream, header included).
+        est_bits: ``(N,)`` float, the entropy model's estimate (-sum log2 p + header) for
+            semantic items, NaN for classical ones.
+        cluster: ``(N,)`` int64, the pre-processor's cluster of the item (-1: none).
+        compute_s: ``(N,)`` float, the teacher's modelled compute time per item (s).
+    """
+
+    route: np.ndarray
+    bits: list[np.ndarray]
+    est_bits: np.ndarray
+    cluster: np.ndarray
+    compute_s: np.ndarray
+
+    @property
+    def n_bits(self) -> np.ndarray:
+        return np.array([len(b) for b in self.bits], dtype=np.int64)
+
+
+def encode_classical(images: np.ndarray, coder: str) -> list[np.ndarray]:
+    """Bits of each ``(H, W, C)`` uint8 image coded with the classical ``coder``."""
+    return [bytes_to_bits(source_coding.encode(img, coder)) for img in images]
+
+
+def encode_items(images: np.ndarray, semantic: np.ndarray, coder: str, language=None,
+                 cluster: np.ndarray | None = None, flops_per_s: float = 1.0,
+                 extra_flops_per_item: int = 0) -> Encoded:
+    """Encode N items: those with ``semantic[i]`` through ``language``, the others classically.
+
+    Args:
+        images: ``(N, H, W, C)`` uint8.
+        semantic: ``(N,)`` bool route mask.
+        coder: classical coder name (``raw | png | zlib``).
+        language: a trained language (``encode(images, clusters)``) if any item is semantic.
+        cluster: ``(N,)`` int64 pre-processor clusters (required for semantic items).
+        flops_per_s: the teacher's compute speed (FLOP/s) for the compute-time model.
+        extra_flops_per_item: FLOPs spent on every item before routing (the pre-processor).
+    """
+    n = len(images)
+    semantic = np.asarray(semantic, dtype=bool)
+    cluster = np.full(n, -1, dtype=np.int64) if cluster is None else np.asarray(cluster, dtype=np.int64)
+    route = np.where(semantic, SEMANTIC, CLASSICAL).astype(object)
+    bits: list[np.ndarray] = [None] * n  # type: ignore[list-item]
+    est = np.full(n, np.nan)
+    flops = np.full(n, float(extra_flops_per_item))
+    cls_idx = np.flatnonzero(~semantic)
+    for i, b in zip(cls_idx, encode_classical(images[cls_idx], coder)):
+        bits[i] = b
+    sem_idx = np.flatnonzero(semantic)
+    if len(sem_idx):
+        if language is None:
+            raise ValueError("semantic items need a language")
+        reps = language.encode(images[sem_idx], cluster[sem_idx])
+        for i, rep in zip(sem_idx, reps):
+            bits[i] = bytes_to_bits(rep.bitstream)[: rep.n_bits]
+            est[i] = rep.est_bits
+        flops[sem_idx] += language.flops_encode
+    return Encoded(route, bits, est, cluster, flops / flops_per_s)

@@ -1,0 +1,26 @@
+"""Shared fixtures: an explicit RunContext per test (no global seeding), data locations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from simulator.context import RunContext
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+CIFAR_TEST = SHARED / "data" / "cifar10" / "test"
+
+
+@pytest.fixture
+def ctx(tmp_path) -> RunContext:
+    """A CPU context with seed 0 and a private cache directory."""
+    return RunContext(seed=0, device="cpu", cache_dir=tmp_path / "cache", progress=False)
+
+
+@pytest.fixture
+def cifar_test_dir() -> Path:
+    """The real CIFAR-10 test split as JPEGs (skips when the shared folder is absent)."""
+    if not (CIFAR_TEST / "airplane").is_dir():
+        pytest.skip(f"CIFAR-10 test split not found at {CIFAR_TEST}")
+    return CIFAR_TEST

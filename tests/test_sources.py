@@ -1,0 +1,170 @@
+"""Sources, the mixture builder, content complexity and the classical source coders."""
+
+from __future__ import annotations
+
+import math
+import pickle
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from simulator.classical import source_coding
+from simulator.errors import InputError
+from simulator.metrics import content_complexity
+from simulator.scenario import SourceConfig
+from simulator.sources import build_mixture, load_dataset, load_items
+from simulator.sources.base import ItemSet
+from simulator.sources.mixture import shuffle_patches, shuffle_pixels
+
+
+def test_complexity_structured_only_is_class_entropy():
+    # 2 classes with 3 and 1 items: H = -(3/4 ln 3/4 + 1/4 ln 1/4)
+    labels = np.array([0, 0, 0, 1])
+    h = content_complexity(labels, np.zeros(4, bool))
+    assert h == pytest.approx(-(0.75 * math.log(0.75) + 0.25 * math.log(0.25)), abs=1e-12)
+
+
+def test_complexity_with_memorizable_items_by_hand():
+    # N = 5: class 0 x2, class 1 x1, 2 memorizable items (each its own element, p = 1/5).
+    # H = -(2/5 ln 2/5) - (1/5 ln 1/5) + 2 * (1/5) ln 5
+    labels = np.array([0, 0, 1, 7, 8])
+    mem = np.array([False, False, False, True, True])
+    by_hand = -(0.4 * math.log(0.4)) - 0.2 * math.log(0.2) + 0.4 * math.log(5)
+    assert content_complexity(labels, mem) == pytest.approx(by_hand, abs=1e-12)
+    # Equals the plain entropy of the content-element distribution (all elements distinct).
+    _, c = np.unique(labels, return_counts=True)
+    assert content_complexity(labels, mem) == pytest.approx(float(-(c / 5 * np.log(c / 5)).sum()), abs=1e-12)
+
+
+def test_digits_source():
+    items = load_dataset("digits")
+    assert items.images.shape == (1797, 8, 8, 1) and items.images.dtype == np.uint8
+    assert items.images.max() == 255 and items.num_classes == 10
+    assert np.bincount(items.labels).min() >= 170
+
+
+@pytest.mark.parametrize("kind", ["noise", "shuffled", "patches", "ood"])
+def test_mixture_injects_fraction_and_keeps_ground_truth(ctx, kind):
+    cfg = SourceConfig(dataset="digits", memorizable={"kind": kind, "fraction": 0.25})
+    items = load_items(cfg, ctx)
+    assert len(items) == 1797
+    mem = items.memorizable
+    assert mem.sum() == round(0.25 * 1797)
+    assert set(items.kinds[mem]) == {kind}
+    # Each memorizable item is a content element of its own.
+    assert len(np.unique(items.labels[mem])) == mem.sum()
+    assert items.labels[mem].min() >= items.num_classes
+    base = load_dataset("digits")
+    if kind == "shuffled":  # same pixel multiset as its origin image, different arrangement
+        i = np.flatnonzero(mem)[0]
+        orig = base.images[items.origin[i]]
+        assert np.array_equal(np.sort(items.images[i].ravel()), np.sort(orig.ravel()))
+    # Same seed, same mixture; another seed, another one.
+    again = load_items(cfg, ctx)
+    assert np.array_equal(again.images, items.images) and np.array_equal(again.kinds, items.kinds)
+    other = load_items(cfg, ctx.with_seed(1))
+    assert not np.array_equal(other.images, items.images)
+
+
+def test_pixel_and_patch_shuffles_are_permutations(ctx):
+    rng = ctx.rng("t")
+    img = rng.integers(0, 256, size=(32, 32, 3), dtype=np.uint8)
+    s = shuffle_pixels(img, rng)
+    assert sorted(map(tuple, s.reshape(-1, 3))) == sorted(map(tuple, img.reshape(-1, 3)))
+    p = shuffle_patches(img, rng)
+    tiles = lambda a: sorted(a.reshape(8, 4, 8, 4, 3).transpose(0, 2, 1, 3, 4).reshape(64, -1).tobytes()[i * 48:(i + 1) * 48] for i in range(64))  # noqa: E731
+    assert tiles(p) == tiles(img) and not np.array_equal(p, img)
+
+
+def test_mixture_fraction_bounds(ctx):
+    base = load_dataset("digits").subset(np.arange(10))
+    with pytest.raises(InputError, match="fraction"):
+        build_mixture(base, "noise", 1.5, ctx.rng("x"))
+    all_mem = build_mixture(base, "noise", 1.0, ctx.rng("x"))
+    assert all_mem.memorizable.all()
+
+
+@pytest.mark.parametrize("coder", ["raw", "png", "zlib"])
+@pytest.mark.parametrize("shape", [(8, 8, 1), (32, 32, 3)])
+def test_source_coders_round_trip_exactly(ctx, coder, shape):
+    rng = ctx.rng("img")
+    for _ in range(5):
+        img = rng.integers(0, 256, size=shape, dtype=np.uint8)
+        data = source_coding.encode(img, coder)
+        assert np.array_equal(source_coding.decode(data, coder, shape), img)
+    if coder == "raw":
+        assert len(data) == int(np.prod(shape))
+
+
+def test_png_is_real_png_and_corruption_is_detected():
+    img = np.zeros((8, 8, 1), np.uint8)
+    data = source_coding.encode(img, "png")
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(source_coding.CorruptStream):
+        source_coding.decode(data[:20], "png", (8, 8, 1))
+
+
+def _write_cifar(root, n_per_batch=7, batches=("data_batch_1", "test_batch")):
+    rng = np.random.default_rng(0)
+    root.mkdir(parents=True, exist_ok=True)
+    want = []
+    for name in batches:
+        data = rng.integers(0, 256, size=(n_per_batch, 3072), dtype=np.uint8)
+        labels = list(rng.integers(0, 10, size=n_per_batch))
+        with open(root / name, "wb") as fh:
+            pickle.dump({b"batch_label": name.encode(), b"labels": labels, b"data": data,
+                         b"filenames": [b"x.png"] * n_per_batch}, fh)
+        want.append((data, labels))
+    with open(root / "batches.meta", "wb") as fh:
+        pickle.dump({b"label_names": [f"c{i}".encode() for i in range(10)], b"num_cases_per_batch": n_per_batch}, fh)
+    return want
+
+
+def test_cifar_pickle_loader_reads_the_real_layout(tmp_path):
+    want = _write_cifar(tmp_path / "cifar")
+    items = load_dataset(f"cifar10:{tmp_path / 'cifar'}")
+    assert items.images.shape == (14, 32, 32, 3)
+    assert items.class_names == [f"c{i}" for i in range(10)]
+    data, labels = want[0]
+    # Row layout: 1024 red, 1024 green, 1024 blue values, each row-major 32x32.
+    assert items.images[0, 0, 1, 0] == data[0, 1] and items.images[0, 2, 0, 1] == data[0, 1024 + 64]
+    assert items.images[0, 31, 31, 2] == data[0, 3071]
+    assert list(items.labels[:7]) == labels
+
+
+def test_imagefolder_loader_on_written_folder(tmp_path):
+    rng = np.random.default_rng(1)
+    for c in ("b", "a"):
+        (tmp_path / c).mkdir()
+        for j in range(3):
+            Image.fromarray(rng.integers(0, 256, size=(6, 5, 3), dtype=np.uint8)).save(tmp_path / c / f"{j}.png")
+    items = load_dataset(f"imagefolder:{tmp_path}")
+    assert items.class_names == ["a", "b"]
+    assert items.images.shape == (6, 6, 5, 3)
+    assert list(items.labels) == [0, 0, 0, 1, 1, 1]
+    assert np.array_equal(items.images[3], np.asarray(Image.open(tmp_path / "b" / "0.png")))
+
+
+def test_imagefolder_loader_reads_cifar10_test_split(cifar_test_dir):
+    items = load_dataset(f"imagefolder:{cifar_test_dir}")
+    assert items.images.shape == (10000, 32, 32, 3)
+    assert items.num_classes == 10 and np.bincount(items.labels).tolist() == [1000] * 10
+    assert items.class_names[0] == "airplane"
+
+
+def test_imagefolder_errors_name_the_item(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="empty"):
+        load_dataset(f"imagefolder:{tmp_path / 'empty'}")
+    bad = tmp_path / "bad" / "cls"
+    bad.mkdir(parents=True)
+    Image.fromarray(np.zeros((4, 4), np.uint8)).save(bad / "ok.png")
+    (bad / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    with pytest.raises(InputError, match="broken.png"):
+        load_dataset(f"imagefolder:{tmp_path / 'bad'}")
+
+
+def test_itemset_checks_shapes():
+    with pytest.raises(ValueError):
+        ItemSet(np.zeros((2, 4, 4, 1), np.float32), [0, 0], ["structured"] * 2, ["a"])
