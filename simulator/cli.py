@@ -96,7 +96,8 @@ def cmd_run(args, out: Console, err: Console) -> int:
             tasks.clear()
 
         final = run_scenario(scenario, ctx, out=Path(args.out) if args.out else None,
-                             results_root=Path(args.results), fresh=args.fresh, progress=progress, on_point=on_point)
+                             results_root=Path(args.results), fresh=args.fresh, progress=progress, on_point=on_point,
+                             executor=args.executor, address=args.address)
     summary = pd.read_csv(final / "summary.csv")
     out.print(summary_table(summary, f"{scenario.name}: {summary['point'].nunique()} point(s), device {ctx.device}"))
     out.print(f"results: {final}")
@@ -178,6 +179,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--out", help="run directory (default: RESULTS/<name>/<run id>)")
     sp.add_argument("--results", default="results", help="results root (default: results)")
     sp.add_argument("--fresh", action="store_true", help="discard an interrupted run's finished points and start over")
+    sp.add_argument("--executor", choices=["serial", "ray"], default="serial",
+                    help="run sweep points in this process (serial) or as Ray tasks (ray)")
+    sp.add_argument("--address", help="Ray cluster to join (default: $RAY_ADDRESS, else an embedded local instance)")
     sp.set_defaults(fn=cmd_run)
 
     sp = sub.add_parser("validate", help="check a scenario file without running it")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import platform
 import time
 from pathlib import Path
@@ -19,6 +20,7 @@ import pandas as pd
 
 from . import __version__
 from .context import RunContext
+from .errors import InputError
 from .pipelines import run_point
 from .plots import all_plots
 from .results import RunDirectory, save_figure, write_csv, write_json
@@ -64,24 +66,79 @@ def run_one_point(index: int, point: dict[str, Any], scenario: Scenario, ctx: Ru
     return table, summary, meta
 
 
+def _point_task(index: int, point: dict[str, Any], scenario_data: dict[str, Any], ctx: RunContext):
+    """One sweep point as a self-contained task (what a Ray worker runs)."""
+    scenario = Scenario.model_validate(scenario_data)
+    items, summary, meta = run_one_point(index, point, scenario, ctx, {})
+    return index, items, summary, meta
+
+
+def _run_serial(todo, ctx, datasets, rundir, progress, on_point, total):
+    for index, point, pscen in todo:
+        table, summary, meta = run_one_point(index, point, pscen, ctx, datasets, progress)
+        rundir.save_point(index, table, summary, meta)
+        if on_point:
+            on_point(index, total, meta)
+
+
+def _run_ray(todo, ctx, rundir, on_point, total, address: str | None):
+    try:
+        import ray
+    except ImportError:
+        raise InputError("the ray executor needs the 'ray' extra: pip install 'semsim[ray]'", where="--executor") from None
+    started = False
+    if not ray.is_initialized():
+        addr = address or os.environ.get("RAY_ADDRESS")
+        try:
+            ray.init(address=addr, include_dashboard=False, log_to_driver=False, configure_logging=False,
+                     **({} if addr else {"num_cpus": os.cpu_count() or 1}))
+        except (ConnectionError, RuntimeError, ValueError) as err:
+            raise InputError(f"cannot start or join the Ray cluster ({err})", where="--address") from None
+        started = True
+    try:
+        gpus = 1 if ctx.device == "cuda" else 0
+        task = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=0)(_point_task)
+        pending = [task.remote(index, point, pscen.resolved(), ctx) for index, point, pscen in todo]
+        while pending:
+            ready, pending = ray.wait(pending, num_returns=1)
+            index, table, summary, meta = ray.get(ready[0])
+            rundir.save_point(index, table, summary, meta)
+            if on_point:
+                on_point(index, total, meta)
+    finally:
+        if started:
+            ray.shutdown()
+
+
 def run_scenario(scenario: Scenario, ctx: RunContext, out: Path | None = None, results_root: Path = Path("results"),
                  fresh: bool = False, progress: Progress | None = None,
-                 on_point: Callable[[int, int, dict], None] | None = None) -> Path:
-    """Run every sweep point of ``scenario`` and write the results; returns the run directory."""
+                 on_point: Callable[[int, int, dict], None] | None = None,
+                 executor: str = "serial", address: str | None = None) -> Path:
+    """Run every sweep point of ``scenario`` and write the results; returns the run directory.
+
+    Args:
+        executor: ``serial`` (in this process, in order) or ``ray`` (one Ray task per point:
+            an embedded local Ray instance, or the cluster at ``address`` / ``$RAY_ADDRESS``).
+        fresh: discard the finished points of an interrupted run instead of resuming.
+    """
+    if executor not in ("serial", "ray"):
+        raise InputError(f"unknown executor {executor!r}; allowed: serial, ray", where="--executor")
     t0 = time.perf_counter()
     points = expand_sweep(scenario)
     datasets = preload([s.source for _, s in points])
     final = Path(out) if out is not None else Path(results_root) / scenario.name / run_id(scenario)
     rundir = RunDirectory(final, fingerprint=run_id(scenario) + f"|{ctx.device}", fresh=fresh)
+    todo = []
     for index, (point, pscen) in enumerate(points):
         if rundir.done(index):
             if on_point:
                 on_point(index, len(points), {"resumed": True})
-            continue
-        table, summary, meta = run_one_point(index, point, pscen, ctx, datasets, progress)
-        rundir.save_point(index, table, summary, meta)
-        if on_point:
-            on_point(index, len(points), meta)
+        else:
+            todo.append((index, point, pscen))
+    if executor == "ray" and todo:
+        _run_ray(todo, ctx, rundir, on_point, len(points), address)
+    else:
+        _run_serial(todo, ctx, datasets, rundir, progress, on_point, len(points))
     return finish(rundir, scenario, ctx, len(points), time.perf_counter() - t0)
 
 
