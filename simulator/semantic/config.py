@@ -1,13 +1,60 @@
-"""Scenario section ``[semantic]``: the learned semantic language."""
+"""Scenario section ``[semantic]``: the learned semantic language (see docs/semantic.md).
+
+Every hyper-parameter of the semantic encoder/decoder, its entropy model and its training has
+a default here. Impossible values (``lambda <= 0``, a latent of size 0, ...) are rejected by
+pydantic; the scenario loader turns that into an :class:`~simulator.errors.InputError` naming
+the key.
+"""
 
 from __future__ import annotations
+
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 
 class SemanticConfig(BaseModel):
-    """The semantic encoder/decoder and its entropy model."""
+    """The semantic encoder/decoder, its entropy model and its rate-distortion training.
 
-    model_config = ConfigDict(extra="forbid")
-    # rate-distortion trade-off: loss = R + lambda * D (R in bits per item, D = MSE on [0, 255]).
-    lambda_: float = Field(default=0.01, gt=0.0, alias="lambda")
+    Loss per item: ``R + lambda * D`` where R is the rate in bits per item (entropy model with
+    additive uniform noise) and D the **sum** of squared errors per item on the 0..255 pixel
+    scale (SSE = MSE x H x W x C). With D per item, lambda does not depend on the image size:
+    at high rate the optimum has MSE ~ 1 / (2 ln2 lambda), e.g. lambda = 0.01 -> MSE ~ 72
+    (PSNR ~ 29.6 dB); small images at low rate deviate from that rule of thumb.
+    """
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    # ---- rate-distortion trade-off
+    lambda_: float = Field(default=0.01, gt=0.0, alias="lambda",
+                           description="R + lambda*D; R bits/item, D = SSE/item on 0..255")
+
+    # ---- architecture
+    latent_channels: int = Field(default=8, ge=1, le=512,
+                                 description="channels of the latent (latent size = channels x H/2^d x W/2^d)")
+    downsample: int = Field(default=2, ge=0, le=5,
+                            description="stride-2 stages d of the encoder; H and W must be divisible by 2^d")
+    hidden_channels: int = Field(default=32, ge=1, le=1024, description="width of the conv layers")
+    cluster_embedding: int = Field(default=16, ge=0, le=1024,
+                                   description="size of the learned per-cluster code the decoder conditions on "
+                                               "(0: prototype image only)")
+    prior: Literal["element", "channel"] = Field(
+        default="element",
+        description="factorized prior: one learned density per latent element or per latent channel")
+    density_filters: tuple[int, ...] = Field(default=(3, 3, 3), min_length=1, max_length=6,
+                                             description="hidden sizes of each learned univariate CDF")
+
+    # ---- training (Adam on R + lambda*D, additive uniform noise for quantization)
+    epochs: int = Field(default=40, ge=1, le=100000)
+    batch_size: int = Field(default=64, ge=1, le=65536)
+    lr: float = Field(default=1e-2, gt=0.0, le=1.0, description="Adam learning rate (cosine-decayed to lr/20)")
+
+    # ---- entropy coding
+    tail_mass: float = Field(default=1e-6, gt=0.0, lt=0.1,
+                             description="probability left outside each density's coded support (escape-coded)")
+    max_support: int = Field(default=4096, ge=2, le=1 << 20,
+                             description="cap on the number of integers coded directly per density")
+
+    # ---- language complexity
+    param_step: float = Field(default=2.0 ** -8, gt=0.0, le=1.0,
+                              description="quantization step of the parameters whose coded size is counted")

@@ -1,0 +1,207 @@
+"""The semantic encoder/decoder networks and their forward-FLOP count.
+
+The encoder maps an item and its cluster prototype to a latent ``y`` of shape
+``(latent_channels, H / 2^d, W / 2^d)``; the decoder maps the quantized latent and the
+item's cluster (the semantic header) to a reconstruction. The cluster conditions the decoder
+twice: a learned prototype image per cluster (the paper's "dictionary", content element ->
+prototype) is added to the decoder's output, and a learned cluster code shifts the decoder's
+first feature map. The latent therefore only has to carry what the prototype does not.
+
+Pixels enter the networks as ``x / 255 - 1/2``; every parameter is initialized from an explicit
+torch generator (no global RNG).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+from .config import SemanticConfig
+from .entropy import FactorizedDensity
+
+
+def _act() -> nn.Module:
+    return nn.LeakyReLU(0.2)
+
+
+class Encoder(nn.Module):
+    """``(B, 2C, H, W)`` (item and its prototype, normalized) -> latent ``(B, L, H/2^d, W/2^d)``."""
+
+    def __init__(self, in_ch: int, hidden: int, latent: int, downsample: int):
+        super().__init__()
+        layers: list[nn.Module] = [nn.Conv2d(2 * in_ch, hidden, 3, padding=1), _act()]
+        for _ in range(downsample):
+            layers += [nn.Conv2d(hidden, hidden, 3, stride=2, padding=1), _act()]
+        layers += [nn.Conv2d(hidden, latent, 3, padding=1)]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class Decoder(nn.Module):
+    """Latent ``(B, L, h, w)`` and cluster code ``(B, E)`` -> residual image ``(B, C, H, W)``."""
+
+    def __init__(self, out_ch: int, hidden: int, latent: int, downsample: int, embed: int):
+        super().__init__()
+        self.head = nn.Conv2d(latent, hidden, 3, padding=1)
+        self.cond = nn.Linear(embed, hidden, bias=False) if embed > 0 else None
+        layers: list[nn.Module] = [_act()]
+        for _ in range(downsample):
+            layers += [nn.ConvTranspose2d(hidden, hidden, 4, stride=2, padding=1), _act()]
+        layers += [nn.Conv2d(hidden, out_ch, 3, padding=1)]
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, y: torch.Tensor, code: torch.Tensor | None) -> torch.Tensor:
+        h = self.head(y)
+        if self.cond is not None and code is not None:
+            h = h + self.cond(code)[:, :, None, None]
+        return self.body(h)
+
+
+class SemanticCodec(nn.Module):
+    """Encoder, decoder, cluster dictionary and factorized prior of one language.
+
+    Args:
+        shape: ``(H, W, C)`` of the items.
+        num_clusters: number of content clusters (header alphabet).
+        cfg: the semantic configuration.
+        generator: torch generator for the initialization.
+    """
+
+    def __init__(self, shape: tuple[int, int, int], num_clusters: int, cfg: SemanticConfig,
+                 generator: torch.Generator):
+        super().__init__()
+        h, w, c = shape
+        d = cfg.downsample
+        self.shape = (int(h), int(w), int(c))
+        self.num_clusters = int(num_clusters)
+        self.latent_shape = (cfg.latent_channels, h >> d, w >> d)
+        self.encoder = Encoder(c, cfg.hidden_channels, cfg.latent_channels, d)
+        self.decoder = Decoder(c, cfg.hidden_channels, cfg.latent_channels, d, cfg.cluster_embedding)
+        self.prototypes = nn.Parameter(torch.zeros(num_clusters, c, h, w))
+        self.codes = nn.Parameter(torch.zeros(num_clusters, cfg.cluster_embedding)) if cfg.cluster_embedding else None
+        lc, lh, lw = self.latent_shape
+        self.per_element = cfg.prior == "element"
+        n_dens = lc * lh * lw if self.per_element else lc
+        self.density = FactorizedDensity(n_dens, tuple(cfg.density_filters), generator=generator)
+        self._init(generator)
+
+    # ------------------------------------------------------------------ init
+    def _init(self, gen: torch.Generator) -> None:
+        for m in list(self.encoder.modules()) + list(self.decoder.modules()):
+            if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+                nn.init.kaiming_uniform_(m.weight, a=0.2, nonlinearity="leaky_relu", generator=gen)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+        if self.codes is not None:
+            with torch.no_grad():
+                self.codes.copy_(torch.randn(self.codes.shape, generator=gen) * 0.1)
+
+    @torch.no_grad()
+    def init_prototypes(self, x: torch.Tensor, clusters: torch.Tensor) -> None:
+        """Start each prototype at the mean normalized item of its cluster (0 if empty)."""
+        for k in range(self.num_clusters):
+            sel = clusters == k
+            if bool(sel.any()):
+                self.prototypes[k] = x[sel].mean(dim=0)
+
+    # ------------------------------------------------------------------ layout helpers
+    @property
+    def num_elements(self) -> int:
+        return int(np.prod(self.latent_shape))
+
+    def element_rows(self) -> np.ndarray:
+        """``(J,)`` density index of each latent element (flattened channel-major)."""
+        lc, lh, lw = self.latent_shape
+        if self.per_element:
+            return np.arange(lc * lh * lw)
+        return np.repeat(np.arange(lc), lh * lw)
+
+    def to_density_layout(self, y: torch.Tensor) -> torch.Tensor:
+        """``(B, L, h, w)`` -> ``(D, M)`` for the factorized prior."""
+        b = y.shape[0]
+        if self.per_element:
+            return y.reshape(b, -1).t()
+        return y.permute(1, 0, 2, 3).reshape(y.shape[1], -1)
+
+    def bits_per_item(self, y: torch.Tensor) -> torch.Tensor:
+        """``(B,)`` rate in bits of each item's (noisy or rounded) latent under the prior."""
+        bits = self.density.bits(self.to_density_layout(y))
+        b = y.shape[0]
+        if self.per_element:
+            return bits.sum(dim=0)
+        return bits.reshape(bits.shape[0], b, -1).sum(dim=(0, 2))
+
+    # ------------------------------------------------------------------ nets
+    def encode(self, x: torch.Tensor, clusters: torch.Tensor) -> torch.Tensor:
+        """Normalized items ``(B, C, H, W)`` -> continuous latent ``(B, L, h, w)``."""
+        return self.encoder(torch.cat([x, self.prototypes[clusters]], dim=1))
+
+    def decode(self, y: torch.Tensor, clusters: torch.Tensor) -> torch.Tensor:
+        """Latent ``(B, L, h, w)`` -> normalized reconstruction ``(B, C, H, W)``."""
+        code = self.codes[clusters] if self.codes is not None else None
+        return self.prototypes[clusters] + self.decoder(y, code)
+
+    def receiver_parameters(self) -> list[torch.Tensor]:
+        """What the apprentice must hold: decoder, prototypes, cluster codes, prior."""
+        out = list(self.decoder.parameters()) + [self.prototypes]
+        if self.codes is not None:
+            out.append(self.codes)
+        return out + list(self.density.parameters())
+
+
+# --------------------------------------------------------------------------- FLOPs
+
+
+def _layer_flops(module: nn.Module, inp: torch.Tensor, out: torch.Tensor) -> int:
+    if isinstance(module, nn.Conv2d):
+        k = module.in_channels // module.groups * module.kernel_size[0] * module.kernel_size[1]
+        return 2 * out.numel() * k + (out.numel() if module.bias is not None else 0)
+    if isinstance(module, nn.ConvTranspose2d):
+        k = module.out_channels // module.groups * module.kernel_size[0] * module.kernel_size[1]
+        return 2 * inp.numel() * k + (out.numel() if module.bias is not None else 0)
+    if isinstance(module, nn.Linear):
+        return 2 * inp.numel() * module.out_features + (out.numel() if module.bias is not None else 0)
+    if isinstance(module, nn.LeakyReLU):
+        return out.numel()
+    return 0
+
+
+@torch.no_grad()
+def count_flops(codec: SemanticCodec) -> tuple[int, int]:
+    """Forward FLOPs per item ``(encode, decode)`` of the networks.
+
+    Counted with forward hooks on one item: a multiply-accumulate of a convolution, transposed
+    convolution or linear layer counts 2, each bias add and each activation output 1; the
+    normalization, the prototype add and the rounding count 1 per element. Entropy coding
+    (table look-ups) is not counted.
+    """
+    h, w, c = codec.shape
+    total = {"n": 0}
+
+    def hook(module, inputs, output):
+        total["n"] += _layer_flops(module, inputs[0], output)
+
+    handles = [m.register_forward_hook(hook) for m in codec.modules()
+               if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear, nn.LeakyReLU))]
+    try:
+        x = torch.zeros(1, c, h, w)
+        cl = torch.zeros(1, dtype=torch.long)
+        total["n"] = 0
+        y = codec.encode(x, cl)
+        enc = total["n"] + h * w * c + y.numel()  # normalization + rounding
+        total["n"] = 0
+        codec.decode(torch.round(y), cl)
+        dec = total["n"] + 2 * h * w * c  # prototype add + de-normalization
+    finally:
+        for hd in handles:
+            hd.remove()
+    return int(enc), int(dec)
+
+
+def param_count(params: list[torch.Tensor]) -> int:
+    return int(sum(math.prod(p.shape) for p in params))

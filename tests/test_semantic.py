@@ -1,0 +1,271 @@
+"""The semantic language: entropy coding, trained round trips, rate accounting, R-D, determinism.
+
+Like CompressAI's tests: estimated and actual bits are kept apart and compared with a stated
+tolerance, coding round-trips exactly, coding is deterministic on the CPU.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from pydantic import ValidationError
+from sklearn.datasets import load_digits
+
+from simulator.context import RunContext
+from simulator.errors import InputError
+from simulator.metrics import psnr_db
+from simulator.semantic import SemanticConfig, fit_language
+from simulator.semantic.entropy import (FactorizedDensity, build_table, bytes_to_words, decode_item, encode_item,
+                                        escape_bits, words_to_bytes)
+
+# Fixed per-item coding overhead allowed on top of the estimated rate (bits): the ANS coder's
+# final state (~24 bits less the information of the first symbol pushed) plus byte rounding.
+OVERHEAD_BITS = 32
+EPOCHS = 15  # short training used by the default tests (a few seconds per language)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """Two shared cores: one intra-op thread is much faster than two contended ones."""
+    prev = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(prev)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    d = load_digits()
+    images = np.rint(d.images * (255.0 / 16.0)).astype(np.uint8)[..., None]
+    return images, d.target.astype(np.int64)
+
+
+@pytest.fixture(scope="module")
+def langs(digits, tmp_path_factory):
+    """Two languages on all digits, lambda 0.003 and 0.03, same seed and budget."""
+    images, clusters = digits
+    out = {}
+    for lam in (0.003, 0.03):
+        ctx = RunContext(seed=0, cache_dir=tmp_path_factory.mktemp(f"sem{lam}"), progress=False)
+        out[lam] = fit_language(images, clusters, 10, SemanticConfig(**{"lambda": lam, "epochs": EPOCHS}), ctx,
+                                "vanilla")
+    return out
+
+
+# --------------------------------------------------------------------------- config / bad input
+
+
+@pytest.mark.parametrize("bad", [{"lambda": 0.0}, {"lambda": -1.0}, {"latent_channels": 0},
+                                 {"epochs": 0}, {"unknown_key": 1}])
+def test_config_rejects(bad):
+    with pytest.raises(ValidationError):
+        SemanticConfig(**bad)
+
+
+def test_config_alias_and_defaults():
+    cfg = SemanticConfig(**{"lambda": 0.5})
+    assert cfg.lambda_ == 0.5 and cfg.latent_channels >= 1
+    assert SemanticConfig(lambda_=0.2).lambda_ == 0.2
+
+
+def test_fit_rejects_bad_input(ctx, digits):
+    images, clusters = digits
+    cfg = SemanticConfig(epochs=1)
+    with pytest.raises(InputError, match="downsample"):
+        fit_language(images[:8], clusters[:8], 10, SemanticConfig(downsample=4, epochs=1), ctx, "t")
+    with pytest.raises(InputError, match="cluster ids"):
+        fit_language(images[:8], clusters[:8], 3, cfg, ctx, "t")
+    with pytest.raises(InputError, match="uint8"):
+        fit_language(images[:8].astype(np.float32), clusters[:8], 10, cfg, ctx, "t")
+    with pytest.raises(InputError, match="no items"):
+        fit_language(images[:0], clusters[:0], 10, cfg, ctx, "t")
+
+
+# --------------------------------------------------------------------------- entropy coder
+
+
+def test_words_bytes_roundtrip():
+    rng = np.random.default_rng(1)
+    for n in range(0, 6):
+        for _ in range(50):
+            w = rng.integers(0, 2**32, size=n, dtype=np.uint64).astype(np.uint32)
+            if n and rng.random() < 0.5:  # small top word: its zero high bytes are dropped
+                w[-1] = rng.integers(0, 256**rng.integers(0, 4))
+            b = words_to_bytes(w)
+            assert len(b) >= 4 * n - 3
+            np.testing.assert_array_equal(bytes_to_words(b), w)
+
+
+@pytest.mark.parametrize("num_clusters", [1, 2, 10, 300])
+def test_entropy_coding_roundtrip_random(num_clusters):
+    """Random densities and random integer latents, escapes included, round-trip exactly."""
+    gen = torch.Generator().manual_seed(num_clusters)
+    rng = np.random.default_rng(num_clusters)
+    dens = FactorizedDensity(12, (3, 3, 3), init_scale=float(rng.uniform(1, 20)), generator=gen)
+    with torch.no_grad():  # random, non-trivial shapes
+        for p in dens.parameters():
+            p.add_(torch.randn(p.shape, generator=gen) * 0.5)
+    table = build_table(dens, tail_mass=1e-3, max_support=64)
+    rows = np.arange(12)
+    for _ in range(100):
+        y = rng.integers(-20, 21, size=12)
+        y[rng.random(12) < 0.1] = rng.integers(-5000, 5000)  # far outside: escape + Elias gamma
+        header = int(rng.integers(0, num_clusters))
+        data = encode_item(y, header, num_clusters, table, rows)
+        h2, y2 = decode_item(data, num_clusters, table, rows)
+        assert h2 == header
+        np.testing.assert_array_equal(y2, y)
+
+
+def test_entropy_coding_rate_matches_information():
+    """On symbols drawn from the coded model the stream costs their information + fixed overhead."""
+    gen = torch.Generator().manual_seed(3)
+    dens = FactorizedDensity(64, (3, 3, 3), init_scale=8.0, generator=gen)
+    table = build_table(dens, tail_mass=1e-9, max_support=256)
+    rng = np.random.default_rng(0)
+    p = table.probs / table.probs.sum(axis=1, keepdims=True)
+    rows = np.arange(64)
+    excess = []
+    for _ in range(200):
+        sym = np.array([rng.choice(p.shape[1], p=p[j]) for j in rows])
+        y = np.where(sym == table.size, table.lo + table.size, table.lo + sym)  # escape -> just past hi
+        info = -np.log2(p[rows, sym]).sum() + sum(escape_bits(0) for s in sym[sym == table.size])
+        excess.append(8 * len(encode_item(y, 0, 1, table, rows)) - info)
+    excess = np.array(excess)
+    assert -8 < excess.mean() < OVERHEAD_BITS
+    assert excess.max() < OVERHEAD_BITS + 8
+
+
+def test_escape_bits():
+    assert escape_bits(0) == 2 and escape_bits(1) == 4 and escape_bits(2) == 4 and escape_bits(3) == 6
+
+
+# --------------------------------------------------------------------------- trained language
+
+
+def test_trained_roundtrip_and_header(langs, digits):
+    images, clusters = digits
+    lang = langs[0.03]
+    reps = lang.encode(images, clusters)
+    latents = lang.quantize(images, clusters)
+    lat2, cl2 = lang.decode_latents([r.bitstream for r in reps])
+    np.testing.assert_array_equal(lat2, latents)  # noiseless path gives the encoder's rounded latent
+    np.testing.assert_array_equal(cl2, clusters)
+    rec, cl3 = lang.decode([r.bitstream for r in reps])
+    assert rec.dtype == np.uint8 and rec.shape == images.shape
+    np.testing.assert_array_equal(cl3, clusters)
+    np.testing.assert_array_equal(rec, lang.reconstruct(latents, clusters))
+    assert all(r.n_bits == 8 * len(r.bitstream) for r in reps)
+    assert [r.cluster for r in reps] == clusters.tolist()
+
+
+def test_trained_actual_bits_match_estimate(langs, digits):
+    """Actual bits = estimated rate within 1%, plus a fixed per-item overhead of <= 32 bits."""
+    images, clusters = digits
+    for lang in langs.values():
+        reps = lang.encode(images, clusters)
+        n_bits = np.array([r.n_bits for r in reps], dtype=float)
+        est = np.array([r.est_bits for r in reps])
+        assert est.min() >= lang.header_bits - 1e-9
+        excess = n_bits.mean() - est.mean()
+        assert -0.01 * est.mean() <= excess <= 0.01 * est.mean() + OVERHEAD_BITS, (n_bits.mean(), est.mean())
+
+
+def test_rate_distortion_tradeoff(langs, digits):
+    """Larger lambda -> higher PSNR and more bits; both points are sensible."""
+    images, clusters = digits
+    points = {}
+    for lam, lang in langs.items():
+        reps = lang.encode(images, clusters)
+        rec, _ = lang.decode([r.bitstream for r in reps])
+        mse = np.mean((rec.astype(float) - images) ** 2)
+        points[lam] = (np.mean([r.n_bits for r in reps]), 10 * math.log10(255**2 / mse))
+    (b_lo, p_lo), (b_hi, p_hi) = points[0.003], points[0.03]
+    assert b_hi > b_lo and p_hi > p_lo, points
+    assert p_lo > 18 and b_lo < 8 * 64, points  # far below 8 bit/pixel raw, recognisable digits
+
+
+def test_complexity_and_flops(langs, digits):
+    images, clusters = digits
+    lang = langs[0.03]
+    br = lang.complexity_breakdown(images[:300], clusters[:300])
+    est = np.array([r.est_bits for r in lang.encode(images[:300], clusters[:300])])
+    assert br["representation_nats"] == pytest.approx(est.sum() * math.log(2))
+    assert br["parameter_nats"] == pytest.approx(lang.parameter_bits() * math.log(2))
+    assert 0 < lang.parameter_bits() < 32 * br["num_receiver_parameters"]
+    assert lang.complexity_nats(images[:300], clusters[:300]) == pytest.approx(br["total_nats"])
+    assert isinstance(lang.flops_encode, int) and isinstance(lang.flops_decode, int)
+    assert lang.flops_encode > 10_000 and lang.flops_decode > 10_000
+
+
+# --------------------------------------------------------------------------- determinism / cache
+
+
+def _small(digits, n=300):
+    images, clusters = digits
+    return images[:n], clusters[:n]
+
+
+def test_identical_seeds_identical_bitstreams(digits, tmp_path):
+    images, clusters = _small(digits)
+    cfg = SemanticConfig(epochs=2)
+    rng_before = torch.random.get_rng_state()
+    a = fit_language(images, clusters, 10, cfg, RunContext(seed=5, cache_dir=tmp_path / "a", progress=False), "x")
+    assert torch.equal(rng_before, torch.random.get_rng_state())  # no global RNG use
+    b = fit_language(images, clusters, 10, cfg, RunContext(seed=5, cache_dir=tmp_path / "b", progress=False), "x")
+    c = fit_language(images, clusters, 10, cfg, RunContext(seed=6, cache_dir=tmp_path / "c", progress=False), "x")
+    assert not (a.from_cache or b.from_cache or c.from_cache)
+    for k, v in a.codec.state_dict().items():
+        assert torch.equal(v, b.codec.state_dict()[k]), k
+    sa = [r.bitstream for r in a.encode(images, clusters)]
+    assert sa == [r.bitstream for r in b.encode(images, clusters)]
+    assert sa != [r.bitstream for r in c.encode(images, clusters)]
+
+
+def test_cache_reload(digits, tmp_path):
+    images, clusters = _small(digits, 200)
+    cfg = SemanticConfig(epochs=1)
+    ctx = RunContext(seed=1, cache_dir=tmp_path, progress=False)
+    a = fit_language(images, clusters, 10, cfg, ctx, "vanilla")
+    b = fit_language(images, clusters, 10, cfg, ctx, "contrastive")  # tag is not part of the key
+    assert not a.from_cache and b.from_cache and a.key == b.key
+    assert [r.bitstream for r in a.encode(images, clusters)] == [r.bitstream for r in b.encode(images, clusters)]
+    assert b.history == a.history
+    c = fit_language(images, clusters, 10, SemanticConfig(epochs=1, **{"lambda": 0.02}), ctx, "vanilla")
+    assert not c.from_cache
+    corrupt = Path(ctx.cache_dir, "semantic", f"{a.key[:32]}.pt")
+    corrupt.write_bytes(b"not a checkpoint")
+    d = fit_language(images, clusters, 10, cfg, ctx, "vanilla")
+    assert not d.from_cache
+
+
+def test_channel_prior_and_single_cluster(digits, ctx):
+    images, clusters = _small(digits, 200)
+    lang = fit_language(images, np.zeros(len(images), dtype=np.int64), 1,
+                        SemanticConfig(epochs=1, prior="channel", cluster_embedding=0), ctx, "t")
+    reps = lang.encode(images, np.zeros(len(images), dtype=np.int64))
+    assert lang.header_bits == 0.0
+    lat, cl = lang.decode_latents([r.bitstream for r in reps])
+    np.testing.assert_array_equal(lat, lang.quantize(images, np.zeros(len(images), dtype=np.int64)))
+    assert (cl == 0).all()
+
+
+def test_cifar_roundtrip(cifar_test_dir, ctx):
+    from PIL import Image
+
+    files = sorted(cifar_test_dir.glob("*/*.jpg"))[::50][:120]
+    classes = sorted(p.name for p in cifar_test_dir.iterdir() if p.is_dir())
+    images = np.stack([np.asarray(Image.open(f).convert("RGB")) for f in files])
+    clusters = np.array([classes.index(f.parent.name) for f in files], dtype=np.int64)
+    lang = fit_language(images, clusters, 10, SemanticConfig(epochs=2, downsample=3), ctx, "cifar")
+    reps = lang.encode(images, clusters)
+    rec, cl = lang.decode([r.bitstream for r in reps])
+    assert rec.shape == images.shape == (len(files), 32, 32, 3)
+    np.testing.assert_array_equal(cl, clusters)
+    lat, _ = lang.decode_latents([r.bitstream for r in reps])
+    np.testing.assert_array_equal(lat, lang.quantize(images, clusters))
+    assert np.isfinite(psnr_db(images, rec))
