@@ -139,6 +139,7 @@ class LinkConfig(_Section):
     modulation: Literal["qpsk", "qam16", "qam64", "qam256"] = "qam16"
     code: CodeConfig = Field(default_factory=CodeConfig)
     decoder_iterations: int = Field(default=20, ge=1, le=200)
+    decoder_early_stop: bool = True
     header_bits: int = Field(default=32, ge=0)
     symbol_rate: float = Field(default=1e6, gt=0.0)
     max_retx: int = Field(default=4, ge=0, le=64)

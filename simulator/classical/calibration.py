@@ -1,0 +1,390 @@
+"""BLER calibration: the bit-true link measured over an SNR grid, cached on disk.
+
+:func:`calibrate` measures, for each Es/N0 of a grid, blocks through the bit-true Sionna link
+(:class:`~simulator.classical.phy.BitTrueLink`) until ``target_block_errors`` block errors or
+``max_blocks`` blocks, and stops the sweep after the first point whose BLER falls below
+``min_bler`` (higher SNRs would cost ``max_blocks`` each and add nothing the link needs).
+The result is a :class:`BlerTable` with Clopper-Pearson confidence intervals.
+
+Tables are cached as JSON in ``<cache_dir>/phy/bler-<digest>.json``, where ``digest`` hashes
+the :class:`CalibrationKey`: code (k, n), modulation, channel, decoder iterations, the Es/N0
+grid, the stopping rule, the table format and the Sionna version. The measurement's random
+streams are derived from the digest, not from the run seed, so a table is a pure function of
+its key (on one device type) and every seed of a sweep shares it. A file that does not parse,
+has another format or key, or fails its checksum is remeasured and overwritten, never trusted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from scipy.interpolate import PchipInterpolator
+from scipy.stats import beta
+
+from ..context import RunContext
+from ..errors import InputError
+from ..scenario import LinkConfig
+from .phy import BitTrueLink, check_link, ebn0_to_esn0, esn0_to_ebn0, torch_device
+
+__all__ = ["CalibrationKey", "BlerPoint", "BlerTable", "CalibrationProgress", "calibrate", "default_grid_esn0",
+           "clopper_pearson", "table_path", "TABLE_FORMAT", "TABLE_VERSION"]
+
+TABLE_FORMAT = "semsim-bler-table"
+TABLE_VERSION = 1
+CI_LEVEL = 0.95
+
+
+def clopper_pearson(errors: int, trials: int, level: float = CI_LEVEL) -> tuple[float, float]:
+    """Exact (Clopper-Pearson) two-sided interval for a binomial proportion."""
+    if trials <= 0:
+        return 0.0, 1.0
+    a = 1.0 - level
+    lo = 0.0 if errors == 0 else float(beta.ppf(a / 2, errors, trials - errors + 1))
+    hi = 1.0 if errors == trials else float(beta.ppf(1 - a / 2, errors + 1, trials - errors))
+    return lo, hi
+
+
+def _sionna_version() -> str:
+    try:
+        from importlib.metadata import version
+        return version("sionna-no-rt")
+    except Exception:  # pragma: no cover - metadata missing in odd installs
+        import sionna
+        return str(getattr(sionna, "__version__", "unknown"))
+
+
+# --------------------------------------------------------------------------- key and grid
+
+
+def default_grid_esn0(k: int, n: int, bits_per_symbol: int, channel: str) -> list[float]:
+    """The automatic Es/N0 grid (dB), anchored at the AWGN Shannon limit S of the rate.
+
+    S = 10 log10(2^(R m) - 1) for R = k/n and m bits per symbol, rounded down to 0.5 dB.
+    AWGN: S - 2 dB to S + 8 dB in 0.5 dB steps (the waterfall of 5G LDPC codes of any length
+    lies inside). Rayleigh block fading: S - 2 dB to S + 30 dB in 2 dB steps (its BLER falls
+    about one decade per 10 dB).
+    """
+    s = 10.0 * math.log10(2.0 ** (k / n * bits_per_symbol) - 1.0)
+    s = math.floor(s * 2.0) / 2.0
+    if channel == "rayleigh":
+        return [round(s - 2.0 + 2.0 * i, 6) for i in range(17)]
+    return [round(s - 2.0 + 0.5 * i, 6) for i in range(21)]
+
+
+@dataclass(frozen=True)
+class CalibrationKey:
+    """Everything that determines a BLER table. Its :meth:`digest` names the cache file."""
+
+    k: int
+    n: int
+    modulation: str
+    channel: str
+    decoder_iterations: int
+    esn0_grid_db: tuple[float, ...]
+    target_block_errors: int
+    max_blocks: int
+    min_bler: float
+    demapper: str = "app"
+    decoder: str = "5g-ldpc-bp-boxplus-phi-flooding"
+    sionna: str = field(default_factory=_sionna_version)
+    format: str = f"{TABLE_FORMAT}/{TABLE_VERSION}"
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["esn0_grid_db"] = list(self.esn0_grid_db)
+        return d
+
+    def digest(self) -> str:
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:20]
+
+    @property
+    def bits_per_symbol(self) -> int:
+        from ..scenario import MODULATIONS
+        return MODULATIONS[self.modulation]
+
+
+def _grid_esn0(link: LinkConfig, snr_grid_db) -> list[float]:
+    """The grid in Es/N0 dB; ``snr_grid_db`` is in the unit of ``link.snr_type``."""
+    key = "link.calibration.snr_grid_db"
+    grid = snr_grid_db if snr_grid_db is not None else link.calibration.snr_grid_db
+    bps, k, n = link.bits_per_symbol, link.code.k, link.code.n
+    if grid is None:
+        return default_grid_esn0(k, n, bps, link.channel)
+    try:
+        grid = [float(x) for x in grid]
+    except (TypeError, ValueError):
+        raise InputError(f"key '{key}': must be a list of numbers in dB (got {grid!r})") from None
+    if len(grid) < 2:
+        raise InputError(f"key '{key}': needs at least 2 SNR points in dB (got {grid!r})")
+    if not all(math.isfinite(x) for x in grid):
+        raise InputError(f"key '{key}': SNR points must be finite numbers in dB (got {grid!r})")
+    if any(b <= a for a, b in zip(grid, grid[1:])):
+        raise InputError(f"key '{key}': must be strictly increasing (got {grid!r})")
+    if link.snr_type == "ebn0":
+        grid = [ebn0_to_esn0(x, bps, k, n) for x in grid]
+    return [round(x, 9) for x in grid]
+
+
+def calibration_key(link: LinkConfig, snr_grid_db=None) -> CalibrationKey:
+    check_link(link)
+    cal = link.calibration
+    return CalibrationKey(k=link.code.k, n=link.code.n, modulation=link.modulation, channel=link.channel,
+                          decoder_iterations=link.decoder_iterations,
+                          esn0_grid_db=tuple(_grid_esn0(link, snr_grid_db)),
+                          target_block_errors=cal.target_block_errors, max_blocks=cal.max_blocks,
+                          min_bler=cal.min_bler,
+                          decoder="5g-ldpc-bp-boxplus-phi-flooding" + ("-early-stop" if link.decoder_early_stop else ""))
+
+
+def table_path(ctx: RunContext, key: CalibrationKey) -> Path:
+    return Path(ctx.cache_dir, "phy", f"bler-{key.digest()}.json")
+
+
+# --------------------------------------------------------------------------- the table
+
+
+@dataclass(frozen=True)
+class BlerPoint:
+    """One measured grid point."""
+
+    esn0_db: float
+    blocks: int
+    block_errors: int
+    bit_errors: int
+
+    @property
+    def bler(self) -> float:
+        return self.block_errors / self.blocks if self.blocks else float("nan")
+
+
+@dataclass(frozen=True)
+class CalibrationProgress:
+    """Passed to the ``progress`` callback after each grid point."""
+
+    index: int
+    total: int
+    esn0_db: float
+    ebn0_db: float
+    blocks: int
+    block_errors: int
+
+    @property
+    def bler(self) -> float:
+        return self.block_errors / self.blocks if self.blocks else float("nan")
+
+    def __str__(self) -> str:
+        return (f"[{self.index + 1}/{self.total}] Es/N0 {self.esn0_db:6.2f} dB (Eb/N0 {self.ebn0_db:6.2f} dB): "
+                f"{self.block_errors}/{self.blocks} block errors, BLER {self.bler:.3g}")
+
+
+class BlerTable:
+    """Measured BLER vs Es/N0 for one :class:`CalibrationKey`.
+
+    Points are the measured prefix of the key's grid (the sweep stops early, see module
+    docstring). :meth:`bler_at` interpolates log10(BLER) with a monotone cubic (PCHIP) through
+    the neighbouring points (linearly in BLER next to a point with no error) and holds the
+    end values outside the measured range. ``source`` is ``"measured"`` or ``"cache"``.
+    """
+
+    def __init__(self, key: CalibrationKey, points: list[BlerPoint], source: str = "measured"):
+        self.key = key
+        self.points = list(points)
+        self.source = source
+        self.reason = ""  # why it was measured (set by calibrate)
+        if not self.points:
+            raise ValueError("a BLER table needs at least one measured point")
+        self._snr = np.array([p.esn0_db for p in self.points])
+        self._bler = np.array([p.bler for p in self.points])
+
+    # -- lookups
+
+    def bler_at(self, esn0_db: float) -> float:
+        return self._interp(esn0_db, self._bler)
+
+    def bler_interval_at(self, esn0_db: float, level: float = CI_LEVEL) -> tuple[float, float]:
+        """The Clopper-Pearson bounds of the neighbouring points, interpolated like the BLER:
+        the uncertainty the table itself adds to the abstraction at ``esn0_db``."""
+        bounds = np.array([clopper_pearson(p.block_errors, p.blocks, level) for p in self.points])
+        return self._interp(esn0_db, bounds[:, 0]), self._interp(esn0_db, bounds[:, 1])
+
+    def _interp(self, esn0_db: float, p: np.ndarray) -> float:
+        x, s = float(esn0_db), self._snr
+        if x <= s[0]:
+            return float(p[0])
+        if x >= s[-1]:
+            return float(p[-1])
+        i = int(np.searchsorted(s, x, side="right")) - 1
+        if p[i] > 0 and p[i + 1] > 0:
+            # Monotone cubic (PCHIP) through log10 BLER of the run of non-zero points around
+            # x: follows the waterfall's curvature, where straight chords in log-BLER sit
+            # below the curve; with two points it is the straight chord.
+            lo, hi = i, i + 1
+            while lo > 0 and p[lo - 1] > 0:
+                lo -= 1
+            while hi + 1 < len(p) and p[hi + 1] > 0:
+                hi += 1
+            return float(10.0 ** PchipInterpolator(s[lo:hi + 1], np.log10(p[lo:hi + 1]))(x))
+        t = (x - s[i]) / (s[i + 1] - s[i])
+        return float((1 - t) * p[i] + t * p[i + 1])
+
+    def bit_error_fraction_at(self, esn0_db: float) -> float:
+        """Mean fraction of information bits in error within a failed block (0.5 if unknown)."""
+        pts = [p for p in self.points if p.block_errors > 0]
+        if not pts:
+            return 0.5
+        s = np.array([p.esn0_db for p in pts])
+        q = np.array([p.bit_errors / (p.block_errors * self.key.k) for p in pts])
+        return float(np.interp(esn0_db, s, q))
+
+    # -- views
+
+    def to_frame(self):
+        """A pandas DataFrame, one row per measured point (columns name the SNR type)."""
+        import pandas as pd
+        bps, k, n = self.key.bits_per_symbol, self.key.k, self.key.n
+        rows = []
+        for p in self.points:
+            lo, hi = clopper_pearson(p.block_errors, p.blocks)
+            rows.append({"esn0_db": p.esn0_db, "ebn0_db": round(esn0_to_ebn0(p.esn0_db, bps, k, n), 9),
+                         "blocks": p.blocks, "block_errors": p.block_errors, "bit_errors": p.bit_errors,
+                         "bler": p.bler, "bler_ci_low": lo, "bler_ci_high": hi})
+        return pd.DataFrame(rows, columns=["esn0_db", "ebn0_db", "blocks", "block_errors", "bit_errors", "bler",
+                                           "bler_ci_low", "bler_ci_high"])
+
+    # -- (de)serialisation
+
+    def _payload(self) -> dict:
+        return {"key": self.key.to_dict(),
+                "points": [[p.esn0_db, p.blocks, p.block_errors, p.bit_errors] for p in self.points]}
+
+    def to_json(self) -> str:
+        payload = self._payload()
+        checksum = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+        return json.dumps({"format": TABLE_FORMAT, "version": TABLE_VERSION, "digest": self.key.digest(),
+                           **payload, "checksum": checksum}, indent=1, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str, expected: CalibrationKey) -> "BlerTable":
+        """Parse and verify a cached table; ``ValueError`` saying why if it cannot be trusted."""
+        try:
+            data = json.loads(text)
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise ValueError(f"not valid JSON ({err})") from None
+        if not isinstance(data, dict) or data.get("format") != TABLE_FORMAT or data.get("version") != TABLE_VERSION:
+            raise ValueError("not a semsim BLER table of this version")
+        if data.get("key") != expected.to_dict() or data.get("digest") != expected.digest():
+            raise ValueError("table was measured for another key")
+        payload = {"key": data["key"], "points": data.get("points")}
+        if hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest() != data.get("checksum"):
+            raise ValueError("checksum mismatch")
+        grid = list(expected.esn0_grid_db)
+        pts = data["points"]
+        if not isinstance(pts, list) or not 1 <= len(pts) <= len(grid):
+            raise ValueError("bad number of points")
+        points = []
+        for i, row in enumerate(pts):
+            if (not isinstance(row, list) or len(row) != 4 or row[0] != grid[i]
+                    or not all(isinstance(v, int) and not isinstance(v, bool) for v in row[1:])):
+                raise ValueError(f"bad point {i}")
+            _, blocks, errs, bit_errs = row
+            if not (0 < blocks and 0 <= errs <= blocks and 0 <= bit_errs <= errs * expected.k
+                    and errs <= bit_errs):
+                raise ValueError(f"inconsistent counts at point {i}")
+            points.append(BlerPoint(float(row[0]), blocks, errs, bit_errs))
+        return cls(expected, points, source="cache")
+
+
+# --------------------------------------------------------------------------- measuring
+
+
+def _stream_seed(digest: str, name: str) -> int:
+    return int(hashlib.sha256(f"{digest}/{name}".encode()).hexdigest()[:15], 16)
+
+
+def _measure(link: LinkConfig, key: CalibrationKey, ctx: RunContext,
+             progress: Callable[[CalibrationProgress], None] | None) -> list[BlerPoint]:
+    dev = torch_device(ctx.device)
+    digest = key.digest()
+    gens = {}
+    for name in ("bits", "noise", "fading"):
+        g = torch.Generator(device=dev)
+        g.manual_seed(_stream_seed(digest, name))
+        gens[name] = g
+    core = BitTrueLink(link, dev, gens["noise"], gens["fading"])
+    bps, k, n = key.bits_per_symbol, key.k, key.n
+    grid = key.esn0_grid_db
+    points: list[BlerPoint] = []
+    with torch.inference_mode():
+        for i, esn0 in enumerate(grid):
+            blocks = errs = bit_errs = 0
+            while errs < key.target_block_errors and blocks < key.max_blocks:
+                # Batch size: enough blocks for the errors still missing at the BLER seen so
+                # far (the target itself at first), at least 64, at most one chunk.
+                missing = key.target_block_errors - errs
+                need = missing if errs == 0 else math.ceil(1.2 * missing * blocks / errs)
+                b = min(core.chunk_blocks, key.max_blocks - blocks, max(64, need if blocks else missing))
+                u = torch.randint(0, 2, (b, k), generator=gens["bits"], device=dev).to(torch.float32)
+                wrong = (core.run(u, esn0) != u).sum(dim=1)
+                blocks += b
+                errs += int((wrong > 0).sum())
+                bit_errs += int(wrong.sum())
+            points.append(BlerPoint(float(esn0), blocks, errs, bit_errs))
+            if progress is not None:
+                progress(CalibrationProgress(i, len(grid), float(esn0), esn0_to_ebn0(esn0, bps, k, n), blocks, errs))
+            if errs / blocks < key.min_bler:
+                break
+    return points
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def calibrate(link: LinkConfig, ctx: RunContext, snr_grid_db=None,
+              progress: Callable[[CalibrationProgress], None] | None = None, *, force: bool = False) -> BlerTable:
+    """The BLER table of ``link``'s code, modulation, channel and decoder, from cache or measured.
+
+    Args:
+        link: the link configuration (``link.calibration`` gives the grid and stopping rule).
+        ctx: run context (device and cache directory; its seed is not used, see module doc).
+        snr_grid_db: overrides ``link.calibration.snr_grid_db``; in the unit of
+            ``link.snr_type`` (dB). ``None`` in both: :func:`default_grid_esn0`.
+        progress: called with a :class:`CalibrationProgress` after each measured point.
+        force: remeasure even if a valid cached table exists.
+
+    Returns:
+        The :class:`BlerTable` (``table.source`` says whether it came from the cache).
+
+    Raises:
+        InputError: bad grid (not strictly increasing, < 2 points), code rate outside the 5G
+            LDPC range, unknown modulation or channel.
+    """
+    key = calibration_key(link, snr_grid_db)
+    path = table_path(ctx, key)
+    reason = "forced" if force else "no cached table"
+    if not force and path.is_file():
+        try:
+            return BlerTable.from_json(path.read_text(encoding="utf-8"), key)
+        except (OSError, ValueError) as err:
+            reason = f"cached table not trusted: {err}"  # remeasure below and overwrite
+    table = BlerTable(key, _measure(link, key, ctx, progress), source="measured")
+    table.reason = reason
+    _write_atomic(path, table.to_json())
+    return table
