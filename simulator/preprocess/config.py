@@ -1,7 +1,15 @@
-"""Scenario section ``[preprocess]``: the contrastive pre-processor's settings."""
+"""Scenario section ``[preprocess]``: the contrastive pre-processor's settings.
+
+Every training hyper-parameter defaults to ``None``, meaning "take it from the preset"; a value
+given in the scenario overrides the preset. :meth:`PreprocessConfig.resolved` returns the
+concrete values (a :class:`ResolvedPreprocess`), which is what the trainer reads and what the
+model cache is keyed by. See docs/preprocess.md for every key and both presets.
+"""
 
 from __future__ import annotations
 
+import json
+from dataclasses import asdict, dataclass
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -25,10 +33,97 @@ class ThresholdConfig(BaseModel):
         return self
 
 
+@dataclass(frozen=True)
+class ResolvedPreprocess:
+    """Concrete training hyper-parameters (preset merged with the scenario's overrides).
+
+    Names follow the paper (Chaccour & Saad 2022, section III) where it has one:
+    ``omega`` (momentum of the key encoder), ``tau`` (temperature of eq. (2)), ``eta`` and
+    ``epsilon`` (weights of L_I and L_D), ``queue_size`` (K stale keys in the bank).
+    """
+
+    clusters: int
+    backbone: str            # "cnn" | "resnet18"
+    width: int               # channels of the first CNN stage (doubles per stage)
+    feature_dim: int         # dimension of the representation z (unit sphere)
+    optimizer: str           # "sgd" | "adam"
+    lr: float
+    sgd_momentum: float      # heavy-ball momentum of SGD (not the encoder momentum omega)
+    weight_decay: float
+    epochs: int
+    batch_size: int
+    omega: float             # key encoder: kappa~ <- omega kappa~ + (1 - omega) kappa
+    tau: float               # eq. (2) temperature
+    cluster_tau: float       # eq. (3) temperature
+    queue_size: int          # K
+    eta: float               # weight of L_I
+    epsilon: float           # weight of L_D
+    marginal_weight: float   # weight of the batch-marginal entropy term (our deviation)
+    warmup_epochs: int       # epochs of L_I only before the cluster tags are initialised
+    symmetric: bool          # both views serve as query (loss averaged)
+    augment: str             # "auto" | "grey" | "color" | "none"
+    rank_by: str             # "cluster" | "item" | "product" | "assignment" (ranking.py)
+
+    def to_json(self) -> str:
+        """Canonical JSON (sorted keys) of what determines training: the part of the model cache
+        key that comes from us (``rank_by`` is left out: it only changes the routing)."""
+        data = asdict(self)
+        data.pop("rank_by")
+        return json.dumps(data, sort_keys=True)
+
+
+_COMMON = dict(backbone="cnn", width=32, feature_dim=64, sgd_momentum=0.9, weight_decay=5e-4,
+               cluster_tau=0.1, marginal_weight=1.0, symmetric=True, augment="auto", rank_by="cluster")
+
+#: The presets. ``paper`` follows section III / design.md section 4: SGD with lr 0.02, encoder
+#: momentum omega = 0.9, tau = 0.1, batch 32, 200 epochs, eta = epsilon = 1. ``fast`` is our
+#: CPU preset (Adam, larger batches, fewer epochs), tuned on digits; see docs/preprocess.md.
+PRESETS: dict[str, dict] = {
+    "paper": dict(_COMMON, optimizer="sgd", lr=0.02, epochs=200, batch_size=32, omega=0.9, tau=0.1,
+                  queue_size=4096, eta=1.0, epsilon=1.0, warmup_epochs=20, symmetric=False),
+    "fast": dict(_COMMON, optimizer="adam", lr=2e-3, weight_decay=1e-5, epochs=25, batch_size=128,
+                 omega=0.9, tau=0.2, queue_size=1024, eta=1.0, epsilon=1.0, warmup_epochs=5),
+}
+
+
 class PreprocessConfig(BaseModel):
-    """The teacher's contrastive pre-processor (design.md section 4)."""
+    """The teacher's contrastive pre-processor (design.md section 4).
+
+    ``None`` means "from the preset"; see :data:`PRESETS` and :meth:`resolved`.
+    """
 
     model_config = ConfigDict(extra="forbid")
     preset: Literal["fast", "paper"] = "fast"
     clusters: int = Field(default=10, ge=2)
     memorizable_threshold: ThresholdConfig = Field(default_factory=lambda: ThresholdConfig(fraction=0.2))
+
+    backbone: Literal["cnn", "resnet18"] | None = None
+    width: int | None = Field(default=None, ge=4, le=512)
+    feature_dim: int | None = Field(default=None, ge=2, le=4096)
+    optimizer: Literal["sgd", "adam"] | None = None
+    lr: float | None = Field(default=None, gt=0.0, le=10.0)
+    sgd_momentum: float | None = Field(default=None, ge=0.0, lt=1.0)
+    weight_decay: float | None = Field(default=None, ge=0.0, le=1.0)
+    epochs: int | None = Field(default=None, ge=1, le=100_000)
+    batch_size: int | None = Field(default=None, ge=2)
+    omega: float | None = Field(default=None, ge=0.0, le=1.0)
+    tau: float | None = Field(default=None, gt=0.0, le=10.0)
+    cluster_tau: float | None = Field(default=None, gt=0.0, le=10.0)
+    queue_size: int | None = Field(default=None, ge=1)
+    eta: float | None = Field(default=None, ge=0.0)
+    epsilon: float | None = Field(default=None, ge=0.0)
+    marginal_weight: float | None = Field(default=None, ge=0.0)
+    warmup_epochs: int | None = Field(default=None, ge=0)
+    symmetric: bool | None = None
+    augment: Literal["auto", "grey", "color", "none"] | None = None
+    rank_by: Literal["cluster", "item", "product", "assignment"] | None = None
+
+    def resolved(self) -> ResolvedPreprocess:
+        """The preset's values, overridden by every key the scenario gave."""
+        values = dict(PRESETS[self.preset])
+        for name in ResolvedPreprocess.__dataclass_fields__:
+            given = getattr(self, name, None)
+            if given is not None:
+                values[name] = given
+        values["clusters"] = self.clusters
+        return ResolvedPreprocess(**values)

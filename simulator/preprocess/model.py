@@ -1,0 +1,167 @@
+"""The trained pre-processor and ``fit_preprocessor`` (train or load from the cache)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..context import RunContext
+from ..errors import InputError
+from ..sources.base import ItemSet
+from . import cache
+from .config import PreprocessConfig, ResolvedPreprocess
+from .losses import cluster_probabilities
+from .nets import Encoder, count_flops
+from .ranking import (Assignment, cluster_shared_structure, confidence_cut, item_shared_structure,
+                      routing_confidence)
+from .trainer import TrainResult, embed, train
+
+log = logging.getLogger("semsim.preprocess")
+
+
+class Preprocessor:
+    """A trained contrastive pre-processor: clusters items, ranks them by confidence and splits
+    them into X_l (learnable) and X_m (memorizable).
+
+    Build it with :func:`fit_preprocessor`. Attributes:
+        num_clusters: L.
+        from_cache: True when the model was loaded from the cache instead of trained.
+        flops_per_item: forward FLOPs of the encoder (plus eq. (3)) for one item.
+        cluster_confidence: ``(L,)`` shared-structure confidence kappa_l of each cluster.
+        cluster_rank: ``(L,)`` rank of each cluster by confidence (0 = least confident).
+        cut: the confidence below which an item goes to X_m.
+        history: per-epoch training losses (empty when loaded without history).
+        images_per_s, train_seconds: training throughput and time (as measured when trained).
+        cache_file: where the model is stored.
+    """
+
+    def __init__(self, result: TrainResult, resolved: ResolvedPreprocess, cfg: PreprocessConfig,
+                 shape: tuple[int, int, int], device: str, from_cache: bool, cache_file: Path | None,
+                 train_images: np.ndarray | None = None, train_cluster: np.ndarray | None = None,
+                 train_beta: np.ndarray | None = None, train_assign: np.ndarray | None = None):
+        self.resolved = resolved
+        self.cfg = cfg
+        self.shape = tuple(int(s) for s in shape)
+        self.device = device
+        self.encoder = result.encoder.to(device).eval()
+        self.prototypes = result.prototypes.float()
+        self.mean, self.std = result.mean, result.std
+        self.history = list(result.history)
+        self.images_per_s = float(result.images_per_s)
+        self.train_seconds = float(result.train_seconds)
+        self.from_cache = bool(from_cache)
+        self.cache_file = cache_file
+        self.num_clusters = int(self.prototypes.shape[0])
+        self.flops_per_item = count_flops(self.encoder, self.shape) + 2 * self.num_clusters * self.prototypes.shape[1]
+        self.cluster_confidence = cluster_shared_structure(self.prototypes.double().numpy())
+        self.cluster_rank = np.argsort(np.argsort(self.cluster_confidence, kind="stable"), kind="stable")
+        if train_cluster is None:
+            train = self._assign(train_images)
+            train_cluster, train_beta, train_assign = train.cluster, train.item_confidence, train.assignment_confidence
+        self.train_cluster = np.asarray(train_cluster, dtype=np.int64)
+        self.train_beta = np.asarray(train_beta, dtype=np.float64)
+        self.train_assignment_confidence = np.asarray(train_assign, dtype=np.float64)
+        train_conf = routing_confidence(resolved.rank_by, self.train_cluster, self.cluster_confidence,
+                                        self.train_beta, self.train_assignment_confidence)
+        t = cfg.memorizable_threshold
+        self.cut = confidence_cut(train_conf, t.fraction, t.confidence)
+
+    def _assign(self, images: np.ndarray) -> Assignment:
+        z = embed(self.encoder, images, self.mean, self.std, self.device)
+        p = cluster_probabilities(z, self.prototypes, self.resolved.cluster_tau).double().numpy()
+        cluster = p.argmax(axis=1).astype(np.int64)
+        assign_conf = p.max(axis=1).astype(np.float64)
+        beta = item_shared_structure(z.double().numpy(), self.prototypes.double().numpy(), cluster)
+        conf = routing_confidence(self.resolved.rank_by, cluster, self.cluster_confidence, beta, assign_conf)
+        return Assignment(cluster, np.clip(conf, 0.0, 1.0), beta, assign_conf, p)
+
+    def embed(self, images: np.ndarray) -> np.ndarray:
+        """``(N, D)`` float32 unit representations z of uint8 ``(N, H, W, C)`` items."""
+        self._check(images)
+        return embed(self.encoder, images, self.mean, self.std, self.device).numpy()
+
+    def _check(self, images: np.ndarray) -> None:
+        if not isinstance(images, np.ndarray) or images.dtype != np.uint8 or images.ndim != 4:
+            raise InputError("items must be uint8 arrays of shape (N, H, W, C)", where="preprocess.assign")
+        if tuple(images.shape[1:]) != self.shape:
+            raise InputError(f"items of shape {tuple(images.shape[1:])} do not match the pre-processor's "
+                             f"training items {self.shape}", where="preprocess.assign")
+
+    def assign(self, images: np.ndarray) -> Assignment:
+        """Cluster and confidence of each item (``(N, H, W, C)`` uint8); see :class:`Assignment`."""
+        self._check(images)
+        return self._assign(images)
+
+    def split(self, a: Assignment) -> np.ndarray:
+        """``(N,)`` bool, True = memorizable (X_m): confidence strictly below :attr:`cut`."""
+        return np.asarray(a.confidence) < self.cut
+
+
+def _validate(images: np.ndarray, cfg: PreprocessConfig, r: ResolvedPreprocess) -> None:
+    n = len(images)
+    if images.dtype != np.uint8 or images.ndim != 4 or n == 0:
+        raise InputError(f"items must be a non-empty uint8 array (N, H, W, C) (got {images.dtype} {images.shape})",
+                         where="source")
+    if not 2 <= cfg.clusters <= n:
+        raise InputError(f"must be between 2 and the number of items ({n}) (got {cfg.clusters})",
+                         where="preprocess.clusters")
+    t = cfg.memorizable_threshold
+    for name in ("fraction", "confidence"):
+        v = getattr(t, name)
+        if v is not None and not 0.0 <= v <= 1.0:
+            raise InputError(f"must lie in [0, 1] (got {v})", where=f"preprocess.memorizable_threshold.{name}")
+    if r.batch_size > n:
+        raise InputError(f"batch of {r.batch_size} is larger than the {n} items; lower preprocess.batch_size",
+                         where="preprocess.batch_size")
+    if min(r.queue_size, n - r.batch_size) < cfg.clusters:
+        raise InputError(f"the memory bank would hold {min(r.queue_size, n - r.batch_size)} keys (min of queue_size "
+                         f"and items - batch_size), fewer than the {cfg.clusters} clusters; lower batch_size or "
+                         "raise queue_size", where="preprocess.batch_size")
+    if min(images.shape[1:3]) < 4:
+        raise InputError(f"items must be at least 4x4 pixels (got {images.shape[1]}x{images.shape[2]})",
+                         where="source")
+
+
+def fit_preprocessor(items: ItemSet, cfg: PreprocessConfig, ctx: RunContext) -> Preprocessor:
+    """Train the pre-processor on ``items.images`` (labels and kinds are never read), or load it
+    from the cache when a model with the same data, hyper-parameters and seed exists.
+
+    Raises :class:`InputError` for impossible settings (clusters < 2 or > N, a threshold outside
+    [0, 1], a batch larger than the data) and for a corrupt or foreign cache file.
+    """
+    images = items.images
+    r = cfg.resolved()
+    _validate(images, cfg, r)
+    key = cache.cache_key(images, r.to_json(), ctx.seed)
+    path = ctx.cache_path("preprocess", f"{key[:32]}.pt")
+    shape = tuple(images.shape[1:])
+    if path.exists():
+        payload = cache.load(path, key)
+        encoder = Encoder(shape, r.backbone, r.width, r.feature_dim)
+        try:
+            encoder.load_state_dict(payload["state"])
+        except (RuntimeError, KeyError) as err:
+            raise InputError(f"cached pre-processor model does not fit its configuration ({err}); delete it",
+                             where=str(path)) from None
+        result = TrainResult(encoder, payload["prototypes"], payload["mean"], payload["std"],
+                             json.loads(payload["history"]), payload["images_per_s"], payload["train_seconds"])
+        log.info("loaded cached model %s", path)
+        return Preprocessor(result, r, cfg, shape, ctx.device, True, path,
+                            train_cluster=payload["train_cluster"].numpy(), train_beta=payload["train_beta"].numpy(),
+                            train_assign=payload["train_assign"].numpy())
+    result = train(images, r, ctx)
+    pre = Preprocessor(result, r, cfg, shape, ctx.device, False, path, train_images=images)
+    cache.save(path, {
+        "format": cache.FORMAT, "key": key, "config": r.to_json(), "seed": int(ctx.seed),
+        "state": {k: v.detach().cpu() for k, v in result.encoder.state_dict().items()},
+        "prototypes": result.prototypes.cpu(), "mean": result.mean.cpu(), "std": result.std.cpu(),
+        "train_cluster": torch.as_tensor(pre.train_cluster), "train_beta": torch.as_tensor(pre.train_beta),
+        "train_assign": torch.as_tensor(pre.train_assignment_confidence),
+        "history": json.dumps(result.history), "images_per_s": float(result.images_per_s),
+        "train_seconds": float(result.train_seconds),
+    })
+    return pre

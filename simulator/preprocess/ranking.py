@@ -1,0 +1,99 @@
+"""Confidence ranking of clusters and items, and the split into X_l / X_m.
+
+With the final prototypes mu_l (unit rows) and an item's representation z_i:
+
+* Assignment: ``c_i = argmax_l P_il`` with P from eq. (3); its *assignment confidence* is
+  ``max_l P_il``. (We measured that this literal reading ranks memorizable items the wrong way
+  round: pure noise or digits among CIFAR form their own cluster that the encoder is
+  *most* sure about; see docs/preprocess.md.)
+* Shared-structure confidence of a cluster: ``kappa_l = (1 + mean_{l' != l} mu_l . mu_l') / 2``,
+  how much the cluster shares with the rest of the source. Memorizable items share no structure
+  with the structured content, so their clusters sit apart from all others. Clusters are
+  ranked by kappa (rank 0 = least confident).
+* Shared-structure confidence of an item: ``beta_i = (1 + mean_{l != c_i} z_i . mu_l) / 2``.
+* Routing confidence (``rank_by``), all in [0, 1]:
+  ``cluster`` (default): ``0.99 kappa_{c_i} + 0.01 beta_i`` (clusters first, items ordered
+  inside a cluster by their own score); ``item``: beta_i; ``product``: kappa_{c_i} beta_i;
+  ``assignment``: max_l P_il.
+* Split: ``confidence = c`` sends items with confidence below c to X_m; ``fraction = f`` turns
+  f into a confidence cut once, on the training items (the ``round(f N)`` least confident go
+  to X_m), so that items routed one at a time in the discrete-event run meet the same cut.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """The pre-processor's verdict on a batch of items.
+
+    Attributes:
+        cluster: ``(N,)`` int64 cluster id in ``0..L-1``.
+        confidence: ``(N,)`` float64 in [0, 1], the routing confidence (``rank_by``).
+        item_confidence: ``(N,)`` float64 in [0, 1], the item's shared-structure score beta_i.
+        assignment_confidence: ``(N,)`` float64 ``max_l P_il`` (eq. (3)).
+        probabilities: ``(N, L)`` float64 P of eq. (3).
+    """
+
+    cluster: np.ndarray
+    confidence: np.ndarray
+    item_confidence: np.ndarray
+    assignment_confidence: np.ndarray
+    probabilities: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.cluster)
+
+
+def cluster_shared_structure(mu: np.ndarray) -> np.ndarray:
+    """``(L,)`` kappa_l = (1 + mean over the other clusters of mu_l . mu_l') / 2, in [0, 1]."""
+    mu = np.asarray(mu, dtype=np.float64)
+    sim = mu @ mu.T
+    l = len(mu)
+    return np.clip((1.0 + (sim.sum(axis=1) - np.diag(sim)) / (l - 1)) / 2.0, 0.0, 1.0)
+
+
+def item_shared_structure(z: np.ndarray, mu: np.ndarray, cluster: np.ndarray) -> np.ndarray:
+    """``(N,)`` beta_i = (1 + mean over the clusters other than c_i of z_i . mu_l) / 2, in [0, 1]."""
+    sim = np.asarray(z, dtype=np.float64) @ np.asarray(mu, dtype=np.float64).T
+    own = sim[np.arange(len(sim)), cluster]
+    return np.clip((1.0 + (sim.sum(axis=1) - own) / (sim.shape[1] - 1)) / 2.0, 0.0, 1.0)
+
+
+RANK_BY = ("cluster", "item", "product", "assignment")
+
+
+def routing_confidence(rank_by: str, cluster: np.ndarray, kappa: np.ndarray, beta: np.ndarray,
+                       assignment: np.ndarray) -> np.ndarray:
+    """The confidence the split uses, per item (see the module docstring)."""
+    if rank_by == "cluster":
+        return 0.99 * kappa[cluster] + 0.01 * beta
+    if rank_by == "item":
+        return beta
+    if rank_by == "product":
+        return kappa[cluster] * beta
+    if rank_by == "assignment":
+        return assignment
+    raise ValueError(f"unknown rank_by {rank_by!r}")
+
+
+def confidence_cut(train_confidence: np.ndarray, fraction: float | None, confidence: float | None) -> float:
+    """The confidence below which an item is memorizable.
+
+    With ``fraction`` f: the ``round(f N)``-th smallest training confidence (so that exactly
+    that many training items fall strictly below it, barring ties); 0 for f = 0 and just above
+    the largest confidence for f = 1.
+    """
+    if confidence is not None:
+        return float(confidence)
+    conf = np.sort(np.asarray(train_confidence, dtype=np.float64))
+    k = int(round(float(fraction) * len(conf)))
+    if k <= 0:
+        return 0.0
+    if k >= len(conf):
+        return float(np.nextafter(conf[-1], np.inf))
+    return float(conf[k])

@@ -1,0 +1,97 @@
+"""What ``semsim preprocess`` reports: split and clustering quality against the ground truth.
+
+The ground truth (labels, kinds) is read here, by metrics only; the pre-processor never sees it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from ..metrics import clustering_scores, detection_scores
+from ..sources.base import STRUCTURED, ItemSet
+from .model import Preprocessor
+
+
+def preprocess_report(items: ItemSet, pre: Preprocessor) -> tuple[dict[str, pd.DataFrame], Figure]:
+    """Tables and a figure describing ``pre`` on ``items``.
+
+    Returns ``(tables, fig)``:
+
+    * ``quality`` (tidy: ``scope, metric, value``): NMI/ACC/ARI of the clusters on the
+      structured items (scope ``structured``); AUROC of ``1 - confidence`` for detecting
+      memorizable items, precision and recall of X_m at the configured threshold, and the
+      share of items in X_m (scope ``memorizable``, and one scope per injected kind, each
+      against the structured items); training throughput and time (scope ``training``).
+    * ``clusters``: one row per cluster: rank by confidence (0 = least confident), size,
+      mean routing confidence, share routed to X_m, item counts per true kind, majority class
+      and its share among the cluster's structured items.
+    * ``items``: one row per item: index, cluster, confidence, memorizable (predicted), kind,
+      label.
+    * ``training``: per-epoch losses (empty when the model came from an old cache).
+
+    The figure shows the distribution of the routing confidence by true kind, with the cut.
+    """
+    a = pre.assign(items.images)
+    pred = pre.split(a)
+    kinds = np.asarray(items.kinds, dtype=object)
+    mem = kinds != STRUCTURED
+    st = ~mem
+    rows: list[tuple[str, str, float]] = []
+    if st.sum() > 0:
+        for k, v in clustering_scores(items.labels[st], a.cluster[st]).items():
+            rows.append(("structured", k, v))
+    score = 1.0 - a.confidence
+    for k, v in detection_scores(mem, score, pred).items():
+        rows.append(("memorizable", k, v))
+    rows.append(("memorizable", "share_x_m", float(pred.mean())))
+    rows.append(("memorizable", "share_true", float(mem.mean())))
+    for kind in sorted(set(kinds[mem])):
+        sel = st | (kinds == kind)
+        for k, v in detection_scores(kinds[sel] == kind, score[sel], pred[sel]).items():
+            rows.append((kind, k, v))
+    rows.append(("training", "images_per_s", pre.images_per_s))
+    rows.append(("training", "train_seconds", pre.train_seconds))
+    rows.append(("training", "flops_per_item", float(pre.flops_per_item)))
+    quality = pd.DataFrame(rows, columns=["scope", "metric", "value"])
+
+    present_kinds = [STRUCTURED] + sorted(set(kinds[mem]))
+    crow = []
+    for c in range(pre.num_clusters):
+        sel = a.cluster == c
+        row = {"cluster": c, "rank": int(pre.cluster_rank[c]), "size": int(sel.sum()),
+               "confidence": float(a.confidence[sel].mean()) if sel.any() else float("nan"),
+               "train_confidence": float(pre.cluster_confidence[c]),
+               "share_x_m": float(pred[sel].mean()) if sel.any() else float("nan")}
+        for kind in present_kinds:
+            row[f"n_{kind}"] = int((sel & (kinds == kind)).sum())
+        lab = items.labels[sel & st]
+        if len(lab):
+            vals, counts = np.unique(lab, return_counts=True)
+            top = int(vals[counts.argmax()])
+            row["majority_class"] = items.class_names[top] if top < len(items.class_names) else str(top)
+            row["purity"] = float(counts.max() / counts.sum())
+        else:
+            row["majority_class"], row["purity"] = "", float("nan")
+        crow.append(row)
+    clusters = pd.DataFrame(crow).sort_values("rank").reset_index(drop=True)
+
+    item_table = pd.DataFrame({"index": np.arange(len(items)), "cluster": a.cluster, "confidence": a.confidence,
+                               "memorizable": pred, "kind": kinds.astype(str), "label": items.labels})
+    training = pd.DataFrame(pre.history)
+
+    fig = Figure(figsize=(6.4, 4.0))
+    ax = fig.add_subplot(1, 1, 1)
+    bins = np.linspace(0.0, 1.0, 41)
+    for kind in present_kinds:
+        sel = kinds == kind
+        if sel.any():
+            ax.hist(a.confidence[sel], bins=bins, alpha=0.55, density=True, label=f"{kind} ({int(sel.sum())})")
+    ax.axvline(pre.cut, color="k", linestyle="--", linewidth=1, label=f"cut {pre.cut:.3f}")
+    ax.set_xlabel(f"confidence ({pre.resolved.rank_by})")
+    ax.set_ylabel("density")
+    ax.set_title("Pre-processor confidence by true kind")
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    return {"quality": quality, "clusters": clusters, "items": item_table, "training": training}, fig

@@ -1,0 +1,176 @@
+"""Training, caching, routing and reporting of the pre-processor on small real data (digits)."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from simulator.errors import InputError
+from simulator.metrics import clustering_scores
+from simulator.preprocess import PreprocessConfig, fit_preprocessor
+from simulator.preprocess.config import ThresholdConfig
+from simulator.preprocess.report import preprocess_report
+from simulator.sources.base import ItemSet
+from simulator.sources.digits import load_digits
+from simulator.sources.mixture import build_mixture
+
+TINY = dict(epochs=3, warmup_epochs=1, batch_size=64, queue_size=256, width=8, feature_dim=16)
+
+
+@pytest.fixture
+def ctx1(ctx):
+    """The test context with one torch thread (much faster on a shared CPU); restores threads."""
+    prev = torch.get_num_threads()
+    yield dataclasses.replace(ctx, num_threads=1)
+    torch.set_num_threads(prev)
+
+
+@pytest.fixture(scope="module")
+def digits() -> ItemSet:
+    return load_digits()
+
+
+@pytest.fixture(scope="module")
+def small(digits) -> ItemSet:
+    return digits.subset(np.arange(400))
+
+
+def test_loss_decreases_on_a_tiny_run(small, ctx1):
+    pre = fit_preprocessor(small, PreprocessConfig(clusters=5, **dict(TINY, epochs=6)), ctx1)
+    h = pre.history
+    assert len(h) == 6 and not pre.from_cache
+    assert h[-1]["L_I"] < h[0]["L_I"]
+    assert h[-1]["loss"] < h[1]["loss"]  # epoch 2 is the first with the cluster terms
+    assert all(np.isfinite(r["loss"]) for r in h)
+
+
+def test_digits_training_does_not_collapse_and_clusters_digits(digits, ctx1):
+    cfg = PreprocessConfig(epochs=10, warmup_epochs=3)
+    pre = fit_preprocessor(digits, cfg, ctx1)
+    a = pre.assign(digits.images)
+    sizes = np.bincount(a.cluster, minlength=10)
+    assert sizes.min() >= 0.02 * len(digits), sizes  # every cluster keeps items
+    scores = clustering_scores(digits.labels, a.cluster)
+    assert scores["acc"] > 0.75 and scores["nmi"] > 0.7, scores  # far above chance (0.1 / 0)
+    assert pre.images_per_s > 0 and pre.flops_per_item > 0
+
+
+def test_fixed_seed_is_deterministic_on_cpu(small, ctx1, tmp_path):
+    cfg = PreprocessConfig(clusters=4, **TINY)
+    a = fit_preprocessor(small, cfg, ctx1)
+    b = fit_preprocessor(small, cfg, dataclasses.replace(ctx1, cache_dir=tmp_path / "other"))
+    assert not b.from_cache
+    assert torch.equal(a.prototypes, b.prototypes)
+    aa, ab = a.assign(small.images), b.assign(small.images)
+    assert np.array_equal(aa.cluster, ab.cluster) and np.array_equal(aa.confidence, ab.confidence)
+    c = fit_preprocessor(small, cfg, dataclasses.replace(ctx1, seed=1, cache_dir=tmp_path / "seed1"))
+    assert not torch.equal(a.prototypes, c.prototypes)
+
+
+def test_training_never_reads_labels_or_kinds(small, ctx1, tmp_path):
+    cfg = PreprocessConfig(clusters=4, **TINY)
+    a = fit_preprocessor(small, cfg, ctx1)
+    scrambled = ItemSet(small.images, np.zeros(len(small), dtype=np.int64), np.full(len(small), "noise", dtype=object),
+                        ["x"])
+    b = fit_preprocessor(scrambled, cfg, dataclasses.replace(ctx1, cache_dir=tmp_path / "c2"))
+    assert torch.equal(a.prototypes, b.prototypes)
+
+
+def test_cache_hit_corrupt_and_foreign_files(small, ctx1):
+    cfg = PreprocessConfig(clusters=4, **TINY)
+    first = fit_preprocessor(small, cfg, ctx1)
+    assert not first.from_cache and first.cache_file.exists()
+    assert not list(first.cache_file.parent.glob("*.tmp"))
+    again = fit_preprocessor(small, cfg, ctx1)
+    assert again.from_cache
+    assert np.array_equal(first.assign(small.images).confidence, again.assign(small.images).confidence)
+    assert again.history == first.history and again.flops_per_item == first.flops_per_item
+    # the split threshold is not part of the key: changing it reuses the model
+    other_cut = fit_preprocessor(small, cfg.model_copy(update={"memorizable_threshold": ThresholdConfig(fraction=0.5)}), ctx1)
+    assert other_cut.from_cache and other_cut.cut != first.cut
+    # a model from another configuration under this configuration's name
+    cfg2 = PreprocessConfig(clusters=4, **dict(TINY, epochs=2))
+    foreign = fit_preprocessor(small, cfg2, ctx1)
+    shutil.copy(foreign.cache_file, first.cache_file)
+    with pytest.raises(InputError, match="another configuration"):
+        fit_preprocessor(small, cfg, ctx1)
+    # a corrupt file (one flipped byte, then a truncated one)
+    data = bytearray(foreign.cache_file.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    first.cache_file.write_bytes(bytes(data))
+    with pytest.raises(InputError, match="corrupt"):
+        fit_preprocessor(small, cfg, ctx1)
+    first.cache_file.write_bytes(b"SEMSIMPP")
+    with pytest.raises(InputError, match="corrupt"):
+        fit_preprocessor(small, cfg, ctx1)
+
+
+@pytest.mark.parametrize("update,key", [
+    ({"clusters": 401}, "preprocess.clusters"),
+    ({"batch_size": 500}, "preprocess.batch_size"),
+    ({"batch_size": 398}, "preprocess.batch_size"),  # bank of 2 keys for 4 clusters
+])
+def test_bad_settings_raise_input_error(small, ctx1, update, key):
+    cfg = PreprocessConfig(clusters=4, **TINY).model_copy(update=update)
+    with pytest.raises(InputError, match=key):
+        fit_preprocessor(small, cfg, ctx1)
+    assert not (ctx1.cache_dir / "preprocess").exists() or not list((ctx1.cache_dir / "preprocess").iterdir())
+
+
+def test_threshold_outside_unit_interval_raises(small, ctx1):
+    bad = ThresholdConfig.model_construct(fraction=1.5, confidence=None)  # bypasses pydantic on purpose
+    cfg = PreprocessConfig(clusters=4, **TINY).model_copy(update={"memorizable_threshold": bad})
+    with pytest.raises(InputError, match="memorizable_threshold.fraction"):
+        fit_preprocessor(small, cfg, ctx1)
+
+
+def test_split_by_fraction_and_by_confidence(small, ctx1):
+    cfg = PreprocessConfig(clusters=4, memorizable_threshold={"fraction": 0.25}, **TINY)
+    pre = fit_preprocessor(small, cfg, ctx1)
+    a = pre.assign(small.images)
+    assert a.cluster.dtype == np.int64 and a.confidence.dtype == np.float64
+    assert ((a.confidence >= 0) & (a.confidence <= 1)).all() and a.cluster.max() < pre.num_clusters
+    mask = pre.split(a)
+    assert mask.dtype == bool and abs(mask.mean() - 0.25) <= 0.02
+    one = pre.assign(small.images[:1])  # routing one item at a time meets the same cut
+    assert pre.split(one)[0] == mask[0]
+    cfg_c = cfg.model_copy(update={"memorizable_threshold": ThresholdConfig(confidence=0.5)})
+    pre_c = fit_preprocessor(small, cfg_c, ctx1)
+    assert np.array_equal(pre_c.split(pre_c.assign(small.images)), a.confidence < 0.5)
+    with pytest.raises(InputError, match="do not match"):
+        pre.assign(np.zeros((2, 4, 4, 1), dtype=np.uint8))
+
+
+def test_report_tables_and_figure(small, ctx1):
+    rng = np.random.default_rng(0)
+    mixed = build_mixture(small, "noise", 0.2, rng)
+    pre = fit_preprocessor(mixed, PreprocessConfig(clusters=4, **TINY), ctx1)
+    tables, fig = preprocess_report(mixed, pre)
+    assert {"quality", "clusters", "items", "training"} <= set(tables)
+    q = tables["quality"].set_index(["scope", "metric"])["value"]
+    for key in [("structured", "nmi"), ("structured", "acc"), ("structured", "ari"), ("memorizable", "auroc"),
+                ("memorizable", "precision"), ("memorizable", "recall"), ("noise", "auroc")]:
+        assert key in q.index
+    assert q[("memorizable", "share_true")] == pytest.approx(0.2)
+    cl = tables["clusters"]
+    assert cl["size"].sum() == len(mixed) and sorted(cl["rank"]) == list(range(4))
+    assert cl["n_noise"].sum() == 80
+    assert len(tables["items"]) == len(mixed)
+    assert fig.axes and fig.axes[0].get_xlabel().startswith("confidence")
+
+
+@pytest.mark.slow
+def test_noise_among_cifar_is_detected(cifar_test_dir, ctx1):
+    from simulator.scenario import SourceConfig
+    from simulator.sources import load_items
+    from simulator.metrics import detection_scores
+    src = SourceConfig(dataset=f"imagefolder:{cifar_test_dir}", max_items=4000,
+                       memorizable={"kind": "noise", "fraction": 0.2})
+    items = load_items(src, ctx1)
+    pre = fit_preprocessor(items, PreprocessConfig(epochs=8, warmup_epochs=2), ctx1)
+    a = pre.assign(items.images)
+    assert detection_scores(items.memorizable, 1 - a.confidence, pre.split(a))["auroc"] > 0.95
