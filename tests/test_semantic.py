@@ -238,9 +238,17 @@ def test_cache_reload(digits, tmp_path):
     c = fit_language(images, clusters, 10, SemanticConfig(epochs=1, **{"lambda": 0.02}), ctx, "vanilla")
     assert not c.from_cache
     corrupt = Path(ctx.cache_dir, "semantic", f"{a.key[:32]}.pt")
+    good = corrupt.read_bytes()
     corrupt.write_bytes(b"not a checkpoint")
-    d = fit_language(images, clusters, 10, cfg, ctx, "vanilla")
-    assert not d.from_cache
+    with pytest.raises(InputError, match="corrupt"):  # never trusted, never silently replaced
+        fit_language(images, clusters, 10, cfg, ctx, "vanilla")
+    # A valid file of another configuration under this key's name is detected too.
+    other = Path(ctx.cache_dir, "semantic", f"{c.key[:32]}.pt")
+    corrupt.write_bytes(other.read_bytes())
+    with pytest.raises(InputError, match="another configuration"):
+        fit_language(images, clusters, 10, cfg, ctx, "vanilla")
+    corrupt.write_bytes(good)
+    assert fit_language(images, clusters, 10, cfg, ctx, "vanilla").from_cache
 
 
 def test_channel_prior_and_single_cluster(digits, ctx):

@@ -12,13 +12,16 @@ import torch
 from ..context import RunContext
 from ..errors import InputError
 from ..sources.base import ItemSet
-from . import cache
+from .. import model_cache
 from .config import PreprocessConfig, ResolvedPreprocess
 from .losses import cluster_probabilities
 from .nets import Encoder, count_flops
 from .ranking import (Assignment, cluster_shared_structure, confidence_cut, item_shared_structure,
                       routing_confidence)
 from .trainer import TrainResult, embed, train
+
+FORMAT = "semsim-preprocess-v1"
+"""Part of the cache key and stored in the file: bump when training or the model changes."""
 
 log = logging.getLogger("semsim.preprocess")
 
@@ -136,11 +139,17 @@ def fit_preprocessor(items: ItemSet, cfg: PreprocessConfig, ctx: RunContext) -> 
     images = items.images
     r = cfg.resolved()
     _validate(images, cfg, r)
-    key = cache.cache_key(images, r.to_json(), ctx.seed)
+    key = model_cache.digest(FORMAT, images, r.to_json(), int(ctx.seed))
     path = ctx.cache_path("preprocess", f"{key[:32]}.pt")
+    with model_cache.training_lock(path):
+        return _load_or_train(images, cfg, r, ctx, key, path)
+
+
+def _load_or_train(images: np.ndarray, cfg: PreprocessConfig, r: ResolvedPreprocess, ctx: RunContext, key: str,
+                   path) -> Preprocessor:
     shape = tuple(images.shape[1:])
     if path.exists():
-        payload = cache.load(path, key)
+        payload = model_cache.load(path, key, FORMAT, "pre-processor model")
         encoder = Encoder(shape, r.backbone, r.width, r.feature_dim)
         try:
             encoder.load_state_dict(payload["state"])
@@ -155,8 +164,8 @@ def fit_preprocessor(items: ItemSet, cfg: PreprocessConfig, ctx: RunContext) -> 
                             train_assign=payload["train_assign"].numpy())
     result = train(images, r, ctx)
     pre = Preprocessor(result, r, cfg, shape, ctx.device, False, path, train_images=images)
-    cache.save(path, {
-        "format": cache.FORMAT, "key": key, "config": r.to_json(), "seed": int(ctx.seed),
+    model_cache.save(path, {
+        "format": FORMAT, "key": key, "config": r.to_json(), "seed": int(ctx.seed),
         "state": {k: v.detach().cpu() for k, v in result.encoder.state_dict().items()},
         "prototypes": result.prototypes.cpu(), "mean": result.mean.cpu(), "std": result.std.cpu(),
         "train_cluster": torch.as_tensor(pre.train_cluster), "train_beta": torch.as_tensor(pre.train_beta),

@@ -18,12 +18,9 @@ Representation of item i (docs/semantic.md has the full definitions):
 from __future__ import annotations
 
 import copy
-import hashlib
-import io
 import json
 import logging
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +28,7 @@ import numpy as np
 import torch
 
 from ..context import RunContext
+from .. import model_cache
 from ..errors import InputError
 from .codec import SemanticCodec, count_flops, param_count
 from .config import SemanticConfig
@@ -230,14 +228,9 @@ class SemanticLanguage:
 
 def cache_key(images: np.ndarray, clusters: np.ndarray, num_clusters: int, cfg: SemanticConfig, seed: int) -> str:
     """sha256 of everything that determines a trained language."""
-    h = hashlib.sha256()
-    h.update(CODE_VERSION.encode())
-    h.update(json.dumps({"shape": list(images.shape), "num_clusters": int(num_clusters), "seed": int(seed),
-                         "cfg": cfg.model_dump(mode="json", by_alias=True), "torch": torch.__version__.split("+")[0]},
-                        sort_keys=True).encode())
-    h.update(np.ascontiguousarray(images).tobytes())
-    h.update(np.ascontiguousarray(clusters, dtype=np.int64).tobytes())
-    return h.hexdigest()
+    meta = json.dumps({"num_clusters": int(num_clusters), "seed": int(seed), "torch": torch.__version__.split("+")[0],
+                       "cfg": cfg.model_dump(mode="json", by_alias=True)}, sort_keys=True)
+    return model_cache.digest(CODE_VERSION, meta, images, np.asarray(clusters, dtype=np.int64))
 
 
 def _build(shape, num_clusters: int, cfg: SemanticConfig, ctx: RunContext) -> SemanticCodec:
@@ -277,28 +270,27 @@ def fit_language(images: np.ndarray, clusters: np.ndarray, num_clusters: int, cf
                          where="semantic.downsample")
     key = cache_key(images, clusters, num_clusters, cfg, ctx.seed)
     path = ctx.cache_path("semantic", f"{key[:32]}.pt")
-    codec = _build((h, w, c), int(num_clusters), cfg, ctx)
-    if path.exists():
-        try:
-            blob = torch.load(path, map_location="cpu", weights_only=True)
-            codec.load_state_dict(blob["state"])
-            log.info("semantic language %s loaded from %s", tag, path)
-            return SemanticLanguage(codec, cfg, tag, key, True, list(blob.get("history", [])))
-        except Exception as err:  # a corrupt or stale file is retrained and overwritten
-            log.warning("ignoring unreadable semantic cache %s (%s)", path, err)
+    with model_cache.training_lock(path):
+        if path.exists():
+            blob = model_cache.load(path, key, CODE_VERSION, "semantic language")
             codec = _build((h, w, c), int(num_clusters), cfg, ctx)
-    prev_threads = torch.get_num_threads()
-    if ctx.num_threads:  # scoped: restored below
-        torch.set_num_threads(int(ctx.num_threads))
-    try:
-        history = _train(codec, images, clusters, cfg, ctx, tag)
-    finally:
-        torch.set_num_threads(prev_threads)
-    buf = io.BytesIO()
-    torch.save({"state": codec.state_dict(), "history": history}, buf)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_bytes(buf.getvalue())
-    os.replace(tmp, path)
+            try:
+                codec.load_state_dict(blob["state"])
+            except (RuntimeError, KeyError) as err:
+                raise InputError(f"cached semantic language does not fit its configuration ({err}); delete it",
+                                 where=str(path)) from None
+            log.info("semantic language %s loaded from %s", tag, path)
+            return SemanticLanguage(codec, cfg, tag, key, True, json.loads(blob["history"]))
+        codec = _build((h, w, c), int(num_clusters), cfg, ctx)
+        prev_threads = torch.get_num_threads()
+        if ctx.num_threads:  # scoped: restored below
+            torch.set_num_threads(int(ctx.num_threads))
+        try:
+            history = _train(codec, images, clusters, cfg, ctx, tag)
+        finally:
+            torch.set_num_threads(prev_threads)
+        model_cache.save(path, {"format": CODE_VERSION, "key": key, "history": json.dumps(history),
+                                "state": {k: v.detach().cpu() for k, v in codec.state_dict().items()}})
     return SemanticLanguage(codec, cfg, tag, key, False, history)
 
 

@@ -1,0 +1,110 @@
+"""The on-disk cache of trained models (pre-processors and semantic languages).
+
+A model is stored under ``ctx.cache_dir/<kind>/<key[:32]>.pt``, where ``key`` is the SHA-256
+of everything that determines it (:func:`digest`: the training data, the resolved
+hyper-parameters, the seed and a code version of the kind).
+
+File layout: ``MAGIC`` (8 bytes), the SHA-256 of the payload (32 bytes), the payload (a
+``torch.save`` of plain tensors, numbers and strings, loaded with ``weights_only=True``). The
+payload holds its kind's format string and its key. On load:
+
+* wrong magic, wrong checksum or an unreadable payload -> :class:`InputError` ("corrupt");
+* a payload whose key differs from the one asked for -> :class:`InputError` ("another
+  configuration").
+
+We raise rather than silently retrain, so that a damaged cache never goes unnoticed; the
+message names the file and says to delete it. Files are written to a temporary name and
+renamed, so an interrupted write never leaves a half-written model under the final name.
+Training is serialized per key with a file lock (:func:`training_lock`), so parallel sweep
+workers on one machine that need the same model train it once and the others load it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import io
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .errors import InputError
+
+MAGIC = b"SEMSIMMC"
+
+
+def digest(*parts) -> str:
+    """SHA-256 hex digest of ``parts`` (str, bytes, ints or numpy arrays: shape, dtype and bytes)."""
+    h = hashlib.sha256()
+    for part in parts:
+        if isinstance(part, np.ndarray):
+            h.update(repr((part.shape, str(part.dtype))).encode())
+            h.update(np.ascontiguousarray(part).tobytes())
+        elif isinstance(part, bytes):
+            h.update(part)
+        else:
+            h.update(str(part).encode())
+        h.update(b"\x00")
+    return h.hexdigest()
+
+
+@contextlib.contextmanager
+def training_lock(path: Path):
+    """Hold an exclusive lock on ``<path>.lock`` (blocking) while a model is trained."""
+    lock = Path(str(path) + ".lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def save(path: Path, payload: dict) -> None:
+    """Write ``payload`` atomically (temporary file in the same folder, then rename)."""
+
+    buf = io.BytesIO()
+    torch.save(payload, buf)
+    blob = buf.getvalue()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(MAGIC + hashlib.sha256(blob).digest() + blob)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load(path: Path, key: str, fmt: str, what: str) -> dict:
+    """Read and verify a cached model of format ``fmt``; raises :class:`InputError` if corrupt or
+    foreign. ``what`` names the model in messages (e.g. "pre-processor model")."""
+    where = str(path)
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise InputError(f"cached {what} cannot be read ({err.strerror}); delete it to retrain",
+                         where=where) from None
+    blob = data[len(MAGIC) + 32:]
+    if data[: len(MAGIC)] != MAGIC or hashlib.sha256(blob).digest() != data[len(MAGIC):len(MAGIC) + 32]:
+        raise InputError(f"cached {what} is corrupt (bad header or checksum); delete it to retrain",
+                         where=where)
+    try:
+        payload = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - any unpickling failure means a corrupt file
+        raise InputError(f"cached {what} is corrupt ({type(err).__name__}); delete it to retrain",
+                         where=where) from None
+    if not isinstance(payload, dict) or payload.get("format") != fmt:
+        raise InputError(f"cached {what} has an unknown format; delete it to retrain", where=where)
+    if payload.get("key") != key:
+        raise InputError(f"cached {what} was trained for another configuration (data, "
+                         "hyper-parameters or seed differ from its key); delete it to retrain", where=where)
+    return payload
