@@ -19,7 +19,7 @@ demo: $(STAMP)
 	$(VENV)/bin/semsim run scenarios/demo.toml
 
 test: $(STAMP)
-	$(PY) -m pytest -q -m "not slow"
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n 2 -m "not slow"
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_link.py
