@@ -53,10 +53,15 @@ def ours(arrivals: np.ndarray, service: float) -> float:
     return float(np.mean(tl.queue_wait_s))
 
 
+ABSTRACTION = LinkConfig(mode="abstraction", modulation="qpsk", snr_db=1.5, code={"k": 256, "n": 512}, header_bits=16,
+                         max_retx=4)
+
+
 def ours_with_arq(arrivals: np.ndarray, service: float, ctx: RunContext) -> float:
-    link = LinkConfig(bler=0.1, max_retx=4, code={"k": 1024, "n": 2048})
+    """The abstraction-mode link: block errors drawn from the calibrated BLER table, ARQ, DES."""
+    link = ABSTRACTION
     phy = build_phy(link, ctx)
-    payloads = np.zeros((len(arrivals), 1024), dtype=np.uint8)
+    payloads = ctx.rng("payload").integers(0, 2, size=(len(arrivals), link.code.k), dtype=np.uint8)
     arq = run_arq(phy, payloads, link.max_retx)
     tl = simulate(arrivals, [arq.attempts[i:i + 1] for i in range(len(arrivals))], airtime_s=service, ack_delay_s=0.0)
     return float(np.mean(tl.queue_wait_s))
@@ -78,6 +83,9 @@ def main() -> None:
     ap.add_argument("--rho", type=float, default=0.6)
     args = ap.parse_args()
     ctx = RunContext(seed=1, device="cpu", progress=False)
+    phy = build_phy(ABSTRACTION, ctx)  # calibrates once (cached) before anything is timed
+    print(f"abstraction link: k={phy.k} n={phy.n} QPSK Es/N0 {ABSTRACTION.snr_db} dB, "
+          f"BLER {phy.table.bler_at(ABSTRACTION.snr_db):.3f} from the calibrated table")
     service = 1e-3
     arrivals = poisson_arrivals(args.packets, args.rho / service, ctx.rng("arrivals"))
     theory = args.rho * service / (2 * (1 - args.rho))
@@ -89,7 +97,7 @@ def main() -> None:
     print(f"  theory mean wait        {theory * 1e3:.4f} ms")
     print(f"  bare simpy loop         {n / t_bare:12,.0f} packets/s   mean wait {w_bare * 1e3:.4f} ms")
     print(f"  semsim link (DES only)  {n / t_ours:12,.0f} packets/s   mean wait {w_ours * 1e3:.4f} ms")
-    print(f"  semsim link + ARQ draw  {n / t_arq:12,.0f} packets/s   (fixed BLER 0.1, abstraction-style PHY)")
+    print(f"  semsim link, abstraction mode + ARQ {n / t_arq:12,.0f} packets/s")
     print(f"ratio ours/bare: DES only {t_bare / t_ours:.2f}, with ARQ {t_bare / t_arq:.2f} (target >= 0.5)")
 
 

@@ -338,7 +338,7 @@ def corrupt_failed(bits: np.ndarray, failed: np.ndarray, rng: np.random.Generato
     if idx.size == 0:
         return out
     k = bits.shape[1]
-    flips = rng.random((idx.size, k)) < flip_prob
+    flips = rng.random((idx.size, k), dtype=np.float32) < np.float32(flip_prob)
     none = ~flips.any(axis=1)
     if none.any():
         flips[np.flatnonzero(none), rng.integers(0, k, size=int(none.sum()))] = True

@@ -32,9 +32,18 @@ def run_arq(phy, payloads: np.ndarray, max_retx: int, on_round=None) -> ArqOutco
     m = len(payloads)
     attempts = np.zeros(m, dtype=np.int64)
     ok = np.zeros(m, dtype=bool)
-    received = np.array(payloads, dtype=np.uint8, copy=True)
-    pending = np.arange(m)
-    for _ in range(max_retx + 1):
+    if m == 0:
+        return ArqOutcome(attempts, ok, np.array(payloads, dtype=np.uint8, copy=True))
+    # First round on the whole array (no gather copy); its output becomes `received`.
+    received, good = phy.transmit(payloads)
+    if np.may_share_memory(received, payloads):
+        received = received.copy()
+    attempts += 1
+    ok |= good
+    if on_round is not None:
+        on_round(m)
+    pending = np.flatnonzero(~good)
+    for _ in range(max_retx):
         if len(pending) == 0:
             break
         decoded, good = phy.transmit(payloads[pending])
