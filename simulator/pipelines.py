@@ -11,6 +11,7 @@ channel seed, so their differences are the pipelines' own.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -47,6 +48,7 @@ class Models:
     memorizable: np.ndarray | None = None
     languages: dict[str, object] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
 
 
 def learning_phase(items: ItemSet, scenario: Scenario, ctx: RunContext) -> Models:
@@ -139,7 +141,9 @@ def run_point(items: ItemSet, scenario: Scenario, ctx: RunContext,
 
     Returns ``(items table, summary table, models)``.
     """
+    t0 = time.perf_counter()
     models = learning_phase(items, scenario, ctx)
+    t1 = time.perf_counter()
     if scenario.traffic.arrivals == "batch":
         arrival_s = np.zeros(len(items))
     else:
@@ -153,4 +157,5 @@ def run_point(items: ItemSet, scenario: Scenario, ctx: RunContext,
         served = np.ones(len(items), bool) if name == "vanilla-semantic" else ~models.memorizable
         lang_cx[name] = float(lang.complexity_nats(items.images[served], models.cluster[served]))
     summary = summarize(table, content_complexity(items.labels, items.memorizable), lang_cx)
+    models.timings = {"learning_s": round(t1 - t0, 3), "simulation_s": round(time.perf_counter() - t1, 3)}
     return table, summary, models

@@ -60,20 +60,22 @@ def delivery_cdf(items: pd.DataFrame) -> plt.Figure:
     return fig
 
 
-def versus(summary: pd.DataFrame, x: str, y: str, pipelines: list[str] | None = None) -> plt.Figure:
-    """``y`` against ``x`` per pipeline; mean and standard deviation over the other sweep keys
-    (e.g. seeds) at each x."""
-    fig, ax = plt.subplots(figsize=(6, 4))
+def versus(summary: pd.DataFrame, x: str, y: str, pipelines: list[str] | None = None,
+           group_keys: list[str] | None = None) -> plt.Figure:
+    """``y`` against ``x`` per pipeline, one marker per group of sweep points.
+
+    Points are grouped by ``group_keys`` (the swept keys other than the seed; default: by
+    ``x``); each marker is the mean over the group (e.g. over seeds), the error bars its
+    standard deviation, in y and, when x varies inside a group (complexity), in x too.
+    """
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    keys = [k for k in (group_keys or []) if k in summary and k != x] or [x]
     for p in pipelines or _pipelines(summary):
         g = summary[summary["pipeline"] == p]
         if g.empty or g[y].isna().all():
             continue
-        if x == "complexity_nats":
-            key = g["point_group"] if "point_group" in g else g[x].round(6)
-            agg = g.groupby(key).agg(xm=(x, "mean"), xs=(x, "std"), ym=(y, "mean"), ys=(y, "std")).sort_values("xm")
-        else:
-            agg = g.groupby(x).agg(ym=(y, "mean"), ys=(y, "std"))
-            agg["xm"], agg["xs"] = agg.index.astype(float), 0.0
+        agg = (g.groupby(keys).agg(xm=(x, "mean"), xs=(x, "std"), ym=(y, "mean"), ys=(y, "std"))
+               .sort_values("xm"))
         ax.errorbar(agg["xm"], agg["ym"], yerr=agg["ys"].fillna(0.0), xerr=agg["xs"].fillna(0.0),
                     marker="o", capsize=3, label=p, color=COLORS.get(p))
     ax.set_xlabel(LABELS.get(x, x))
@@ -87,13 +89,18 @@ def versus(summary: pd.DataFrame, x: str, y: str, pipelines: list[str] | None = 
 def all_plots(items: pd.DataFrame, summary: pd.DataFrame, sweep_keys: list[str]) -> dict[str, plt.Figure]:
     """Every plot for a run: name (without .png) -> figure."""
     figs = {"overview": overview(summary), "delivery_time_cdf": delivery_cdf(items)}
-    varying = [k for k in sweep_keys if k != "seed" and summary[k].nunique() > 1]
+    varying = [k for k in sweep_keys if k != "seed" and k in summary and summary[k].nunique() > 1]
     if summary["complexity_nats"].nunique() > 1:
         sem = [p for p in _pipelines(summary) if p != "classical"]
         if sem:
-            figs["fig2_representation_vs_complexity"] = versus(summary, "complexity_nats", "avg_representation_bits", sem)
-        figs["fig3_impact_vs_complexity"] = versus(summary, "complexity_nats", "semantic_impact")
+            fig = versus(summary, "complexity_nats", "avg_representation_bits", sem, varying)
+            fig.axes[0].set_title("Average representation length vs content complexity (paper Fig. 2)")
+            figs["fig2_representation_vs_complexity"] = fig
+        fig = versus(summary, "complexity_nats", "semantic_impact", None, varying)
+        fig.axes[0].set_title("Semantic impact vs content complexity (paper Fig. 3)")
+        figs["fig3_impact_vs_complexity"] = fig
     for k in varying:
         if pd.api.types.is_numeric_dtype(summary[k]):
-            figs[f"sweep_{k.replace('.', '_')}"] = versus(summary, k, "semantic_impact")
+            others = [o for o in varying if o != k]
+            figs[f"sweep_{k.replace('.', '_')}"] = versus(summary, k, "semantic_impact", None, [k] + others)
     return figs

@@ -62,7 +62,7 @@ def run_one_point(index: int, point: dict[str, Any], scenario: Scenario, ctx: Ru
         for pos, (k, v) in enumerate(front.items()):
             df.insert(pos, k, [v] * len(df))
     meta = {"point": index, "values": point, "seed": scenario.seed, "items": len(items),
-            "wall_s": round(time.perf_counter() - t0, 3), "notes": models.notes}
+            "wall_s": round(time.perf_counter() - t0, 3), **models.timings, "notes": models.notes}
     return table, summary, meta
 
 
