@@ -148,3 +148,58 @@ def test_bit_true_run_is_byte_identical(tmp_path):
     assert (tmp_path / "a" / "summary.csv").read_bytes() == (tmp_path / "b" / "summary.csv").read_bytes()
     items = pd.read_csv(tmp_path / "a" / "items.csv")
     assert (items["bits_on_air"] == items["transmissions"] * 512).all()
+
+
+SEM_CASES = {
+    "lambda <= 0": ("[semantic]\nlambda = 0.0\n", "semantic.lambda"),
+    "latent size 0": ("[semantic]\nlatent_channels = 0\n", "semantic.latent_channels"),
+    "fidelity target out of range": ("[fidelity]\npsnr_db = -3.0\n", "fidelity.psnr_db"),
+    "unknown pipeline": (None, "pipelines"),
+    "clusters below 2": ("[preprocess]\nclusters = 1\n", "preprocess.clusters"),
+    "threshold outside [0, 1]": ("[preprocess]\nmemorizable_threshold = { fraction = 1.5 }\n", "fraction"),
+    "snr grid not increasing": ("[link.calibration]\nsnr_grid_db = [3.0, 2.0]\n", "snr_grid_db"),
+    "code rate outside 5G range": (None, "rate"),
+}
+
+
+@pytest.mark.parametrize("case", list(SEM_CASES))
+def test_more_bad_input_exit_2(tmp_path, capsys, case):
+    extra, needle = SEM_CASES[case]
+    text = SMALL.replace("{dataset}", "digits")
+    if case == "unknown pipeline":
+        text = text.replace('pipelines = ["classical"]', 'pipelines = ["classical", "telepathy"]')
+    elif case == "code rate outside 5G range":
+        text = text.replace("k = 256, n = 512", "k = 100, n = 1000")
+    else:
+        text += extra
+    rc = run_cli(tmp_path, write(tmp_path, text))
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and needle in err, err
+    assert not (tmp_path / "results").exists()
+
+
+def test_calibrate_command_measures_then_reuses(tmp_path, capsys):
+    text = SMALL.replace("{dataset}", "digits").replace("bler = 0.3", 'mode = "abstraction"')
+    text = text.replace("k = 256, n = 512", "k = 64, n = 128")
+    path = write(tmp_path, text)
+    args = ["calibrate", str(path), "--snr-grid", "0,2,4", "--cache-dir", str(tmp_path / "c"), "-q"]
+    assert main(args) == 0
+    first = capsys.readouterr().out
+    assert "esn0_db" in first and "bler" in first
+    assert main(args) == 0
+    assert capsys.readouterr().out == first  # same table, read from the cache
+    assert main(args[:3] + ["3,2", *args[4:]]) == 2
+    assert "increasing" in capsys.readouterr().err
+
+
+def test_preprocess_command_reports_and_writes(tmp_path, capsys):
+    text = (SMALL.replace("{dataset}", "digits").replace("max_items = 40", "max_items = 300")
+            + "[preprocess]\nepochs = 2\nwarmup_epochs = 1\nbatch_size = 64\n")
+    path = write(tmp_path, text)
+    out = tmp_path / "pp"
+    assert main(["preprocess", str(path), "--out", str(out), "--cache-dir", str(tmp_path / "c"), "-q"]) == 0
+    captured = capsys.readouterr()
+    assert "trained" in captured.err
+    assert (out / "quality.csv").is_file() and (out / "confidence_by_kind.png").is_file()
+    assert main(["preprocess", str(path), "--out", str(out), "--cache-dir", str(tmp_path / "c"), "-q"]) == 0
+    assert "loaded cached model" in capsys.readouterr().err
