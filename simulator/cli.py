@@ -87,7 +87,8 @@ def cmd_run(args, out: Console, err: Console) -> int:
 
         def progress(name: str, done: int, total: int) -> None:
             if name not in tasks:
-                tasks[name] = bar.add_task(f"  link: {name}", total=total)
+                label = name if name.startswith("learning:") else f"link: {name}"
+                tasks[name] = bar.add_task(f"  {label}", total=total)
             bar.update(tasks[name], completed=done, total=total)
 
         def on_point(index: int, total: int, meta: dict) -> None:

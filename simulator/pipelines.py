@@ -51,16 +51,25 @@ class Models:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def learning_phase(items: ItemSet, scenario: Scenario, ctx: RunContext) -> Models:
-    """Train (or load from the cache) what the scenario's pipelines need."""
+def learning_phase(items: ItemSet, scenario: Scenario, ctx: RunContext, progress: Progress | None = None) -> Models:
+    """Train (or load from the cache) what the scenario's pipelines need.
+
+    ``progress(step, done, total)`` is told when each model starts (0/1) and is ready (1/1).
+    """
+    def step(name: str, done: int) -> None:
+        if progress:
+            progress(name, done, 1)
+
     wanted = [p for p in scenario.pipelines if p in SEMANTIC_PIPELINES]
     if not wanted:
         return Models()
     from .preprocess import fit_preprocessor
     from .semantic import fit_language
 
+    step("learning: pre-processor", 0)
     pre = fit_preprocessor(items, scenario.preprocess, ctx)
     assign = pre.assign(items.images)
+    step("learning: pre-processor", 1)
     models = Models(pre, assign.cluster, assign.confidence, pre.split(assign))
     models.notes.append(f"pre-processor: {'loaded cached model' if pre.from_cache else 'trained'}")
     for name in wanted:
@@ -68,7 +77,9 @@ def learning_phase(items: ItemSet, scenario: Scenario, ctx: RunContext) -> Model
         if not train.any():
             continue
         tag = "vanilla" if name == "vanilla-semantic" else "contrastive"
+        step(f"learning: {tag} language", 0)
         lang = fit_language(items.images[train], models.cluster[train], pre.num_clusters, scenario.semantic, ctx, tag)
+        step(f"learning: {tag} language", 1)
         models.languages[name] = lang
         models.notes.append(f"{tag} language: {'loaded cached model' if lang.from_cache else 'trained'}")
     return models
@@ -142,7 +153,7 @@ def run_point(items: ItemSet, scenario: Scenario, ctx: RunContext,
     Returns ``(items table, summary table, models)``.
     """
     t0 = time.perf_counter()
-    models = learning_phase(items, scenario, ctx)
+    models = learning_phase(items, scenario, ctx, progress)
     t1 = time.perf_counter()
     if scenario.traffic.arrivals == "batch":
         arrival_s = np.zeros(len(items))
