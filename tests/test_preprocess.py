@@ -15,8 +15,8 @@ from simulator.preprocess.config import PRESETS, PreprocessConfig
 from simulator.preprocess.losses import (cluster_loss, cluster_probabilities, instance_loss, marginal_loss, prototypes,
                                          spherical_kmeans)
 from simulator.preprocess.nets import Encoder, count_flops, momentum_copy, momentum_update
-from simulator.preprocess.ranking import (cluster_shared_structure, confidence_cut, item_shared_structure,
-                                         routing_confidence)
+from simulator.preprocess.ranking import (cluster_distinctiveness, cluster_shared_structure, confidence_cut,
+                                         item_shared_structure, knn_density, routing_confidence)
 
 
 def _unit(rows: int, dim: int, seed: int) -> torch.Tensor:
@@ -209,3 +209,36 @@ def test_shared_structure_confidences_match_direct_computation():
     # an isolated cluster (sharing nothing with the others) is the least confident
     iso = np.array([[1.0, 0, 0], [0, 1.0, 0], [0, 0.8, 0.6], [0, 0.6, 0.8]])
     assert cluster_shared_structure(iso).argmin() == 0
+
+
+def test_knn_density_and_distinctiveness_match_direct_computation():
+    ref = _unit(9, 4, 11).numpy()
+    k = 3
+    d_self = knn_density(ref, ref, k, self_excluded=True)
+    for i in range(9):
+        sims = sorted((float(ref[i] @ ref[j]) for j in range(9) if j != i), reverse=True)
+        assert d_self[i] == pytest.approx(sum(sims[:k]) / k)
+    # queries that are exact copies of reference rows skip that one copy: same as self-excluded
+    assert np.allclose(knn_density(ref[[2, 5]], ref, k), d_self[[2, 5]])
+    q = _unit(2, 4, 12).numpy()
+    d_q = knn_density(q, ref, k, chunk=1)
+    for i in range(2):
+        sims = sorted((float(q[i] @ ref[j]) for j in range(9)), reverse=True)
+        assert d_q[i] == pytest.approx(sum(sims[:k]) / k)
+    cluster = np.array([0, 0, 1, 1, 1, 2, 2, 2, 2])
+    delta = cluster_distinctiveness(d_self, cluster, 4)
+    for l in range(3):
+        assert delta[l] == pytest.approx((1 - d_self[cluster == l].mean()) / 2)
+    assert delta[3] == pytest.approx((1 - d_self.mean()) / 2)  # empty cluster: the overall mean
+    item = (1 - d_self) / 2
+    kappa = np.zeros(4)
+    conf = routing_confidence("density", cluster, kappa, kappa[cluster], kappa[cluster], delta, item)
+    assert np.allclose(conf, 0.99 * delta[cluster] + 0.01 * item)
+    with pytest.raises(ValueError):
+        routing_confidence("density", cluster, kappa, kappa[cluster], kappa[cluster])
+    # a tight group of near-identical items (what the encoder cannot tell apart) is the densest,
+    # i.e. the least distinctive cluster
+    tight = np.vstack([ref[:6], np.tile(ref[6], (3, 1)) + 1e-3 * ref[7:8]])
+    tight /= np.linalg.norm(tight, axis=1, keepdims=True)
+    lab = np.array([0, 0, 0, 1, 1, 1, 2, 2, 2])
+    assert cluster_distinctiveness(knn_density(tight, tight, 2, self_excluded=True), lab, 3).argmin() == 2

@@ -71,6 +71,18 @@ def test_fixed_seed_is_deterministic_on_cpu(small, ctx1, tmp_path):
     assert not torch.equal(a.prototypes, c.prototypes)
 
 
+def test_channels_last_training_is_deterministic_and_cached(small, ctx1, tmp_path):
+    rgb = ItemSet(np.repeat(small.images[:200], 3, axis=3), small.labels[:200], small.kinds[:200], small.class_names)
+    cfg = PreprocessConfig(clusters=4, channels_last=True, symmetric=False, **TINY)
+    a = fit_preprocessor(rgb, cfg, ctx1)
+    b = fit_preprocessor(rgb, cfg, dataclasses.replace(ctx1, cache_dir=tmp_path / "other"))
+    assert torch.equal(a.prototypes, b.prototypes)
+    again = fit_preprocessor(rgb, cfg, ctx1)
+    assert again.from_cache and np.array_equal(again.assign(rgb.images).confidence, a.assign(rgb.images).confidence)
+    # channels_last is part of the cache key (it changes the arithmetic)
+    assert not fit_preprocessor(rgb, cfg.model_copy(update={"channels_last": False}), ctx1).from_cache
+
+
 def test_training_never_reads_labels_or_kinds(small, ctx1, tmp_path):
     cfg = PreprocessConfig(clusters=4, **TINY)
     a = fit_preprocessor(small, cfg, ctx1)
@@ -161,6 +173,11 @@ def test_report_tables_and_figure(small, ctx1):
     assert cl["n_noise"].sum() == 80
     assert len(tables["items"]) == len(mixed)
     assert fig.axes and fig.axes[0].get_xlabel().startswith("confidence")
+    # the same model ranked by kappa (the previous default) comes from the cache
+    pre_k = fit_preprocessor(mixed, PreprocessConfig(clusters=4, rank_by="cluster", **TINY), ctx1)
+    assert pre_k.from_cache and np.array_equal(pre_k.train_cluster, pre.train_cluster)
+    assert np.allclose(pre_k.cluster_confidence, pre.cluster_shared_structure)
+    assert np.allclose(pre.cluster_confidence, pre.cluster_distinctiveness)
 
 
 @pytest.mark.slow
@@ -174,3 +191,16 @@ def test_noise_among_cifar_is_detected(cifar_test_dir, ctx1):
     pre = fit_preprocessor(items, PreprocessConfig(epochs=8, warmup_epochs=2), ctx1)
     a = pre.assign(items.images)
     assert detection_scores(items.memorizable, 1 - a.confidence, pre.split(a))["auroc"] > 0.95
+
+
+@pytest.mark.slow
+def test_shuffled_among_cifar_is_detected(cifar_test_dir, ctx1):
+    from simulator.scenario import SourceConfig
+    from simulator.sources import load_items
+    from simulator.metrics import detection_scores
+    src = SourceConfig(dataset=f"imagefolder:{cifar_test_dir}", max_items=4000,
+                       memorizable={"kind": "shuffled", "fraction": 0.2})
+    items = load_items(src, ctx1)
+    pre = fit_preprocessor(items, PreprocessConfig(epochs=8, warmup_epochs=2), ctx1)
+    a = pre.assign(items.images)
+    assert detection_scores(items.memorizable, 1 - a.confidence, pre.split(a))["auroc"] > 0.9

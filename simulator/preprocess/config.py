@@ -62,18 +62,22 @@ class ResolvedPreprocess:
     warmup_epochs: int       # epochs of L_I only before the cluster tags are initialised
     symmetric: bool          # both views serve as query (loss averaged)
     augment: str             # "auto" | "grey" | "color" | "none"
-    rank_by: str             # "cluster" | "item" | "product" | "assignment" (ranking.py)
+    channels_last: bool      # train in channels-last memory format (CPU: ~1.7x faster on 32x32 RGB)
+    rank_by: str             # "density" | "cluster" | "item" | "product" | "assignment" (ranking.py)
+    density_k: int           # neighbours of the k-NN density (rank_by = "density")
 
     def to_json(self) -> str:
         """Canonical JSON (sorted keys) of what determines training: the part of the model cache
-        key that comes from us (``rank_by`` is left out: it only changes the routing)."""
+        key that comes from us (``rank_by`` and ``density_k`` are left out: they only change the routing)."""
         data = asdict(self)
         data.pop("rank_by")
+        data.pop("density_k")
         return json.dumps(data, sort_keys=True)
 
 
 _COMMON = dict(backbone="cnn", width=32, feature_dim=64, sgd_momentum=0.9, weight_decay=5e-4,
-               cluster_tau=0.1, marginal_weight=1.0, symmetric=True, augment="auto", rank_by="cluster")
+               cluster_tau=0.1, marginal_weight=1.0, symmetric=True, augment="auto", channels_last=False, rank_by="density",
+               density_k=10)
 
 #: The presets. ``paper`` follows section III / design.md section 4: SGD with lr 0.02, encoder
 #: momentum omega = 0.9, tau = 0.1, batch 32, 200 epochs, eta = epsilon = 1. ``fast`` is our
@@ -116,7 +120,9 @@ class PreprocessConfig(BaseModel):
     warmup_epochs: int | None = Field(default=None, ge=0)
     symmetric: bool | None = None
     augment: Literal["auto", "grey", "color", "none"] | None = None
-    rank_by: Literal["cluster", "item", "product", "assignment"] | None = None
+    channels_last: bool | None = None
+    rank_by: Literal["density", "cluster", "item", "product", "assignment"] | None = None
+    density_k: int | None = Field(default=None, ge=1, le=1000)
 
     def resolved(self) -> ResolvedPreprocess:
         """The preset's values, overridden by every key the scenario gave."""

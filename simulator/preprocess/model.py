@@ -16,11 +16,11 @@ from .. import model_cache
 from .config import PreprocessConfig, ResolvedPreprocess
 from .losses import cluster_probabilities
 from .nets import Encoder, count_flops
-from .ranking import (Assignment, cluster_shared_structure, confidence_cut, item_shared_structure,
-                      routing_confidence)
+from .ranking import (Assignment, cluster_distinctiveness, cluster_shared_structure, confidence_cut,
+                      item_shared_structure, knn_density, routing_confidence)
 from .trainer import TrainResult, embed, train
 
-FORMAT = "semsim-preprocess-v1"
+FORMAT = "semsim-preprocess-v2"
 """Part of the cache key and stored in the file: bump when training or the model changes."""
 
 log = logging.getLogger("semsim.preprocess")
@@ -34,8 +34,11 @@ class Preprocessor:
         num_clusters: L.
         from_cache: True when the model was loaded from the cache instead of trained.
         flops_per_item: forward FLOPs of the encoder (plus eq. (3)) for one item.
-        cluster_confidence: ``(L,)`` shared-structure confidence kappa_l of each cluster.
+        cluster_confidence: ``(L,)`` confidence of each cluster: its distinctiveness delta_l for
+            ``rank_by = "density"``, else its shared-structure confidence kappa_l.
+        cluster_shared_structure: ``(L,)`` kappa_l; cluster_distinctiveness: ``(L,)`` delta_l.
         cluster_rank: ``(L,)`` rank of each cluster by confidence (0 = least confident).
+        train_embeddings: ``(N, D)`` representations of the training items (the k-NN reference).
         cut: the confidence below which an item goes to X_m.
         history: per-epoch training losses (empty when loaded without history).
         images_per_s, train_seconds: training throughput and time (as measured when trained).
@@ -45,7 +48,8 @@ class Preprocessor:
     def __init__(self, result: TrainResult, resolved: ResolvedPreprocess, cfg: PreprocessConfig,
                  shape: tuple[int, int, int], device: str, from_cache: bool, cache_file: Path | None,
                  train_images: np.ndarray | None = None, train_cluster: np.ndarray | None = None,
-                 train_beta: np.ndarray | None = None, train_assign: np.ndarray | None = None):
+                 train_beta: np.ndarray | None = None, train_assign: np.ndarray | None = None,
+                 train_z: np.ndarray | None = None, train_density: np.ndarray | None = None):
         self.resolved = resolved
         self.cfg = cfg
         self.shape = tuple(int(s) for s in shape)
@@ -60,27 +64,44 @@ class Preprocessor:
         self.cache_file = cache_file
         self.num_clusters = int(self.prototypes.shape[0])
         self.flops_per_item = count_flops(self.encoder, self.shape) + 2 * self.num_clusters * self.prototypes.shape[1]
-        self.cluster_confidence = cluster_shared_structure(self.prototypes.double().numpy())
-        self.cluster_rank = np.argsort(np.argsort(self.cluster_confidence, kind="stable"), kind="stable")
+        self.cluster_shared_structure = cluster_shared_structure(self.prototypes.double().numpy())
         if train_cluster is None:
-            train = self._assign(train_images)
+            train_z = embed(self.encoder, train_images, self.mean, self.std, self.device).numpy()
+            train_density = knn_density(train_z, train_z, resolved.density_k, self_excluded=True)
+            self.train_embeddings = np.asarray(train_z, dtype=np.float32)
+            self.cluster_distinctiveness = np.zeros(self.num_clusters)  # filled below
+            train = self._assign_z(train_z, density=train_density)
             train_cluster, train_beta, train_assign = train.cluster, train.item_confidence, train.assignment_confidence
+        self.train_embeddings = np.asarray(train_z, dtype=np.float32)
         self.train_cluster = np.asarray(train_cluster, dtype=np.int64)
         self.train_beta = np.asarray(train_beta, dtype=np.float64)
         self.train_assignment_confidence = np.asarray(train_assign, dtype=np.float64)
-        train_conf = routing_confidence(resolved.rank_by, self.train_cluster, self.cluster_confidence,
-                                        self.train_beta, self.train_assignment_confidence)
+        self.train_density = np.asarray(train_density, dtype=np.float64)
+        self.cluster_distinctiveness = cluster_distinctiveness(self.train_density, self.train_cluster,
+                                                               self.num_clusters)
+        self.cluster_confidence = (self.cluster_distinctiveness if resolved.rank_by == "density"
+                                   else self.cluster_shared_structure)
+        self.cluster_rank = np.argsort(np.argsort(self.cluster_confidence, kind="stable"), kind="stable")
+        train_conf = routing_confidence(resolved.rank_by, self.train_cluster, self.cluster_shared_structure,
+                                        self.train_beta, self.train_assignment_confidence,
+                                        self.cluster_distinctiveness, (1.0 - self.train_density) / 2.0)
         t = cfg.memorizable_threshold
         self.cut = confidence_cut(train_conf, t.fraction, t.confidence)
 
     def _assign(self, images: np.ndarray) -> Assignment:
-        z = embed(self.encoder, images, self.mean, self.std, self.device)
-        p = cluster_probabilities(z, self.prototypes, self.resolved.cluster_tau).double().numpy()
+        return self._assign_z(embed(self.encoder, images, self.mean, self.std, self.device).numpy())
+
+    def _assign_z(self, z: np.ndarray, density: np.ndarray | None = None) -> Assignment:
+        p = cluster_probabilities(torch.as_tensor(z), self.prototypes, self.resolved.cluster_tau).double().numpy()
         cluster = p.argmax(axis=1).astype(np.int64)
         assign_conf = p.max(axis=1).astype(np.float64)
-        beta = item_shared_structure(z.double().numpy(), self.prototypes.double().numpy(), cluster)
-        conf = routing_confidence(self.resolved.rank_by, cluster, self.cluster_confidence, beta, assign_conf)
-        return Assignment(cluster, np.clip(conf, 0.0, 1.0), beta, assign_conf, p)
+        beta = item_shared_structure(z, self.prototypes.double().numpy(), cluster)
+        if density is None:
+            density = knn_density(z, self.train_embeddings, self.resolved.density_k)
+        delta = np.clip((1.0 - density) / 2.0, 0.0, 1.0)
+        conf = routing_confidence(self.resolved.rank_by, cluster, self.cluster_shared_structure, beta, assign_conf,
+                                  self.cluster_distinctiveness, delta)
+        return Assignment(cluster, np.clip(conf, 0.0, 1.0), beta, assign_conf, p, delta)
 
     def embed(self, images: np.ndarray) -> np.ndarray:
         """``(N, D)`` float32 unit representations z of uint8 ``(N, H, W, C)`` items."""
@@ -161,7 +182,8 @@ def _load_or_train(images: np.ndarray, cfg: PreprocessConfig, r: ResolvedPreproc
         log.info("loaded cached model %s", path)
         return Preprocessor(result, r, cfg, shape, ctx.device, True, path,
                             train_cluster=payload["train_cluster"].numpy(), train_beta=payload["train_beta"].numpy(),
-                            train_assign=payload["train_assign"].numpy())
+                            train_assign=payload["train_assign"].numpy(), train_z=payload["train_z"].numpy(),
+                            train_density=payload["train_density"].numpy())
     result = train(images, r, ctx)
     pre = Preprocessor(result, r, cfg, shape, ctx.device, False, path, train_images=images)
     model_cache.save(path, {
@@ -170,6 +192,7 @@ def _load_or_train(images: np.ndarray, cfg: PreprocessConfig, r: ResolvedPreproc
         "prototypes": result.prototypes.cpu(), "mean": result.mean.cpu(), "std": result.std.cpu(),
         "train_cluster": torch.as_tensor(pre.train_cluster), "train_beta": torch.as_tensor(pre.train_beta),
         "train_assign": torch.as_tensor(pre.train_assignment_confidence),
+        "train_z": torch.as_tensor(pre.train_embeddings), "train_density": torch.as_tensor(pre.train_density),
         "history": json.dumps(result.history), "images_per_s": float(result.images_per_s),
         "train_seconds": float(result.train_seconds),
     })

@@ -11,8 +11,16 @@ With the final prototypes mu_l (unit rows) and an item's representation z_i:
   with the structured content, so their clusters sit apart from all others. Clusters are
   ranked by kappa (rank 0 = least confident).
 * Shared-structure confidence of an item: ``beta_i = (1 + mean_{l != c_i} z_i . mu_l) / 2``.
+* Distinctiveness (k-NN density in the representation): ``d_i`` is the mean cosine similarity
+  of z_i to its k nearest training items (itself excluded); the item's distinctiveness is
+  ``delta_i = (1 - d_i) / 2`` and the cluster's ``delta_l = (1 - mean_{i in C_l} d_i) / 2``.
+  Instance discrimination (eq. (2)) pushes every item away from all others; items without
+  learnable structure (noise, pixel-shuffled images, another source's images) cannot be told
+  apart by the encoder and end up packed together: their clusters are the densest.
 * Routing confidence (``rank_by``), all in [0, 1]:
-  ``cluster`` (default): ``0.99 kappa_{c_i} + 0.01 beta_i`` (clusters first, items ordered
+  ``density`` (default): ``0.99 delta_{c_i} + 0.01 delta_i`` (densest clusters first, items
+  ordered inside a cluster by their own density);
+  ``cluster``: ``0.99 kappa_{c_i} + 0.01 beta_i`` (clusters first, items ordered
   inside a cluster by their own score); ``item``: beta_i; ``product``: kappa_{c_i} beta_i;
   ``assignment``: max_l P_il.
 * Split: ``confidence = c`` sends items with confidence below c to X_m; ``fraction = f`` turns
@@ -35,6 +43,7 @@ class Assignment:
         cluster: ``(N,)`` int64 cluster id in ``0..L-1``.
         confidence: ``(N,)`` float64 in [0, 1], the routing confidence (``rank_by``).
         item_confidence: ``(N,)`` float64 in [0, 1], the item's shared-structure score beta_i.
+        item_distinctiveness: ``(N,)`` float64 in [0, 1], delta_i = (1 - k-NN density) / 2.
         assignment_confidence: ``(N,)`` float64 ``max_l P_il`` (eq. (3)).
         probabilities: ``(N, L)`` float64 P of eq. (3).
     """
@@ -44,6 +53,7 @@ class Assignment:
     item_confidence: np.ndarray
     assignment_confidence: np.ndarray
     probabilities: np.ndarray
+    item_distinctiveness: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.cluster)
@@ -64,12 +74,52 @@ def item_shared_structure(z: np.ndarray, mu: np.ndarray, cluster: np.ndarray) ->
     return np.clip((1.0 + (sim.sum(axis=1) - own) / (sim.shape[1] - 1)) / 2.0, 0.0, 1.0)
 
 
-RANK_BY = ("cluster", "item", "product", "assignment")
+RANK_BY = ("density", "cluster", "item", "product", "assignment")
+
+
+def knn_density(z: np.ndarray, reference: np.ndarray, k: int, self_excluded: bool = False,
+                chunk: int = 1024) -> np.ndarray:
+    """``(N,)`` d_i: mean cosine similarity of each unit row of ``z`` to its ``k`` nearest rows of
+    ``reference`` (unit rows). ``self_excluded=True`` means ``z`` *is* ``reference`` and row i
+    skips itself; otherwise one exact copy of the query (similarity >= 1 - 1e-5), if present,
+    is skipped (an item of the training set routed again meets the same neighbours)."""
+    z = np.asarray(z, dtype=np.float64)
+    ref = np.asarray(reference, dtype=np.float64)
+    k = max(1, min(int(k), len(ref) - 1))
+    out = np.empty(len(z))
+    for s in range(0, len(z), chunk):
+        sim = z[s:s + chunk] @ ref.T
+        if self_excluded:
+            sim[np.arange(len(sim)), np.arange(s, s + len(sim))] = -np.inf
+            top = -np.sort(-sim, axis=1)[:, :k]
+        else:
+            top = -np.sort(-sim, axis=1)[:, :k + 1]
+            top = np.where((top[:, :1] >= 1.0 - 1e-5), top[:, 1:], top[:, :k])
+        out[s:s + chunk] = top.mean(axis=1)
+    return np.clip(out, -1.0, 1.0)
+
+
+def cluster_distinctiveness(density: np.ndarray, cluster: np.ndarray, clusters: int) -> np.ndarray:
+    """``(L,)`` delta_l = (1 - mean density of the cluster's items) / 2, in [0, 1]; a cluster
+    without items gets the mean over all items."""
+    density = np.asarray(density, dtype=np.float64)
+    cluster = np.asarray(cluster, dtype=np.int64)
+    counts = np.bincount(cluster, minlength=clusters)
+    sums = np.bincount(cluster, weights=density, minlength=clusters)
+    fallback = float(density.mean()) if len(density) else 0.0
+    mean = np.where(counts > 0, sums / np.maximum(counts, 1), fallback)
+    return np.clip((1.0 - mean) / 2.0, 0.0, 1.0)
 
 
 def routing_confidence(rank_by: str, cluster: np.ndarray, kappa: np.ndarray, beta: np.ndarray,
-                       assignment: np.ndarray) -> np.ndarray:
-    """The confidence the split uses, per item (see the module docstring)."""
+                       assignment: np.ndarray, delta_cluster: np.ndarray | None = None,
+                       delta_item: np.ndarray | None = None) -> np.ndarray:
+    """The confidence the split uses, per item (see the module docstring). ``delta_cluster``
+    ``(L,)`` and ``delta_item`` ``(N,)`` are needed for ``rank_by = "density"``."""
+    if rank_by == "density":
+        if delta_cluster is None or delta_item is None:
+            raise ValueError("rank_by 'density' needs delta_cluster and delta_item")
+        return 0.99 * np.asarray(delta_cluster)[cluster] + 0.01 * np.asarray(delta_item)
     if rank_by == "cluster":
         return 0.99 * kappa[cluster] + 0.01 * beta
     if rank_by == "item":

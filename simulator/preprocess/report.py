@@ -63,6 +63,8 @@ def preprocess_report(items: ItemSet, pre: Preprocessor) -> tuple[dict[str, pd.D
         row = {"cluster": c, "rank": int(pre.cluster_rank[c]), "size": int(sel.sum()),
                "confidence": float(a.confidence[sel].mean()) if sel.any() else float("nan"),
                "train_confidence": float(pre.cluster_confidence[c]),
+               "distinctiveness": float(pre.cluster_distinctiveness[c]),
+               "shared_structure": float(pre.cluster_shared_structure[c]),
                "share_x_m": float(pred[sel].mean()) if sel.any() else float("nan")}
         for kind in present_kinds:
             row[f"n_{kind}"] = int((sel & (kinds == kind)).sum())
@@ -83,7 +85,10 @@ def preprocess_report(items: ItemSet, pre: Preprocessor) -> tuple[dict[str, pd.D
 
     fig = Figure(figsize=(6.4, 4.0))
     ax = fig.add_subplot(1, 1, 1)
-    bins = np.linspace(0.0, 1.0, 41)
+    # the scores are not probabilities and span a narrow band: bin over their own range
+    lo = float(min(a.confidence.min(), pre.cut)) if len(a.confidence) else 0.0
+    hi = float(max(a.confidence.max(), pre.cut)) if len(a.confidence) else 1.0
+    bins = np.linspace(lo, hi if hi > lo else lo + 1e-6, 41)
     for kind in present_kinds:
         sel = kinds == kind
         if sel.any():

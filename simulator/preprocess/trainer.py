@@ -101,23 +101,25 @@ def _retag(bank: MemoryBank, clusters: int) -> tuple[torch.Tensor, torch.Tensor]
     return prototypes(keys, new, clusters)
 
 
-def train(images: np.ndarray, r: ResolvedPreprocess, ctx: RunContext) -> TrainResult:
+def train(images: np.ndarray, r: ResolvedPreprocess, ctx: RunContext, epoch_callback=None) -> TrainResult:
     """Train encoder, momentum encoder and prototypes on ``images`` (``(N, H, W, C)`` uint8).
 
     Labels and kinds are never seen. Returns a :class:`TrainResult`. When ``ctx.num_threads``
     is set, torch's intra-op thread count is set to it for the duration of training and
     restored afterwards (on a shared CPU, 1 thread is often several times faster than 2).
+    ``epoch_callback(row, encoder, mean, std)``, if given, is called after every epoch (for
+    learning curves in benchmarks; it must not touch the encoder's parameters).
     """
     prev = torch.get_num_threads()
     if ctx.num_threads:
         torch.set_num_threads(int(ctx.num_threads))
     try:
-        return _train(images, r, ctx)
+        return _train(images, r, ctx, epoch_callback)
     finally:
         torch.set_num_threads(prev)
 
 
-def _train(images: np.ndarray, r: ResolvedPreprocess, ctx: RunContext) -> TrainResult:
+def _train(images: np.ndarray, r: ResolvedPreprocess, ctx: RunContext, epoch_callback=None) -> TrainResult:
     device = ctx.device
     n = len(images)
     shape = tuple(images.shape[1:])
@@ -133,6 +135,8 @@ def _train(images: np.ndarray, r: ResolvedPreprocess, ctx: RunContext) -> TrainR
     encoder = Encoder(shape, r.backbone, r.width, r.feature_dim)
     init_weights(encoder, gen_init)
     encoder.to(device)
+    fmt = torch.channels_last if r.channels_last else torch.contiguous_format
+    encoder.to(memory_format=fmt)
     key_enc = momentum_copy(encoder)
     if r.optimizer == "sgd":
         opt = torch.optim.SGD(encoder.parameters(), lr=r.lr, momentum=r.sgd_momentum, weight_decay=r.weight_decay)
@@ -146,8 +150,8 @@ def _train(images: np.ndarray, r: ResolvedPreprocess, ctx: RunContext) -> TrainR
 
     def views(idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         xb = x_all[idx]
-        return (normalise(augment(xb, policy, gen_aug), mean, std).to(device),
-                normalise(augment(xb, policy, gen_aug), mean, std).to(device))
+        return (normalise(augment(xb, policy, gen_aug), mean, std).to(device).contiguous(memory_format=fmt),
+                normalise(augment(xb, policy, gen_aug), mean, std).to(device).contiguous(memory_format=fmt))
 
     with torch.no_grad():  # fill the bank with keys of the untrained key encoder
         fill = torch.randperm(n, generator=gen_order)[: bank.size]
@@ -203,10 +207,13 @@ def _train(images: np.ndarray, r: ResolvedPreprocess, ctx: RunContext) -> TrainR
         row = {"epoch": epoch + 1, **{k: v / max(1, steps_per_epoch) for k, v in sums.items()},
                "seconds": time.perf_counter() - t0}
         history.append(row)
+        if epoch_callback is not None:
+            epoch_callback(row, encoder, mean, std)
         if ctx.progress:
             log.info("preprocess epoch %d/%d loss %.4f (L_I %.4f L_D %.4f L_M %.4f) %.1fs", row["epoch"], r.epochs,
                      row["loss"], row["L_I"], row["L_D"], row["L_M"], row["seconds"])
     elapsed = time.perf_counter() - t0
+    encoder.to(memory_format=torch.contiguous_format)
     # final prototypes: spherical k-means on the unperturbed embeddings of all items
     z_all = embed(encoder, images, mean, std, device)
     init = mu.cpu() if (mu is not None and bool(present.all())) else None
