@@ -80,6 +80,21 @@ CODE_RATE_MIN = 1.0 / 5.0
 CODE_RATE_MAX = 948.0 / 1024.0
 
 
+def check_snr_grid(grid) -> list[float]:
+    """An SNR grid in dB: at least 2 finite numbers, strictly increasing. Raises ValueError."""
+    try:
+        v = [float(x) for x in grid]
+    except (TypeError, ValueError):
+        raise ValueError(f"must be a list of numbers in dB (got {grid!r})") from None
+    if len(v) < 2:
+        raise ValueError(f"needs at least 2 SNR points in dB (got {v!r})")
+    if not all(math.isfinite(x) for x in v):
+        raise ValueError(f"SNR points must be finite numbers in dB (got {v!r})")
+    if any(b <= a for a, b in zip(v, v[1:])):
+        raise ValueError(f"must be strictly increasing (got {v!r})")
+    return v
+
+
 class CalibrationConfig(_Section):
     """How the BLER table of ``link.mode = "abstraction"`` is measured (docs/phy.md).
 
@@ -97,15 +112,7 @@ class CalibrationConfig(_Section):
     @field_validator("snr_grid_db")
     @classmethod
     def _grid(cls, v: list[float] | None) -> list[float] | None:
-        if v is None:
-            return v
-        if len(v) < 2:
-            raise ValueError(f"needs at least 2 SNR points in dB (got {v!r})")
-        if not all(math.isfinite(x) for x in v):
-            raise ValueError(f"SNR points must be finite numbers in dB (got {v!r})")
-        if any(b <= a for a, b in zip(v, v[1:])):
-            raise ValueError(f"must be strictly increasing (got {v!r})")
-        return v
+        return None if v is None else check_snr_grid(v)
 
 
 class CodeConfig(_Section):

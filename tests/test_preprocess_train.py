@@ -181,16 +181,17 @@ def test_report_tables_and_figure(small, ctx1):
 
 
 @pytest.mark.slow
-def test_noise_among_cifar_is_detected(cifar_test_dir, ctx1):
+@pytest.mark.parametrize("kind,floor", [("noise", 0.95), ("shuffled", 0.9)])
+def test_memorizable_among_cifar_is_detected(cifar_test_dir, ctx1, kind, floor):
+    from simulator.metrics import detection_scores
     from simulator.scenario import SourceConfig
     from simulator.sources import load_items
-    from simulator.metrics import detection_scores
     src = SourceConfig(dataset=f"imagefolder:{cifar_test_dir}", max_items=4000,
-                       memorizable={"kind": "noise", "fraction": 0.2})
+                       memorizable={"kind": kind, "fraction": 0.2})
     items = load_items(src, ctx1)
     pre = fit_preprocessor(items, PreprocessConfig(epochs=8, warmup_epochs=2), ctx1)
     a = pre.assign(items.images)
-    assert detection_scores(items.memorizable, 1 - a.confidence, pre.split(a))["auroc"] > 0.95
+    assert detection_scores(items.memorizable, 1 - a.confidence, pre.split(a))["auroc"] > floor
 
 
 @pytest.mark.slow

@@ -119,16 +119,12 @@ def _grid_esn0(link: LinkConfig, snr_grid_db) -> list[float]:
     bps, k, n = link.bits_per_symbol, link.code.k, link.code.n
     if grid is None:
         return default_grid_esn0(k, n, bps, link.channel)
+    from ..scenario import check_snr_grid
+
     try:
-        grid = [float(x) for x in grid]
-    except (TypeError, ValueError):
-        raise InputError(f"key '{key}': must be a list of numbers in dB (got {grid!r})") from None
-    if len(grid) < 2:
-        raise InputError(f"key '{key}': needs at least 2 SNR points in dB (got {grid!r})")
-    if not all(math.isfinite(x) for x in grid):
-        raise InputError(f"key '{key}': SNR points must be finite numbers in dB (got {grid!r})")
-    if any(b <= a for a, b in zip(grid, grid[1:])):
-        raise InputError(f"key '{key}': must be strictly increasing (got {grid!r})")
+        grid = check_snr_grid(grid)
+    except ValueError as err:
+        raise InputError(f"key '{key}': {err}") from None
     if link.snr_type == "ebn0":
         grid = [ebn0_to_esn0(x, bps, k, n) for x in grid]
     return [round(x, 9) for x in grid]

@@ -73,6 +73,23 @@ def marginal_loss(p: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
+def fill_empty_clusters(sim: torch.Tensor, labels: torch.Tensor, clusters: int) -> None:
+    """Give every empty cluster one item, in place: the item least similar to its own cluster.
+
+    Args:
+        sim: ``(N, L)`` cosine similarities of items to prototypes (modified: a moved item's
+            row is pinned to its new cluster so it is not moved twice).
+        labels: ``(N,)`` int64 assignments (modified).
+        clusters: L.
+    """
+    counts = torch.bincount(labels, minlength=clusters)
+    for l in torch.nonzero(counts == 0).flatten().tolist():
+        far = int(sim.max(dim=1).values.argmin())
+        labels[far] = l
+        sim[far] = -2.0
+        sim[far, l] = 2.0
+
+
 def spherical_kmeans(x: torch.Tensor, clusters: int, gen: torch.Generator, iters: int = 30,
                      init: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Spherical k-means on unit rows ``x`` (``(N, D)``), k-means++ seeding from ``gen``.
@@ -98,12 +115,7 @@ def spherical_kmeans(x: torch.Tensor, clusters: int, gen: torch.Generator, iters
     for _ in range(iters):
         sim = x @ mu.t()
         labels = sim.argmax(dim=1)
-        counts = torch.bincount(labels, minlength=clusters)
-        for l in torch.nonzero(counts == 0).flatten().tolist():
-            far = int(sim.max(dim=1).values.argmin())
-            labels[far] = l
-            sim[far] = -2
-            sim[far, l] = 2
+        fill_empty_clusters(sim, labels, clusters)
         new, _ = prototypes(x, labels, clusters)
         if torch.allclose(new, mu):
             break

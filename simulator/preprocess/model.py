@@ -20,7 +20,7 @@ from .ranking import (Assignment, cluster_distinctiveness, cluster_shared_struct
                       item_shared_structure, knn_density, routing_confidence)
 from .trainer import TrainResult, embed, train
 
-FORMAT = "semsim-preprocess-v2"
+FORMAT = "semsim-preprocess-v3"
 """Part of the cache key and stored in the file: bump when training or the model changes."""
 
 log = logging.getLogger("semsim.preprocess")

@@ -28,7 +28,7 @@ from ..context import RunContext
 from .augment import augment, policy_for, to_float
 from .bank import MemoryBank
 from .config import ResolvedPreprocess
-from .losses import (cluster_loss, cluster_probabilities, instance_loss, marginal_loss, prototypes,
+from .losses import (cluster_loss, fill_empty_clusters, cluster_probabilities, instance_loss, marginal_loss, prototypes,
                      spherical_kmeans)
 from .nets import Encoder, momentum_copy, momentum_update
 
@@ -92,11 +92,7 @@ def _retag(bank: MemoryBank, clusters: int) -> tuple[torch.Tensor, torch.Tensor]
     sim = keys @ mu.t()
     sim[:, ~present] = -2.0
     new = sim.argmax(dim=1)
-    counts = torch.bincount(new, minlength=clusters)
-    for l in torch.nonzero(counts == 0).flatten().tolist():
-        far = int(sim.max(dim=1).values.argmin())
-        new[far] = l
-        sim[far] = -3.0
+    fill_empty_clusters(sim, new, clusters)
     bank.retag(new)
     return prototypes(keys, new, clusters)
 
