@@ -16,7 +16,6 @@ Exit status 1 if a --published check fails or the ratio is below 1.0.
 from __future__ import annotations
 
 import argparse
-import math
 import statistics
 import sys
 import tempfile
