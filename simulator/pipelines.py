@@ -85,14 +85,18 @@ def learning_phase(items: ItemSet, scenario: Scenario, ctx: RunContext, progress
     return models
 
 
-def equivalent_classical_packets(items: ItemSet, payload_bits: int) -> np.ndarray:
-    """P_i: packets a lossless (PNG) classical delivery of each item needs."""
-    return np.array([packets_needed(len(b), payload_bits) for b in encode_classical(items.images, "png")], dtype=np.int64)
+def equivalent_classical_packets(png_bits: list[np.ndarray], payload_bits: int) -> np.ndarray:
+    """P_i: packets a lossless (PNG) classical delivery of each item needs, from its PNG bits."""
+    return np.array([packets_needed(len(b), payload_bits) for b in png_bits], dtype=np.int64)
 
 
 def run_pipeline(name: str, items: ItemSet, models: Models, scenario: Scenario, ctx: RunContext,
-                 arrival_s: np.ndarray, equiv_packets: np.ndarray, progress: Progress | None = None) -> pd.DataFrame:
-    """Run one pipeline over all items; returns its item table (see :mod:`simulator.ledger`)."""
+                 arrival_s: np.ndarray, equiv_packets: np.ndarray, classical_bits: list[np.ndarray],
+                 progress: Progress | None = None) -> pd.DataFrame:
+    """Run one pipeline over all items; returns its item table (see :mod:`simulator.ledger`).
+
+    ``classical_bits``: every item coded with the scenario's classical coder (shared by the pipelines).
+    """
     link, n = scenario.link, len(items)
     if name == "classical":
         semantic = np.zeros(n, dtype=bool)
@@ -106,7 +110,7 @@ def run_pipeline(name: str, items: ItemSet, models: Models, scenario: Scenario, 
     if language is None:
         semantic = np.zeros(n, dtype=bool)
     pre_flops = models.preprocessor.flops_per_item if (models.preprocessor is not None and name != "classical") else 0
-    encoded = encode_items(items.images, semantic, scenario.classical.coder, language,
+    encoded = encode_items(items.images, semantic, classical_bits, language,
                            models.cluster if name != "classical" else None,
                            flops_per_s=scenario.nodes.teacher_flops, extra_flops_per_item=pre_flops)
 
@@ -159,8 +163,11 @@ def run_point(items: ItemSet, scenario: Scenario, ctx: RunContext,
         arrival_s = np.zeros(len(items))
     else:
         arrival_s = poisson_arrivals(len(items), scenario.traffic.rate, ctx.rng("arrivals"))
-    equiv = equivalent_classical_packets(items, scenario.link.payload_bits)
-    tables = [run_pipeline(name, items, models, scenario, ctx, arrival_s, equiv, progress)
+    coder = scenario.classical.coder
+    classical_bits = encode_classical(items.images, coder)
+    png_bits = classical_bits if coder == "png" else encode_classical(items.images, "png")
+    equiv = equivalent_classical_packets(png_bits, scenario.link.payload_bits)
+    tables = [run_pipeline(name, items, models, scenario, ctx, arrival_s, equiv, classical_bits, progress)
               for name in scenario.pipelines]
     table = pd.concat(tables, ignore_index=True)
     lang_cx = {}

@@ -48,7 +48,7 @@ def encode_classical(images: np.ndarray, coder: str) -> list[np.ndarray]:
     return [bytes_to_bits(source_coding.encode(img, coder)) for img in images]
 
 
-def encode_items(images: np.ndarray, semantic: np.ndarray, coder: str, language=None,
+def encode_items(images: np.ndarray, semantic: np.ndarray, classical_bits: list[np.ndarray], language=None,
                  cluster: np.ndarray | None = None, flops_per_s: float = 1.0,
                  extra_flops_per_item: int = 0) -> Encoded:
     """Encode N items: those with ``semantic[i]`` through ``language``, the others classically.
@@ -56,7 +56,8 @@ def encode_items(images: np.ndarray, semantic: np.ndarray, coder: str, language=
     Args:
         images: ``(N, H, W, C)`` uint8.
         semantic: ``(N,)`` bool route mask.
-        coder: classical coder name (``raw | png | zlib``).
+        classical_bits: N bit arrays, every item coded with the classical coder
+            (:func:`encode_classical`, computed once per sweep point and shared by the pipelines).
         language: a trained language (``encode(images, clusters)``) if any item is semantic.
         cluster: ``(N,)`` int64 pre-processor clusters (required for semantic items).
         flops_per_s: the teacher's compute speed (FLOP/s) for the compute-time model.
@@ -69,9 +70,8 @@ def encode_items(images: np.ndarray, semantic: np.ndarray, coder: str, language=
     bits: list[np.ndarray] = [None] * n  # type: ignore[list-item]
     est = np.full(n, np.nan)
     flops = np.full(n, float(extra_flops_per_item))
-    cls_idx = np.flatnonzero(~semantic)
-    for i, b in zip(cls_idx, encode_classical(images[cls_idx], coder)):
-        bits[i] = b
+    for i in np.flatnonzero(~semantic):
+        bits[i] = classical_bits[i]
     sem_idx = np.flatnonzero(semantic)
     if len(sem_idx):
         if language is None:
