@@ -1,17 +1,21 @@
 """Benchmark of the contrastive pre-processor against raw-pixel k-means baselines.
 
-Suites (``--suite``, default ``digits detect``):
+Suites (``--suite``, default ``digits detect-digits detect``):
 
 * ``digits``: all 1797 digits (structured only); ACC / NMI / ARI of our clusters and of k-means
   on raw pixels; training time and throughput. Targets: ACC >= 0.88, NMI >= 0.85, < 3 min.
 * ``cifar``: the CIFAR-10 test split (structured only, ``--cifar-dir``); same metrics.
   Target: ACC >= 0.40 within 30 CPU-minutes (``--cifar-epochs`` sets the budget; the default
   140 epochs take ~26 minutes with one thread here). Slow: run it with ``--seeds 0`` first.
+* ``detect-digits``: all 1797 digits with 20 % memorizable items of each kind but ood, the
+  ``fast`` preset with ``density_side = "sparse"``; same columns as ``detect``, plus the same
+  model read from the dense side (``ours_dense_side``).
 * ``detect``: CIFAR-10 with 20 % memorizable items of each kind (noise, shuffled, patches,
   ood = digits among CIFAR); AUROC of ``1 - confidence``, precision/recall of X_m at the
   fraction 0.2; baseline: distance of each item to its nearest k-means centroid (raw pixels,
   k = 10), cut at the same fraction. Also printed: the literal max-P confidence of eq. (3) and
-  the previous default ranking (kappa, ``rank_by = "cluster"``) on the same model.
+  the previous default ranking (kappa, ``rank_by = "cluster"``) and the density read from
+  the sparse side (``ours_sparse_side``) on the same model.
   Targets: AUROC >= 0.99 noise, >= 0.95 shuffled, >= 0.90 ood; beat the baseline.
 
 Every run is repeated over ``--seeds`` (default 0 1 2); rows are printed and written as a tidy
@@ -73,10 +77,11 @@ def run_clustering(name: str, items, cfg: PreprocessConfig, seed: int, threads: 
           f"| cluster sizes {sizes.min()}..{sizes.max()}", flush=True)
 
 
-def run_detection(kind: str, args, cfg: PreprocessConfig, seed: int, rows: list) -> None:
+def run_detection(suite: str, dataset: str, max_items: int | None, kind: str, args, cfg: PreprocessConfig, seed: int,
+                  rows: list) -> None:
     ctx = RunContext(seed=seed, device="cpu", cache_dir=Path(tempfile.mkdtemp()), progress=False,
                      num_threads=args.threads)
-    src = SourceConfig(dataset=f"imagefolder:{args.cifar_dir}", max_items=args.detect_items,
+    src = SourceConfig(dataset=dataset, max_items=max_items,
                        memorizable={"kind": kind, "fraction": 0.2, "ood_dataset": "digits"})
     items = load_items(src, ctx)
     pre = fit_preprocessor(items, cfg, ctx)
@@ -89,18 +94,25 @@ def run_detection(kind: str, args, cfg: PreprocessConfig, seed: int, rows: list)
     pre_k = fit_preprocessor(items, cfg.model_copy(update={"rank_by": "cluster"}), ctx)
     a_k = pre_k.assign(items.images)
     kap = detection_scores(mem, 1.0 - a_k.confidence, pre_k.split(a_k))
+    # the same model with the density ranking read from the other side
+    other = "sparse" if pre.density_side == "dense" else "dense"
+    pre_o = fit_preprocessor(items, cfg.model_copy(update={"density_side": other}), ctx)
+    a_o = pre_o.assign(items.images)
+    opp = detection_scores(mem, 1.0 - a_o.confidence, pre_o.split(a_o))
     _, dist = kmeans_pixels(items.images, cfg.clusters, seed)
     cut = np.sort(dist)[::-1][int(round(0.2 * len(dist))) - 1]
     base = detection_scores(mem, dist, dist >= cut)
     st = ~mem
     cl = clustering_scores(items.labels[st], a.cluster[st])
-    for method, res in (("ours", ours), ("ours_assignment_conf", lit), ("ours_kappa", kap), ("kmeans_distance", base)):
+    for method, res in (("ours", ours), ("ours_assignment_conf", lit), ("ours_kappa", kap), (f"ours_{other}_side", opp),
+                        ("kmeans_distance", base)):
         for metric, v in res.items():
-            rows.append(dict(suite="detect", kind=kind, seed=seed, method=method, metric=metric, value=v))
-    rows.append(dict(suite="detect", kind=kind, seed=seed, method="ours", metric="structured_acc", value=cl["acc"]))
-    rows.append(dict(suite="detect", kind=kind, seed=seed, method="ours", metric="images_per_s", value=pre.images_per_s))
-    rows.append(dict(suite="detect", kind=kind, seed=seed, method="ours", metric="train_s", value=pre.train_seconds))
-    print(f"[detect {kind} seed {seed}] AUROC ours {ours['auroc']:.3f} (P {ours['precision']:.2f} R {ours['recall']:.2f}) "
+            rows.append(dict(suite=suite, kind=kind, seed=seed, method=method, metric=metric, value=v))
+    rows.append(dict(suite=suite, kind=kind, seed=seed, method="ours", metric="structured_acc", value=cl["acc"]))
+    rows.append(dict(suite=suite, kind=kind, seed=seed, method="ours", metric="images_per_s", value=pre.images_per_s))
+    rows.append(dict(suite=suite, kind=kind, seed=seed, method="ours", metric="train_s", value=pre.train_seconds))
+    print(f"[{suite} {kind} seed {seed}] AUROC ours ({pre.density_side} side) {ours['auroc']:.3f} (P {ours['precision']:.2f} "
+          f"R {ours['recall']:.2f}) | {other} side {opp['auroc']:.3f} "
           f"| max-P (eq. 3) {lit['auroc']:.3f} | kappa {kap['auroc']:.3f} | k-means distance {base['auroc']:.3f} "
           f"(P {base['precision']:.2f} R {base['recall']:.2f}) "
           f"| train {pre.train_seconds:.0f}s {pre.images_per_s:.0f} img/s", flush=True)
@@ -108,7 +120,8 @@ def run_detection(kind: str, args, cfg: PreprocessConfig, seed: int, rows: list)
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--suite", nargs="+", default=["digits", "detect"], choices=["digits", "cifar", "detect"])
+    ap.add_argument("--suite", nargs="+", default=["digits", "detect-digits", "detect"],
+                    choices=["digits", "detect-digits", "cifar", "detect"])
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--preset", default="fast", choices=["fast", "paper"])
@@ -117,7 +130,8 @@ def main() -> None:
     ap.add_argument("--cifar-epochs", type=int, default=140, help="140 epochs: ~26 min at ~900 img/s, 1 thread")
     ap.add_argument("--detect-items", type=int, default=4000, help="CIFAR items per detection run (None = all)")
     ap.add_argument("--detect-epochs", type=int, default=8)
-    ap.add_argument("--kinds", nargs="+", default=list(KINDS), choices=list(KINDS))
+    ap.add_argument("--kinds", nargs="+", default=list(KINDS), choices=list(KINDS),
+                    help="kinds for the detect suites (ood is skipped on digits: it injects digits)")
     ap.add_argument("--backbone", default=None, choices=["cnn", "resnet18"])
     ap.add_argument("--out", default=None, help="tidy CSV of every number")
     args = ap.parse_args()
@@ -128,6 +142,12 @@ def main() -> None:
         cfg = PreprocessConfig(**common, **({"epochs": args.digits_epochs} if args.digits_epochs else {}))
         for seed in args.seeds:
             run_clustering("digits", items, cfg, seed, args.threads, rows)
+    if "detect-digits" in args.suite:
+        cfg = PreprocessConfig(**common, density_side="sparse", memorizable_threshold={"fraction": 0.2},
+                               **({"epochs": args.digits_epochs} if args.digits_epochs else {}))
+        for kind in (k for k in args.kinds if k != "ood"):
+            for seed in args.seeds:
+                run_detection("detect-digits", "digits", None, kind, args, cfg, seed, rows)
     if ("cifar" in args.suite or "detect" in args.suite) and not (Path(args.cifar_dir) / "airplane").is_dir():
         print(f"skipping CIFAR suites: {args.cifar_dir} not found")
     else:
@@ -144,7 +164,8 @@ def main() -> None:
                                    memorizable_threshold={"fraction": 0.2})
             for kind in args.kinds:
                 for seed in args.seeds:
-                    run_detection(kind, args, cfg, seed, rows)
+                    run_detection("detect", f"imagefolder:{args.cifar_dir}", args.detect_items, kind, args, cfg,
+                                  seed, rows)
     df = pd.DataFrame(rows)
     if len(df):
         summary = df.groupby(["suite", "kind", "method", "metric"])["value"].agg(["mean", "std", "min", "max"])

@@ -15,7 +15,7 @@ from simulator.preprocess.config import PRESETS, PreprocessConfig
 from simulator.preprocess.losses import (cluster_loss, cluster_probabilities, instance_loss, marginal_loss, prototypes,
                                          spherical_kmeans)
 from simulator.preprocess.nets import Encoder, count_flops, momentum_copy, momentum_update
-from simulator.preprocess.ranking import (cluster_distinctiveness, cluster_shared_structure, confidence_cut,
+from simulator.preprocess.ranking import (cluster_distinctiveness, cluster_shared_structure, confidence_cut, density_score,
                                          item_shared_structure, knn_density, routing_confidence)
 
 
@@ -236,6 +236,12 @@ def test_knn_density_and_distinctiveness_match_direct_computation():
     assert np.allclose(conf, 0.99 * delta[cluster] + 0.01 * item)
     with pytest.raises(ValueError):
         routing_confidence("density", cluster, kappa, kappa[cluster], kappa[cluster])
+    # the sparse side: (1 + d) / 2, the ranking of the clusters reversed
+    assert np.allclose(density_score(d_self, "sparse"), (1 + d_self) / 2)
+    assert np.allclose(density_score(d_self, "dense"), item)
+    assert np.allclose(density_score(np.array([-1.0, 1.0]), "sparse"), [0.0, 1.0])
+    with pytest.raises(ValueError):
+        density_score(d_self, "middle")
     # a tight group of near-identical items (what the encoder cannot tell apart) is the densest,
     # i.e. the least distinctive cluster
     tight = np.vstack([ref[:6], np.tile(ref[6], (3, 1)) + 1e-3 * ref[7:8]])

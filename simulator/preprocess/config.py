@@ -65,19 +65,21 @@ class ResolvedPreprocess:
     channels_last: bool      # train in channels-last memory format (CPU: ~1.7x faster on 32x32 RGB)
     rank_by: str             # "density" | "cluster" | "item" | "product" | "assignment" (ranking.py)
     density_k: int           # neighbours of the k-NN density (rank_by = "density")
+    density_side: str        # "dense" | "sparse": where memorizable items sit in k-NN density (ranking.py)
 
     def to_json(self) -> str:
         """Canonical JSON (sorted keys) of what determines training: the part of the model cache
-        key that comes from us (``rank_by`` and ``density_k`` are left out: they only change the routing)."""
+        key that comes from us (``rank_by``, ``density_k`` and ``density_side`` are left out: they only
+        change the routing)."""
         data = asdict(self)
-        data.pop("rank_by")
-        data.pop("density_k")
+        for routing_only in ("rank_by", "density_k", "density_side"):
+            data.pop(routing_only)
         return json.dumps(data, sort_keys=True)
 
 
 _COMMON = dict(backbone="cnn", width=32, feature_dim=64, sgd_momentum=0.9, weight_decay=5e-4,
                cluster_tau=0.1, marginal_weight=1.0, symmetric=True, augment="auto", channels_last=False, rank_by="density",
-               density_k=10)
+               density_k=10, density_side="dense")
 
 #: The presets. ``paper`` follows section III / design.md section 4: SGD with lr 0.02, encoder
 #: momentum omega = 0.9, tau = 0.1, batch 32, 200 epochs, eta = epsilon = 1. ``fast`` is our
@@ -123,6 +125,7 @@ class PreprocessConfig(BaseModel):
     channels_last: bool | None = None
     rank_by: Literal["density", "cluster", "item", "product", "assignment"] | None = None
     density_k: int | None = Field(default=None, ge=1, le=1000)
+    density_side: Literal["dense", "sparse"] | None = None
 
     def resolved(self) -> ResolvedPreprocess:
         """The preset's values, overridden by every key the scenario gave."""

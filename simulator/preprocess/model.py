@@ -16,8 +16,8 @@ from .. import model_cache
 from .config import PreprocessConfig, ResolvedPreprocess
 from .losses import cluster_probabilities
 from .nets import Encoder, count_flops
-from .ranking import (Assignment, cluster_distinctiveness, cluster_shared_structure, confidence_cut,
-                      item_shared_structure, knn_density, routing_confidence)
+from .ranking import (Assignment, cluster_density, cluster_distinctiveness, cluster_shared_structure, confidence_cut,
+                      density_score, item_shared_structure, knn_density, routing_confidence)
 from .trainer import TrainResult, embed, train
 
 FORMAT = "semsim-preprocess-v3"
@@ -34,9 +34,13 @@ class Preprocessor:
         num_clusters: L.
         from_cache: True when the model was loaded from the cache instead of trained.
         flops_per_item: forward FLOPs of the encoder (plus eq. (3)) for one item.
-        cluster_confidence: ``(L,)`` confidence of each cluster: its distinctiveness delta_l for
-            ``rank_by = "density"``, else its shared-structure confidence kappa_l.
+        cluster_confidence: ``(L,)`` confidence of each cluster: its oriented density score for
+            ``rank_by = "density"`` (delta_l on the dense side), else its shared-structure
+            confidence kappa_l.
         cluster_shared_structure: ``(L,)`` kappa_l; cluster_distinctiveness: ``(L,)`` delta_l.
+        density_side: ``"dense"`` or ``"sparse"``: the side of the k-NN density where memorizable
+            items are expected (the ``density_side`` key, see ranking.py).
+        cluster_score: ``(L,)`` the oriented density score of each cluster (ranking.density_score).
         cluster_rank: ``(L,)`` rank of each cluster by confidence (0 = least confident).
         train_embeddings: ``(N, D)`` representations of the training items (the k-NN reference).
         cut: the confidence below which an item goes to X_m.
@@ -65,11 +69,12 @@ class Preprocessor:
         self.num_clusters = int(self.prototypes.shape[0])
         self.flops_per_item = count_flops(self.encoder, self.shape) + 2 * self.num_clusters * self.prototypes.shape[1]
         self.cluster_shared_structure = cluster_shared_structure(self.prototypes.double().numpy())
+        self.density_side = resolved.density_side
         if train_cluster is None:
             train_z = embed(self.encoder, train_images, self.mean, self.std, self.device).numpy()
             train_density = knn_density(train_z, train_z, resolved.density_k, self_excluded=True)
             self.train_embeddings = np.asarray(train_z, dtype=np.float32)
-            self.cluster_distinctiveness = np.zeros(self.num_clusters)  # filled below
+            self.cluster_score = np.zeros(self.num_clusters)  # only the clusters are used from this pass
             train = self._assign_z(train_z, density=train_density)
             train_cluster, train_beta, train_assign = train.cluster, train.item_confidence, train.assignment_confidence
         self.train_embeddings = np.asarray(train_z, dtype=np.float32)
@@ -79,12 +84,14 @@ class Preprocessor:
         self.train_density = np.asarray(train_density, dtype=np.float64)
         self.cluster_distinctiveness = cluster_distinctiveness(self.train_density, self.train_cluster,
                                                                self.num_clusters)
-        self.cluster_confidence = (self.cluster_distinctiveness if resolved.rank_by == "density"
+        self.cluster_score = density_score(cluster_density(self.train_density, self.train_cluster,
+                                                           self.num_clusters), self.density_side)
+        self.cluster_confidence = (self.cluster_score if resolved.rank_by == "density"
                                    else self.cluster_shared_structure)
         self.cluster_rank = np.argsort(np.argsort(self.cluster_confidence, kind="stable"), kind="stable")
         train_conf = routing_confidence(resolved.rank_by, self.train_cluster, self.cluster_shared_structure,
                                         self.train_beta, self.train_assignment_confidence,
-                                        self.cluster_distinctiveness, (1.0 - self.train_density) / 2.0)
+                                        self.cluster_score, density_score(self.train_density, self.density_side))
         t = cfg.memorizable_threshold
         self.cut = confidence_cut(train_conf, t.fraction, t.confidence)
 
@@ -98,10 +105,9 @@ class Preprocessor:
         beta = item_shared_structure(z, self.prototypes.double().numpy(), cluster)
         if density is None:
             density = knn_density(z, self.train_embeddings, self.resolved.density_k)
-        delta = np.clip((1.0 - density) / 2.0, 0.0, 1.0)
         conf = routing_confidence(self.resolved.rank_by, cluster, self.cluster_shared_structure, beta, assign_conf,
-                                  self.cluster_distinctiveness, delta)
-        return Assignment(cluster, np.clip(conf, 0.0, 1.0), beta, assign_conf, p, delta)
+                                  self.cluster_score, density_score(density, self.density_side))
+        return Assignment(cluster, np.clip(conf, 0.0, 1.0), beta, assign_conf, p, density_score(density, "dense"))
 
     def embed(self, images: np.ndarray) -> np.ndarray:
         """``(N, D)`` float32 unit representations z of uint8 ``(N, H, W, C)`` items."""

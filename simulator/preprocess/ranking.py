@@ -11,15 +11,25 @@ With the final prototypes mu_l (unit rows) and an item's representation z_i:
   with the structured content, so their clusters sit apart from all others. Clusters are
   ranked by kappa (rank 0 = least confident).
 * Shared-structure confidence of an item: ``beta_i = (1 + mean_{l != c_i} z_i . mu_l) / 2``.
-* Distinctiveness (k-NN density in the representation): ``d_i`` is the mean cosine similarity
-  of z_i to its k nearest training items (itself excluded); the item's distinctiveness is
-  ``delta_i = (1 - d_i) / 2`` and the cluster's ``delta_l = (1 - mean_{i in C_l} d_i) / 2``.
-  Instance discrimination (eq. (2)) pushes every item away from all others; items without
-  learnable structure (noise, pixel-shuffled images, another source's images) cannot be told
-  apart by the encoder and end up packed together: their clusters are the densest.
+* k-NN density in the representation: ``d_i`` is the mean cosine similarity of z_i to its k
+  nearest training items (itself excluded); a cluster's density is the mean ``d_i`` of its
+  training items. Memorizable items (noise, pixel-shuffled images, another source's images)
+  carry no structure the encoder can generalise from, so their density is *atypical* for the
+  source, but the side depends on the source and the encoder: on CIFAR-10 the encoder cannot
+  tell them apart and packs them together (the densest clusters); on 8x8 digits the real
+  items of a class are near-copies of each other, and noise items are the ones spread out
+  (the sparsest clusters).
+* Which side (``density_side``, default ``dense``) is a property of the source and encoder that
+  we could not decide without labels: we tried structure-destroyed controls (pixel-shuffled
+  copies of training items) and compared their density with the training items' (right on
+  digits, wrong on CIFAR-10 noise, ood and patches) and with the unshuffled originals' among
+  themselves (right on CIFAR-10, wrong on digits); see docs/preprocess.md. Scenarios on 8x8
+  digits set ``sparse``.
+* Oriented density score (:func:`density_score`), in [0, 1], low = memorizable-like:
+  ``(1 - d) / 2`` (distinctiveness) on the dense side, ``(1 + d) / 2`` on the sparse side.
 * Routing confidence (``rank_by``), all in [0, 1]:
-  ``density`` (default): ``0.99 delta_{c_i} + 0.01 delta_i`` (densest clusters first, items
-  ordered inside a cluster by their own density);
+  ``density`` (default): ``0.99 s(cluster density of c_i) + 0.01 s(d_i)`` with the oriented
+  score s (clusters first, items ordered inside a cluster by their own density);
   ``cluster``: ``0.99 kappa_{c_i} + 0.01 beta_i`` (clusters first, items ordered
   inside a cluster by their own score); ``item``: beta_i; ``product``: kappa_{c_i} beta_i;
   ``assignment``: max_l P_il.
@@ -43,7 +53,8 @@ class Assignment:
         cluster: ``(N,)`` int64 cluster id in ``0..L-1``.
         confidence: ``(N,)`` float64 in [0, 1], the routing confidence (``rank_by``).
         item_confidence: ``(N,)`` float64 in [0, 1], the item's shared-structure score beta_i.
-        item_distinctiveness: ``(N,)`` float64 in [0, 1], delta_i = (1 - k-NN density) / 2.
+        item_distinctiveness: ``(N,)`` float64 in [0, 1], delta_i = (1 - d_i) / 2 with d_i the k-NN
+            density (whatever the side; the routing uses :func:`density_score`).
         assignment_confidence: ``(N,)`` float64 ``max_l P_il`` (eq. (3)).
         probabilities: ``(N, L)`` float64 P of eq. (3).
     """
@@ -99,27 +110,47 @@ def knn_density(z: np.ndarray, reference: np.ndarray, k: int, self_excluded: boo
     return np.clip(out, -1.0, 1.0)
 
 
-def cluster_distinctiveness(density: np.ndarray, cluster: np.ndarray, clusters: int) -> np.ndarray:
-    """``(L,)`` delta_l = (1 - mean density of the cluster's items) / 2, in [0, 1]; a cluster
-    without items gets the mean over all items."""
+def cluster_density(density: np.ndarray, cluster: np.ndarray, clusters: int) -> np.ndarray:
+    """``(L,)`` mean k-NN density of each cluster's items, in [-1, 1]; a cluster without items
+    gets the mean over all items."""
     density = np.asarray(density, dtype=np.float64)
     cluster = np.asarray(cluster, dtype=np.int64)
     counts = np.bincount(cluster, minlength=clusters)
     sums = np.bincount(cluster, weights=density, minlength=clusters)
     fallback = float(density.mean()) if len(density) else 0.0
-    mean = np.where(counts > 0, sums / np.maximum(counts, 1), fallback)
-    return np.clip((1.0 - mean) / 2.0, 0.0, 1.0)
+    return np.clip(np.where(counts > 0, sums / np.maximum(counts, 1), fallback), -1.0, 1.0)
+
+
+def cluster_distinctiveness(density: np.ndarray, cluster: np.ndarray, clusters: int) -> np.ndarray:
+    """``(L,)`` delta_l = (1 - mean density of the cluster's items) / 2, in [0, 1]."""
+    return density_score(cluster_density(density, cluster, clusters), "dense")
+
+
+DENSITY_SIDES = ("dense", "sparse")
+
+
+def density_score(density: np.ndarray, side: str) -> np.ndarray:
+    """Oriented density score in [0, 1], low = memorizable-like: ``(1 - d) / 2`` when memorizable
+    items sit on the ``dense`` side, ``(1 + d) / 2`` on the ``sparse`` side. ``density``: any
+    shape, cosine similarities in [-1, 1]."""
+    d = np.asarray(density, dtype=np.float64)
+    if side == "dense":
+        return np.clip((1.0 - d) / 2.0, 0.0, 1.0)
+    if side == "sparse":
+        return np.clip((1.0 + d) / 2.0, 0.0, 1.0)
+    raise ValueError(f"unknown density side {side!r}")
 
 
 def routing_confidence(rank_by: str, cluster: np.ndarray, kappa: np.ndarray, beta: np.ndarray,
-                       assignment: np.ndarray, delta_cluster: np.ndarray | None = None,
-                       delta_item: np.ndarray | None = None) -> np.ndarray:
-    """The confidence the split uses, per item (see the module docstring). ``delta_cluster``
-    ``(L,)`` and ``delta_item`` ``(N,)`` are needed for ``rank_by = "density"``."""
+                       assignment: np.ndarray, cluster_score: np.ndarray | None = None,
+                       item_score: np.ndarray | None = None) -> np.ndarray:
+    """The confidence the split uses, per item (see the module docstring). For ``rank_by =
+    "density"``: ``cluster_score`` ``(L,)`` and ``item_score`` ``(N,)`` are the oriented density
+    scores (:func:`density_score`) of the clusters and of the items."""
     if rank_by == "density":
-        if delta_cluster is None or delta_item is None:
-            raise ValueError("rank_by 'density' needs delta_cluster and delta_item")
-        return 0.99 * np.asarray(delta_cluster)[cluster] + 0.01 * np.asarray(delta_item)
+        if cluster_score is None or item_score is None:
+            raise ValueError("rank_by 'density' needs cluster_score and item_score")
+        return 0.99 * np.asarray(cluster_score)[cluster] + 0.01 * np.asarray(item_score)
     if rank_by == "cluster":
         return 0.99 * kappa[cluster] + 0.01 * beta
     if rank_by == "item":
