@@ -149,7 +149,10 @@ def cmd_preprocess(args, out: Console, err: Console) -> int:
     ctx = _context(scenario, args)
     items = load_items(scenario.source, ctx)
     pre = fit_preprocessor(items, scenario.preprocess, ctx)
-    err.print("pre-processor: " + ("loaded cached model" if pre.from_cache else "trained"))
+    err.print("pre-processor: " + ("loaded cached model" if pre.from_cache else "trained")
+              + f"; ranked by {pre.resolved.rank_by}"
+              + (f" (memorizable on the {pre.density_side} side)" if pre.resolved.rank_by == "density" else ""),
+              soft_wrap=True)
     tables, fig = preprocess_report(items, pre)
     final = Path(args.out) if args.out else Path(args.results) / scenario.name / (run_id(scenario) + "-preprocess")
     rundir = RunDirectory(final, fingerprint=run_id(scenario), fresh=True)

@@ -199,7 +199,9 @@ def test_preprocess_command_reports_and_writes(tmp_path, capsys):
     out = tmp_path / "pp"
     assert main(["preprocess", str(path), "--out", str(out), "--cache-dir", str(tmp_path / "c"), "-q"]) == 0
     captured = capsys.readouterr()
-    assert "trained" in captured.err
+    assert "trained" in captured.err and "memorizable on the dense side" in captured.err
     assert (out / "quality.csv").is_file() and (out / "confidence_by_kind.png").is_file()
-    assert main(["preprocess", str(path), "--out", str(out), "--cache-dir", str(tmp_path / "c"), "-q"]) == 0
-    assert "loaded cached model" in capsys.readouterr().err
+    sparse = write(tmp_path, text + 'density_side = "sparse"\n')
+    assert main(["preprocess", str(sparse), "--out", str(out), "--cache-dir", str(tmp_path / "c"), "-q"]) == 0
+    err = capsys.readouterr().err
+    assert "loaded cached model" in err and "memorizable on the sparse side" in err
