@@ -126,9 +126,6 @@ def cluster_distinctiveness(density: np.ndarray, cluster: np.ndarray, clusters: 
     return density_score(cluster_density(density, cluster, clusters), "dense")
 
 
-DENSITY_SIDES = ("dense", "sparse")
-
-
 def density_score(density: np.ndarray, side: str) -> np.ndarray:
     """Oriented density score in [0, 1], low = memorizable-like: ``(1 - d) / 2`` when memorizable
     items sit on the ``dense`` side, ``(1 + d) / 2`` on the ``sparse`` side. ``density``: any
