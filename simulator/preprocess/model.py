@@ -16,7 +16,7 @@ from .. import model_cache
 from .config import PreprocessConfig, ResolvedPreprocess
 from .losses import cluster_probabilities
 from .nets import Encoder, count_flops
-from .ranking import (Assignment, cluster_density, cluster_distinctiveness, cluster_shared_structure, confidence_cut,
+from .ranking import (Assignment, cluster_density, cluster_shared_structure, confidence_cut,
                       density_score, item_shared_structure, knn_density, routing_confidence)
 from .trainer import TrainResult, embed, train
 
@@ -82,10 +82,9 @@ class Preprocessor:
         self.train_beta = np.asarray(train_beta, dtype=np.float64)
         self.train_assignment_confidence = np.asarray(train_assign, dtype=np.float64)
         self.train_density = np.asarray(train_density, dtype=np.float64)
-        self.cluster_distinctiveness = cluster_distinctiveness(self.train_density, self.train_cluster,
-                                                               self.num_clusters)
-        self.cluster_score = density_score(cluster_density(self.train_density, self.train_cluster,
-                                                           self.num_clusters), self.density_side)
+        mean_density = cluster_density(self.train_density, self.train_cluster, self.num_clusters)
+        self.cluster_distinctiveness = density_score(mean_density, "dense")
+        self.cluster_score = density_score(mean_density, self.density_side)
         self.cluster_confidence = (self.cluster_score if resolved.rank_by == "density"
                                    else self.cluster_shared_structure)
         self.cluster_rank = np.argsort(np.argsort(self.cluster_confidence, kind="stable"), kind="stable")
