@@ -182,7 +182,7 @@ def _train(images: np.ndarray, r: ResolvedPreprocess, ctx: RunContext, epoch_cal
                 l_i = 0.5 * (l_i + instance_loss(z2, k1, negatives, r.tau))
                 zs.append(z2)
             loss = r.eta * l_i
-            l_d = l_m = torch.zeros(())
+            l_d = l_m = torch.zeros((), device=device)
             if clustering:
                 p = torch.cat([cluster_probabilities(z, mu, r.cluster_tau, present) for z in zs])
                 l_d, l_m = cluster_loss(p), marginal_loss(p)
@@ -199,8 +199,10 @@ def _train(images: np.ndarray, r: ResolvedPreprocess, ctx: RunContext, epoch_cal
                 mu, present = _retag(bank, r.clusters)
             seen += len(idx)
             for name, val in (("loss", loss), ("L_I", l_i), ("L_D", l_d), ("L_M", l_m)):
-                sums[name] += float(val.detach())
-        row = {"epoch": epoch + 1, **{k: v / max(1, steps_per_epoch) for k, v in sums.items()},
+                # summed in float64 on the device: the same sums as Python floats, without a
+                # host sync per step (which stalls a GPU)
+                sums[name] = sums[name] + val.detach().to(torch.float64)
+        row = {"epoch": epoch + 1, **{k: float(v) / max(1, steps_per_epoch) for k, v in sums.items()},
                "seconds": time.perf_counter() - t0}
         history.append(row)
         if epoch_callback is not None:
