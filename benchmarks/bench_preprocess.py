@@ -5,8 +5,11 @@ Suites (``--suite``, default ``digits detect-digits detect``):
 * ``digits``: all 1797 digits (structured only); ACC / NMI / ARI of our clusters and of k-means
   on raw pixels; training time and throughput. Targets: ACC >= 0.88, NMI >= 0.85, < 3 min.
 * ``cifar``: the CIFAR-10 test split (structured only, ``--cifar-dir``); same metrics. With
-  ``--preset paper`` the preset's recipe is kept (batch 32, SGD) and only the epochs are set;
-  ``--preset paper --backbone resnet18 --device cuda`` is the GPU run of the issue.
+  ``--preset paper`` the preset's recipe is kept (batch 32, SGD) and only the epochs are set
+  (``--cifar-epochs``, warm-up 10 % of them as in the preset); ``--paper-batch B`` trains at
+  batch B with lr 0.02 B / 32 instead. ``--preset paper --backbone resnet18 --device cuda``
+  is the GPU run of the issue (``benchmarks/gpu_paper_resnet18.sh``; ``--log-epochs`` prints
+  one line per epoch).
   Target: ACC >= 0.40 within 30 CPU-minutes (``--cifar-epochs`` sets the budget; the default
   140 epochs take ~26 minutes with one thread here). Slow: run it with ``--seeds 0`` first.
 * ``detect-digits``: all 1797 digits with 20 % memorizable items of each kind but ood, the

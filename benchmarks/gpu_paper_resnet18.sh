@@ -5,8 +5,9 @@
 #   benchmarks/gpu_paper_resnet18.sh EPOCHS CIFAR_DIR OUT_DIR [extra bench_preprocess args]
 #
 # Where the machine cannot reach a package registry, put wheels of pydantic, pydantic-core,
-# annotated-types, typing-inspection, typing-extensions and constriction in .whl/ (see
-# docs/preprocess.md, "GPU run"); they are installed to /tmp/site.
+# annotated-types, typing-inspection, typing-extensions and constriction (cp312 manylinux
+# wheels, `pip download --no-deps --only-binary=:all:`) in .whl/; they are installed to
+# /tmp/site. Numbers: docs/preprocess.md, "The `paper` preset with a ResNet-18 on a GPU".
 set -euo pipefail
 epochs=${1:?epochs}; cifar=${2:?cifar dir}; out=${3:?out dir}; shift 3
 if compgen -G ".whl/*.whl" >/dev/null && [ ! -d /tmp/site/pydantic ]; then

@@ -83,7 +83,8 @@ _COMMON = dict(backbone="cnn", width=32, feature_dim=64, sgd_momentum=0.9, weigh
 
 #: The presets. ``paper`` follows section III / design.md section 4: SGD with lr 0.02, encoder
 #: momentum omega = 0.9, tau = 0.1, batch 32, 200 epochs, eta = epsilon = 1. ``fast`` is our
-#: CPU preset (Adam, larger batches, fewer epochs), tuned on digits; see docs/preprocess.md.
+#: CPU preset (Adam, larger batches, fewer epochs), tuned on digits, with the anti-collapse
+#: weight (0.5) chosen on CIFAR-10 detection; see docs/preprocess.md.
 PRESETS: dict[str, dict] = {
     "paper": dict(_COMMON, optimizer="sgd", lr=0.02, epochs=200, batch_size=32, omega=0.9, tau=0.1,
                   queue_size=4096, eta=1.0, epsilon=1.0, warmup_epochs=20, symmetric=False),
