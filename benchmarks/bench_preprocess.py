@@ -45,6 +45,7 @@ from sklearn.cluster import KMeans
 from simulator.context import RunContext, resolve_device
 from simulator.metrics import clustering_scores, detection_scores
 from simulator.preprocess import PreprocessConfig, fit_preprocessor
+from simulator.preprocess.config import PRESETS
 from simulator.scenario import SourceConfig
 from simulator.sources import load_items
 from simulator.sources.digits import load_digits
@@ -174,10 +175,11 @@ def main() -> None:
             if args.preset == "paper":
                 # the paper's recipe as it stands (batch 32, SGD lr 0.02, ...); only the number of
                 # epochs is ours, with the preset's share of L_I-only warm-up (20 of 200 epochs)
+                paper = PRESETS["paper"]
                 scaled = {} if args.paper_batch is None else {  # linear scaling of the learning rate
-                    "batch_size": args.paper_batch, "lr": 0.02 * args.paper_batch / 32}
-                cfg = PreprocessConfig(**common, epochs=args.cifar_epochs, **scaled,
-                                       warmup_epochs=max(1, round(args.cifar_epochs * 20 / 200)))
+                    "batch_size": args.paper_batch, "lr": paper["lr"] * args.paper_batch / paper["batch_size"]}
+                warmup = max(1, round(args.cifar_epochs * paper["warmup_epochs"] / paper["epochs"]))
+                cfg = PreprocessConfig(**common, epochs=args.cifar_epochs, **scaled, warmup_epochs=warmup)
             else:
                 # one query view per step (symmetric off) in channels-last format: ~2.5x the throughput
                 # of the fast preset's symmetric NCHW training, so ~5x the epochs in the same time
