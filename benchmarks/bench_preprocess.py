@@ -10,8 +10,12 @@ Suites (``--suite``, default ``digits detect-digits detect``):
   batch B with lr 0.02 B / 32 instead. ``--preset paper --backbone resnet18 --device cuda``
   is the GPU run of the issue (``benchmarks/gpu_paper_resnet18.sh``; ``--log-epochs`` prints
   one line per epoch).
+  With the ``fast`` preset, the suite trains in channels-last format at batch 256 with a bank of
+  4096 keys; ``--cifar-keys momentum`` (default) uses the momentum keys with one query view per
+  step, ``--cifar-keys batch`` takes eq. (2)'s keys from the batch (``instance_keys = "batch"``,
+  tau 0.5; the same mean ACC, 0.357 against 0.358, see docs/preprocess.md). ``--cifar-set KEY=VALUE ...`` overrides any key.
   Target: ACC >= 0.40 within 30 CPU-minutes (``--cifar-epochs`` sets the budget; the default
-  140 epochs take ~26 minutes with one thread here). Slow: run it with ``--seeds 0`` first.
+  140 epochs take ~26 minutes with one thread here, 80 with ``--cifar-keys batch`` ~28). Slow: run it with ``--seeds 0`` first.
 * ``detect-digits``: all 1797 digits with 20 % memorizable items of each kind but ood, the
   ``fast`` preset with ``density_side = "sparse"``; same columns as ``detect``, plus the same
   model read from the dense side (``ours_dense_side``).
@@ -33,6 +37,7 @@ much faster than 2 when other processes share two cores).
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import tempfile
 import time
@@ -60,6 +65,21 @@ def kmeans_pixels(images: np.ndarray, k: int, seed: int) -> tuple[np.ndarray, np
     x = images.reshape(len(images), -1).astype(np.float64) / 255.0
     km = KMeans(n_clusters=k, n_init=4, random_state=seed).fit(x)
     return km.labels_, km.transform(x).min(axis=1)
+
+
+def overrides(pairs: list[str]) -> dict:
+    """``["epsilon=0", "augment=\"color\""]`` -> ``{"epsilon": 0, "augment": "color"}``, validated."""
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or key not in PreprocessConfig.model_fields:
+            raise SystemExit(f"--cifar-set {pair!r}: expected KEY=VALUE with KEY a [preprocess] key")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value  # a bare string, e.g. instance_keys=batch
+    PreprocessConfig(**out)  # validates (pydantic error naming the key)
+    return out
 
 
 def make_ctx(seed: int, args) -> RunContext:
@@ -139,7 +159,15 @@ def main() -> None:
     ap.add_argument("--preset", default="fast", choices=["fast", "paper"])
     ap.add_argument("--digits-epochs", type=int, default=None, help="default: the preset's")
     ap.add_argument("--cifar-dir", default=str(CIFAR))
-    ap.add_argument("--cifar-epochs", type=int, default=140, help="140 epochs: ~26 min at ~900 img/s, 1 thread")
+    ap.add_argument("--cifar-epochs", type=int, default=None,
+                    help="default 80 with --cifar-keys batch (~28 min at ~480 img/s, 1 thread), 140 with momentum "
+                         "(~26 min at ~900 img/s) and with --preset paper")
+    ap.add_argument("--cifar-keys", default="momentum", choices=["batch", "momentum"],
+                    help="cifar suite, fast preset: eq. (2) with the momentum keys and bank (momentum: one query "
+                         "view per step, tau 0.2) or with in-batch keys and tau 0.5 (batch)")
+    ap.add_argument("--cifar-set", nargs="+", default=[], metavar="KEY=VALUE",
+                    help="cifar suite: override [preprocess] keys of its configuration (JSON values), "
+                         "e.g. warmup_epochs=60 epsilon=0")
     ap.add_argument("--detect-items", type=int, default=4000, help="CIFAR items per detection run (None = all)")
     ap.add_argument("--detect-epochs", type=int, default=8)
     ap.add_argument("--kinds", nargs="+", default=list(KINDS), choices=list(KINDS),
@@ -152,6 +180,8 @@ def main() -> None:
     ap.add_argument("--log-epochs", action="store_true", help="print one line per training epoch")
     ap.add_argument("--out", default=None, help="tidy CSV of every number")
     args = ap.parse_args()
+    if args.cifar_epochs is None:
+        args.cifar_epochs = 80 if (args.preset == "fast" and args.cifar_keys == "batch") else 140
     if args.log_epochs:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     rows: list[dict] = []
@@ -181,10 +211,17 @@ def main() -> None:
                 warmup = max(1, round(args.cifar_epochs * paper["warmup_epochs"] / paper["epochs"]))
                 cfg = PreprocessConfig(**common, epochs=args.cifar_epochs, **scaled, warmup_epochs=warmup)
             else:
-                # one query view per step (symmetric off) in channels-last format: ~2.5x the throughput
-                # of the fast preset's symmetric NCHW training, so ~5x the epochs in the same time
+                # channels-last format throughout. momentum: one query view per step (symmetric off):
+                # ~2.5x the throughput of the fast preset's symmetric NCHW training. batch: eq. (2) over
+                # the batch's own representations (both views through the encoder, as in SimCLR, with
+                # SimCLR's CIFAR temperature): about half that throughput but a better representation
+                # per second (docs/preprocess.md)
+                keys = ({"instance_keys": "batch", "tau": 0.5} if args.cifar_keys == "batch"
+                        else {"instance_keys": "momentum", "symmetric": False})
                 cfg = PreprocessConfig(**common, epochs=args.cifar_epochs, warmup_epochs=max(1, args.cifar_epochs // 5),
-                                       batch_size=256, queue_size=4096, symmetric=False, channels_last=True)
+                                       batch_size=256, queue_size=4096, channels_last=True, **keys)
+            cfg = cfg.model_copy(update=overrides(args.cifar_set))
+            print(f"[cifar] {cfg.resolved()}", flush=True)
             for seed in args.seeds:
                 run_clustering("cifar", items, cfg, seed, args, rows)
         if "detect" in args.suite:

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from simulator.preprocess.augment import augment, policy_for, to_float
 from simulator.preprocess.bank import MemoryBank
 from simulator.preprocess.config import PRESETS, PreprocessConfig
-from simulator.preprocess.losses import (cluster_loss, cluster_probabilities, instance_loss, marginal_loss, prototypes,
+from simulator.preprocess.losses import (batch_instance_loss, cluster_loss, cluster_probabilities, instance_loss, marginal_loss, prototypes,
                                          spherical_kmeans)
 from simulator.preprocess.nets import Encoder, count_flops, momentum_copy, momentum_update
 from simulator.preprocess.ranking import (cluster_distinctiveness, cluster_shared_structure, confidence_cut, density_score,
@@ -66,6 +66,24 @@ def test_instance_loss_is_small_when_positive_matches_and_negatives_are_far():
     z = torch.tensor([[1.0, 0.0]], dtype=torch.float64)
     bank = torch.tensor([[-1.0, 0.0], [0.0, 1.0]], dtype=torch.float64)
     assert float(instance_loss(z, z, bank, 0.05)) < 1e-6
+
+
+def test_batch_instance_loss_matches_direct_nt_xent():
+    z1, z2 = _unit(3, 4, 5), _unit(3, 4, 6)
+    tau = 0.5
+    views = [z1, z2]
+    expected = 0.0
+    for a in range(2):
+        for i in range(3):
+            pos = math.exp(float(views[a][i] @ views[1 - a][i]) / tau)
+            den = sum(math.exp(float(views[a][i] @ views[c][j]) / tau)
+                      for c in range(2) for j in range(3) if (c, j) != (a, i))
+            expected += -math.log(pos / den)
+    assert float(batch_instance_loss(z1, z2, tau)) == pytest.approx(expected / 6, rel=1e-10)
+    # gradients reach both views (unlike eq. (2)'s momentum keys)
+    y1, y2 = z1.clone().requires_grad_(), z2.clone().requires_grad_()
+    batch_instance_loss(y1, y2, tau).backward()
+    assert float(y1.grad.abs().sum()) > 0 and float(y2.grad.abs().sum()) > 0
 
 
 # --------------------------------------------------------------------------- eq. (3), (4), anti-collapse

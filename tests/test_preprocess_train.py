@@ -39,8 +39,9 @@ def small(digits) -> ItemSet:
     return digits.subset(np.arange(400))
 
 
-def test_loss_decreases_on_a_tiny_run(small, ctx1):
-    pre = fit_preprocessor(small, PreprocessConfig(clusters=5, **dict(TINY, epochs=6)), ctx1)
+@pytest.mark.parametrize("keys", ["momentum", "batch"])
+def test_loss_decreases_on_a_tiny_run(small, ctx1, keys):
+    pre = fit_preprocessor(small, PreprocessConfig(clusters=5, instance_keys=keys, **dict(TINY, epochs=6)), ctx1)
     h = pre.history
     assert len(h) == 6 and not pre.from_cache
     assert h[-1]["L_I"] < h[0]["L_I"]
@@ -59,8 +60,9 @@ def test_digits_training_does_not_collapse_and_clusters_digits(digits, ctx1):
     assert pre.images_per_s > 0 and pre.flops_per_item > 0
 
 
-def test_fixed_seed_is_deterministic_on_cpu(small, ctx1, tmp_path):
-    cfg = PreprocessConfig(clusters=4, **TINY)
+@pytest.mark.parametrize("keys", ["momentum", "batch"])
+def test_fixed_seed_is_deterministic_on_cpu(small, ctx1, tmp_path, keys):
+    cfg = PreprocessConfig(clusters=4, instance_keys=keys, **TINY)
     a = fit_preprocessor(small, cfg, ctx1)
     b = fit_preprocessor(small, cfg, dataclasses.replace(ctx1, cache_dir=tmp_path / "other"))
     assert not b.from_cache
@@ -81,6 +83,8 @@ def test_channels_last_training_is_deterministic_and_cached(small, ctx1, tmp_pat
     assert again.from_cache and np.array_equal(again.assign(rgb.images).confidence, a.assign(rgb.images).confidence)
     # channels_last is part of the cache key (it changes the arithmetic)
     assert not fit_preprocessor(rgb, cfg.model_copy(update={"channels_last": False}), ctx1).from_cache
+    # so is the source of eq. (2)'s keys
+    assert not fit_preprocessor(rgb, cfg.model_copy(update={"instance_keys": "batch"}), ctx1).from_cache
 
 
 def test_training_never_reads_labels_or_kinds(small, ctx1, tmp_path):

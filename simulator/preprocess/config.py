@@ -60,7 +60,8 @@ class ResolvedPreprocess:
     epsilon: float           # weight of L_D
     marginal_weight: float   # weight of the batch-marginal entropy term (our deviation)
     warmup_epochs: int       # epochs of L_I only before the cluster tags are initialised
-    symmetric: bool          # both views serve as query (loss averaged)
+    symmetric: bool          # both views serve as query (loss averaged); implied by instance_keys = "batch"
+    instance_keys: str       # "momentum" (eq. (2): momentum-encoder keys, bank negatives) | "batch" (in-batch, NT-Xent)
     augment: str             # "auto" | "grey" | "color" | "none"
     channels_last: bool      # train in channels-last memory format (CPU: ~1.7x faster on 32x32 RGB)
     rank_by: str             # "density" | "cluster" | "item" | "product" | "assignment" (ranking.py)
@@ -78,8 +79,8 @@ class ResolvedPreprocess:
 
 
 _COMMON = dict(backbone="cnn", width=32, feature_dim=64, sgd_momentum=0.9, weight_decay=5e-4,
-               cluster_tau=0.1, marginal_weight=1.0, symmetric=True, augment="auto", channels_last=False, rank_by="density",
-               density_k=10, density_side="dense")
+               cluster_tau=0.1, marginal_weight=1.0, symmetric=True, instance_keys="momentum", augment="auto",
+               channels_last=False, rank_by="density", density_k=10, density_side="dense")
 
 #: The presets. ``paper`` follows section III / design.md section 4: SGD with lr 0.02, encoder
 #: momentum omega = 0.9, tau = 0.1, batch 32, 200 epochs, eta = epsilon = 1. ``fast`` is our
@@ -124,6 +125,7 @@ class PreprocessConfig(BaseModel):
     marginal_weight: float | None = Field(default=None, ge=0.0)
     warmup_epochs: int | None = Field(default=None, ge=0)
     symmetric: bool | None = None
+    instance_keys: Literal["momentum", "batch"] | None = None
     augment: Literal["auto", "grey", "color", "none"] | None = None
     channels_last: bool | None = None
     rank_by: Literal["density", "cluster", "item", "product", "assignment"] | None = None

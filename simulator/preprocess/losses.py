@@ -16,6 +16,13 @@ tagged with a cluster C_l, l = 1..L.
   marginal ``pbar_l = 1/B sum_i P_il``, ``L_M = ln L - H(pbar) >= 0`` (zero when the batch
   spreads evenly over the clusters). Eq. (4) alone is minimised by one cluster taking all.
 
+* eq. (2) with in-batch keys (``instance_keys = "batch"``, our option for short CPU budgets, as
+  in SimCLR's NT-Xent): both views z^1, z^2 of the B items come from the encoder itself (with
+  gradient), the positive of z^a_i is z^b_i of the other view, and the negatives are the other
+  2B - 2 representations of the batch instead of the bank::
+
+      L_I = -1/(2B) sum_{a, i} log( exp(z^a_i.z^b_i / tau) / sum_{(c, j) != (a, i)} exp(z^a_i.z^c_j / tau) )
+
 Total: ``eta L_I + epsilon L_D + marginal_weight L_M``.
 """
 
@@ -33,6 +40,16 @@ def instance_loss(z: torch.Tensor, k_pos: torch.Tensor, bank: torch.Tensor, tau:
     neg = z @ bank.t()
     logits = torch.cat([pos, neg], dim=1) / tau
     return F.cross_entropy(logits, torch.zeros(len(z), dtype=torch.long, device=z.device))
+
+
+def batch_instance_loss(z1: torch.Tensor, z2: torch.Tensor, tau: float) -> torch.Tensor:
+    """Eq. (2) with in-batch keys (module docstring). ``z1, z2``: ``(B, D)`` unit rows, row i of
+    both the two views of item i. Scalar."""
+    b = len(z1)
+    z = torch.cat([z1, z2])
+    logits = (z @ z.t() / tau).fill_diagonal_(float("-inf"))
+    target = torch.cat([torch.arange(b, 2 * b), torch.arange(0, b)]).to(z.device)
+    return F.cross_entropy(logits, target)
 
 
 def prototypes(keys: torch.Tensor, tags: torch.Tensor, clusters: int) -> tuple[torch.Tensor, torch.Tensor]:

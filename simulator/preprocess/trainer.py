@@ -1,7 +1,9 @@
 """Training of the contrastive pre-processor (section III): one pass of the learning phase.
 
 Per step, for a batch of items: two perturbations chi_1, chi_2; queries z from the encoder,
-keys k from the momentum encoder; ``eta L_I + epsilon L_D + marginal_weight L_M``
+keys k from the momentum encoder (with ``instance_keys = "batch"``, eq. (2) takes its positives
+and negatives from the encoder's own representations of the batch, and the momentum keys only
+fill the bank); ``eta L_I + epsilon L_D + marginal_weight L_M``
 (losses.py); an optimiser step; the momentum update; one enqueue of the keys with their
 cluster tags. The cluster tags follow an online spherical k-means on the bank: after
 ``warmup_epochs`` of instance discrimination alone, the bank keys are clustered (k-means++
@@ -28,8 +30,8 @@ from ..context import RunContext
 from .augment import augment, policy_for, to_float
 from .bank import MemoryBank
 from .config import ResolvedPreprocess
-from .losses import (cluster_loss, fill_empty_clusters, cluster_probabilities, instance_loss, marginal_loss, prototypes,
-                     spherical_kmeans)
+from .losses import (batch_instance_loss, cluster_loss, cluster_probabilities, fill_empty_clusters, instance_loss,
+                     marginal_loss, prototypes, spherical_kmeans)
 from .nets import Encoder, momentum_copy, momentum_update
 
 log = logging.getLogger("semsim.preprocess")
@@ -169,13 +171,22 @@ def _train(images: np.ndarray, r: ResolvedPreprocess, ctx: RunContext, epoch_cal
         for step in range(steps_per_epoch):
             idx = order[step * r.batch_size:(step + 1) * r.batch_size]
             v1, v2 = views(idx)
-            negatives = bank.valid_keys()
-            z1 = encoder(v1)
-            with torch.no_grad():
-                k2 = key_enc(v2)
-            l_i = instance_loss(z1, k2, negatives, r.tau)
-            zs = [z1]
-            if r.symmetric:
+            if r.instance_keys == "batch":
+                # both views in one encoder call: one set of BatchNorm statistics for the
+                # positives and the negatives alike
+                z1, z2 = encoder(torch.cat([v1, v2])).chunk(2)
+                l_i = batch_instance_loss(z1, z2, r.tau)
+                with torch.no_grad():
+                    k2 = key_enc(v2)  # the bank's keys (eq. (3)) still come from the momentum encoder
+                zs = [z1, z2]
+            else:
+                z1 = encoder(v1)
+                with torch.no_grad():
+                    k2 = key_enc(v2)
+                l_i = instance_loss(z1, k2, bank.valid_keys(), r.tau)
+                zs = [z1]
+            if r.symmetric and r.instance_keys == "momentum":
+                negatives = bank.valid_keys()
                 z2 = encoder(v2)
                 with torch.no_grad():
                     k1 = key_enc(v1)
