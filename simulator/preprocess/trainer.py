@@ -180,18 +180,18 @@ def _train(images: np.ndarray, r: ResolvedPreprocess, ctx: RunContext, epoch_cal
                     k2 = key_enc(v2)  # the bank's keys (eq. (3)) still come from the momentum encoder
                 zs = [z1, z2]
             else:
+                negatives = bank.valid_keys()
                 z1 = encoder(v1)
                 with torch.no_grad():
                     k2 = key_enc(v2)
-                l_i = instance_loss(z1, k2, bank.valid_keys(), r.tau)
+                l_i = instance_loss(z1, k2, negatives, r.tau)
                 zs = [z1]
-            if r.symmetric and r.instance_keys == "momentum":
-                negatives = bank.valid_keys()
-                z2 = encoder(v2)
-                with torch.no_grad():
-                    k1 = key_enc(v1)
-                l_i = 0.5 * (l_i + instance_loss(z2, k1, negatives, r.tau))
-                zs.append(z2)
+                if r.symmetric:
+                    z2 = encoder(v2)
+                    with torch.no_grad():
+                        k1 = key_enc(v1)
+                    l_i = 0.5 * (l_i + instance_loss(z2, k1, negatives, r.tau))
+                    zs.append(z2)
             loss = r.eta * l_i
             l_d = l_m = torch.zeros((), device=device)
             if clustering:
