@@ -11,11 +11,19 @@ Suites (``--suite``, default ``digits detect-digits detect``):
   is the GPU run of the issue (``benchmarks/gpu_paper_resnet18.sh``; ``--log-epochs`` prints
   one line per epoch).
   With the ``fast`` preset, the suite trains in channels-last format at batch 256 with a bank of
-  4096 keys; ``--cifar-keys momentum`` (default) uses the momentum keys with one query view per
-  step, ``--cifar-keys batch`` takes eq. (2)'s keys from the batch (``instance_keys = "batch"``,
-  tau 0.5; the same mean ACC, 0.357 against 0.358, see docs/preprocess.md). ``--cifar-set KEY=VALUE ...`` overrides any key.
-  Target: ACC >= 0.40 within 30 CPU-minutes (``--cifar-epochs`` sets the budget; the default
-  140 epochs take ~26 minutes with one thread here, 80 with ``--cifar-keys batch`` ~28). Slow: run it with ``--seeds 0`` first.
+  4096 keys and ``--cifar-recipe`` picks the rest (:data:`CIFAR_RECIPES`; docs/preprocess.md):
+
+  - ``batch-bf16`` (default, fifth session): eq. (2) with in-batch keys (``instance_keys =
+    "batch"``, tau 0.5), no cluster terms (``epsilon = marginal_weight = 0``: the clusters are
+    the final spherical k-means of eq. (3)'s prototypes), bfloat16 autocast, 220 epochs on 2
+    threads (~23-27 min here);
+  - ``batch`` (fourth session): in-batch keys with the cluster terms, float32, 80 epochs, 1 thread;
+  - ``momentum`` (third session): the paper's momentum keys with one query view per step, 140
+    epochs, 1 thread.
+
+  ``--cifar-set KEY=VALUE ...`` overrides any key, ``--cifar-epochs`` the epochs and
+  ``--threads`` the recipe's thread count. Target: ACC >= 0.40 within 30 CPU-minutes. Slow:
+  ~30 min per seed; run it with ``--seeds 0`` first.
 * ``detect-digits``: all 1797 digits with 20 % memorizable items of each kind but ood, the
   ``fast`` preset with ``density_side = "sparse"``; same columns as ``detect``, plus the same
   model read from the dense side (``ours_dense_side``).
@@ -57,6 +65,15 @@ from simulator.sources.digits import load_digits
 
 ROOT = Path(__file__).resolve().parents[1]
 CIFAR = ROOT.parent / "shared" / "data" / "cifar10" / "test"
+
+#: ``--cifar-recipe``: [preprocess] keys on top of the fast preset (plus batch 256, a bank of 4096
+#: keys, channels-last), the default epochs and torch threads. Measured in docs/preprocess.md.
+CIFAR_RECIPES: dict[str, tuple[dict, int, int]] = {
+    "batch-bf16": ({"instance_keys": "batch", "tau": 0.5, "epsilon": 0.0, "marginal_weight": 0.0,
+                    "precision": "bfloat16"}, 220, 2),
+    "batch": ({"instance_keys": "batch", "tau": 0.5}, 80, 1),
+    "momentum": ({"instance_keys": "momentum", "symmetric": False}, 140, 1),
+}
 KINDS = ("noise", "shuffled", "patches", "ood")
 
 
@@ -82,14 +99,17 @@ def overrides(pairs: list[str]) -> dict:
     return out
 
 
-def make_ctx(seed: int, args) -> RunContext:
-    """A fresh context (empty model cache) on ``--device`` with ``--threads`` torch threads."""
+def make_ctx(seed: int, args, threads: int | None = None) -> RunContext:
+    """A fresh context (empty model cache) on ``--device`` with ``--threads`` torch threads (else
+    ``threads``, the recipe's, else 1)."""
+    threads = args.threads or threads or 1
     return RunContext(seed=seed, device=resolve_device(args.device), cache_dir=Path(tempfile.mkdtemp()),
-                      progress=args.log_epochs, num_threads=args.threads)
+                      progress=args.log_epochs, num_threads=threads)
 
 
-def run_clustering(name: str, items, cfg: PreprocessConfig, seed: int, args, rows: list) -> None:
-    ctx = make_ctx(seed, args)
+def run_clustering(name: str, items, cfg: PreprocessConfig, seed: int, args, rows: list,
+                   threads: int | None = None) -> None:
+    ctx = make_ctx(seed, args, threads)
     t0 = time.perf_counter()
     pre = fit_preprocessor(items, cfg, ctx)
     wall = time.perf_counter() - t0
@@ -155,16 +175,16 @@ def main() -> None:
     ap.add_argument("--suite", nargs="+", default=["digits", "detect-digits", "detect"],
                     choices=["digits", "detect-digits", "cifar", "detect"])
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch threads per run (default 1; the cifar suite: the recipe's, 2 for batch-bf16)")
     ap.add_argument("--preset", default="fast", choices=["fast", "paper"])
     ap.add_argument("--digits-epochs", type=int, default=None, help="default: the preset's")
     ap.add_argument("--cifar-dir", default=str(CIFAR))
     ap.add_argument("--cifar-epochs", type=int, default=None,
-                    help="default 80 with --cifar-keys batch (~28 min at ~480 img/s, 1 thread), 140 with momentum "
-                         "(~26 min at ~900 img/s) and with --preset paper")
-    ap.add_argument("--cifar-keys", default="momentum", choices=["batch", "momentum"],
-                    help="cifar suite, fast preset: eq. (2) with the momentum keys and bank (momentum: one query "
-                         "view per step, tau 0.2) or with in-batch keys and tau 0.5 (batch)")
+                    help="default: the recipe's (batch-bf16 220, batch 80, momentum 140), 140 with --preset paper")
+    ap.add_argument("--cifar-recipe", default="batch-bf16", choices=list(CIFAR_RECIPES),
+                    help="cifar suite, fast preset: batch-bf16 (in-batch keys, no cluster terms, bfloat16, 2 threads), "
+                         "batch (in-batch keys with the cluster terms) or momentum (the paper's momentum keys)")
     ap.add_argument("--cifar-set", nargs="+", default=[], metavar="KEY=VALUE",
                     help="cifar suite: override [preprocess] keys of its configuration (JSON values), "
                          "e.g. warmup_epochs=60 epsilon=0")
@@ -180,8 +200,9 @@ def main() -> None:
     ap.add_argument("--log-epochs", action="store_true", help="print one line per training epoch")
     ap.add_argument("--out", default=None, help="tidy CSV of every number")
     args = ap.parse_args()
+    recipe_keys, recipe_epochs, recipe_threads = CIFAR_RECIPES[args.cifar_recipe]
     if args.cifar_epochs is None:
-        args.cifar_epochs = 80 if (args.preset == "fast" and args.cifar_keys == "batch") else 140
+        args.cifar_epochs = recipe_epochs if args.preset == "fast" else 140
     if args.log_epochs:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     rows: list[dict] = []
@@ -211,19 +232,13 @@ def main() -> None:
                 warmup = max(1, round(args.cifar_epochs * paper["warmup_epochs"] / paper["epochs"]))
                 cfg = PreprocessConfig(**common, epochs=args.cifar_epochs, **scaled, warmup_epochs=warmup)
             else:
-                # channels-last format throughout. momentum: one query view per step (symmetric off):
-                # ~2.5x the throughput of the fast preset's symmetric NCHW training. batch: eq. (2) over
-                # the batch's own representations (both views through the encoder, as in SimCLR, with
-                # SimCLR's CIFAR temperature): about half that throughput but a better representation
-                # per second (docs/preprocess.md)
-                keys = ({"instance_keys": "batch", "tau": 0.5} if args.cifar_keys == "batch"
-                        else {"instance_keys": "momentum", "symmetric": False})
                 cfg = PreprocessConfig(**common, epochs=args.cifar_epochs, warmup_epochs=max(1, args.cifar_epochs // 5),
-                                       batch_size=256, queue_size=4096, channels_last=True, **keys)
+                                       batch_size=256, queue_size=4096, channels_last=True, **recipe_keys)
             cfg = cfg.model_copy(update=overrides(args.cifar_set))
             print(f"[cifar] {cfg.resolved()}", flush=True)
             for seed in args.seeds:
-                run_clustering("cifar", items, cfg, seed, args, rows)
+                run_clustering("cifar", items, cfg, seed, args, rows,
+                               threads=recipe_threads if args.preset == "fast" else None)
         if "detect" in args.suite:
             cfg = PreprocessConfig(**common, epochs=args.detect_epochs, warmup_epochs=max(1, args.detect_epochs // 4),
                                    memorizable_threshold={"fraction": 0.2})

@@ -41,7 +41,7 @@ def test_presets_resolve_and_scenario_keys_override():
 
 
 @pytest.mark.parametrize("bad", [{"clusters": 1}, {"lr": -1.0}, {"omega": 1.5}, {"backbone": "vgg"},
-                                 {"unknown": 1}, {"memorizable_threshold": {"fraction": 1.5}},
+                                 {"unknown": 1}, {"precision": "float16"}, {"memorizable_threshold": {"fraction": 1.5}},
                                  {"memorizable_threshold": {"fraction": 0.1, "confidence": 0.5}}])
 def test_config_rejects_bad_values(bad):
     with pytest.raises(ValidationError):
@@ -183,6 +183,19 @@ def test_encoder_outputs_unit_rows_and_counts_flops(backbone, shape):
     assert count_flops(enc, shape) > 0
     lin = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 5))
     assert count_flops(lin, (2, 2, 3)) == 2 * 12 * 5
+
+
+def test_encoder_under_bfloat16_autocast_gives_float32_unit_rows_close_to_float32():
+    torch.manual_seed(0)
+    enc = Encoder((32, 32, 3), "cnn", 8, 16).eval()
+    x = torch.randn(4, 3, 32, 32)
+    with torch.no_grad():
+        ref = enc(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            low = enc(x)
+    assert low.dtype == torch.float32 and torch.allclose(low.norm(dim=1), torch.ones(4), atol=1e-5)
+    cos = (low * ref).sum(dim=1)
+    assert cos.min() > 0.99 and not torch.equal(low, ref), cos  # bf16 arithmetic, float32 result
 
 
 # --------------------------------------------------------------------------- clustering helpers, ranking

@@ -87,6 +87,22 @@ def test_channels_last_training_is_deterministic_and_cached(small, ctx1, tmp_pat
     assert not fit_preprocessor(rgb, cfg.model_copy(update={"instance_keys": "batch"}), ctx1).from_cache
 
 
+def test_bfloat16_training_tracks_float32_is_deterministic_and_cached(small, ctx1, tmp_path):
+    cfg = PreprocessConfig(clusters=4, instance_keys="batch", channels_last=True, **dict(TINY, epochs=4))
+    ref = fit_preprocessor(small, cfg, ctx1)
+    low_cfg = cfg.model_copy(update={"precision": "bfloat16"})
+    a = fit_preprocessor(small, low_cfg, ctx1)
+    assert not a.from_cache  # the precision is part of the cache key
+    h, r = a.history, ref.history
+    assert h[-1]["L_I"] < h[0]["L_I"] and all(np.isfinite(e["loss"]) for e in h)
+    # same seed, same views and initial weights: the first epoch differs by bf16 rounding only
+    assert abs(h[0]["L_I"] - r[0]["L_I"]) < 0.02 * r[0]["L_I"], (h[0], r[0])
+    assert h[0]["L_I"] != r[0]["L_I"]
+    b = fit_preprocessor(small, low_cfg, dataclasses.replace(ctx1, cache_dir=tmp_path / "other"))
+    assert torch.equal(a.prototypes, b.prototypes)
+    assert fit_preprocessor(small, low_cfg, ctx1).from_cache
+
+
 def test_training_never_reads_labels_or_kinds(small, ctx1, tmp_path):
     cfg = PreprocessConfig(clusters=4, **TINY)
     a = fit_preprocessor(small, cfg, ctx1)

@@ -69,9 +69,11 @@ def augment(x: torch.Tensor, policy: Policy | None, gen: torch.Generator) -> tor
     """One random perturbation of each image of a batch.
 
     Args:
-        x: ``(B, C, H, W)`` float in [0, 1] (on the CPU; random draws are made on the CPU).
+        x: ``(B, C, H, W)`` float in [0, 1], on any device (the trainer keeps the items on the
+            training device, so the resampling and jitter run there).
         policy: what to draw (``None`` returns ``x`` unchanged).
-        gen: CPU torch generator.
+        gen: CPU torch generator: every random draw is made on the CPU, so a seed gives the same
+            perturbations on every device.
     Returns:
         ``(B, C, H, W)`` float in [0, 1].
     """

@@ -98,7 +98,8 @@ class Encoder(nn.Module):
         backbone: ``"cnn"`` or ``"resnet18"``.
         width: first-stage channels of the CNN (ignored by ResNet-18).
         feature_dim: dimension of z.
-    Input: ``(B, C, H, W)`` float (normalised pixels). Output: ``(B, feature_dim)``, unit rows.
+    Input: ``(B, C, H, W)`` float (normalised pixels). Output: ``(B, feature_dim)`` float32, unit
+    rows (also under bfloat16 autocast: the projection is normalised in float32).
     """
 
     def __init__(self, shape: tuple[int, int, int], backbone: str = "cnn", width: int = 32, feature_dim: int = 64):
@@ -114,7 +115,7 @@ class Encoder(nn.Module):
         self.head = nn.Sequential(nn.Linear(d, d), nn.BatchNorm1d(d), nn.ReLU(inplace=True), nn.Linear(d, feature_dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.head(self.backbone(x)), dim=1)
+        return F.normalize(self.head(self.backbone(x)).float(), dim=1)
 
 
 def momentum_copy(encoder: nn.Module) -> nn.Module:

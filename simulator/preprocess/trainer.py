@@ -124,6 +124,9 @@ def _train(images: np.ndarray, r: ResolvedPreprocess, ctx: RunContext, epoch_cal
     x_all = to_float(images)
     mean = x_all.mean(dim=(0, 2, 3))
     std = x_all.std(dim=(0, 2, 3)).clamp_min(1e-3)
+    # the items live on the training device, so the perturbations (grid_sample, jitter) run there;
+    # their random draws stay on the CPU generator, so a seed gives the same views on any device
+    x_all = x_all.to(device)
     policy = policy_for(r.augment, shape[2])
     gen_init = ctx.torch_generator("preprocess.init", device="cpu")
     gen_aug = ctx.torch_generator("preprocess.augment", device="cpu")
@@ -146,15 +149,24 @@ def _train(images: np.ndarray, r: ResolvedPreprocess, ctx: RunContext, epoch_cal
     # key among its negatives would fight its positive)
     bank = MemoryBank(max(1, min(r.queue_size, n - r.batch_size)), r.feature_dim, device=device)
 
+    low = r.precision == "bfloat16"
+    dev_type = torch.device(device).type
+
+    def run(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """``net(x)``, under bfloat16 autocast for ``precision = "bfloat16"`` (the encoder's output
+        z is normalised in float32, and every loss is computed in float32 outside the autocast)."""
+        with torch.autocast(dev_type, dtype=torch.bfloat16, enabled=low):
+            return net(x)
+
     def views(idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        xb = x_all[idx]
-        return (normalise(augment(xb, policy, gen_aug), mean, std).to(device).contiguous(memory_format=fmt),
-                normalise(augment(xb, policy, gen_aug), mean, std).to(device).contiguous(memory_format=fmt))
+        xb = x_all[idx.to(x_all.device)]
+        return (normalise(augment(xb, policy, gen_aug), mean, std).contiguous(memory_format=fmt),
+                normalise(augment(xb, policy, gen_aug), mean, std).contiguous(memory_format=fmt))
 
     with torch.no_grad():  # fill the bank with keys of the untrained key encoder
         fill = torch.randperm(n, generator=gen_order)[: bank.size]
         for start in range(0, len(fill), EMBED_BATCH):
-            bank.enqueue(key_enc(views(fill[start:start + EMBED_BATCH])[1]))
+            bank.enqueue(run(key_enc, views(fill[start:start + EMBED_BATCH])[1]))
 
     history: list[dict] = []
     mu = present = None
@@ -174,22 +186,22 @@ def _train(images: np.ndarray, r: ResolvedPreprocess, ctx: RunContext, epoch_cal
             if r.instance_keys == "batch":
                 # both views in one encoder call: one set of BatchNorm statistics for the
                 # positives and the negatives alike
-                z1, z2 = encoder(torch.cat([v1, v2])).chunk(2)
+                z1, z2 = run(encoder, torch.cat([v1, v2])).chunk(2)
                 l_i = batch_instance_loss(z1, z2, r.tau)
                 with torch.no_grad():
-                    k2 = key_enc(v2)  # the bank's keys (eq. (3)) still come from the momentum encoder
+                    k2 = run(key_enc, v2)  # the bank's keys (eq. (3)) still come from the momentum encoder
                 zs = [z1, z2]
             else:
                 negatives = bank.valid_keys()
-                z1 = encoder(v1)
+                z1 = run(encoder, v1)
                 with torch.no_grad():
-                    k2 = key_enc(v2)
+                    k2 = run(key_enc, v2)
                 l_i = instance_loss(z1, k2, negatives, r.tau)
                 zs = [z1]
                 if r.symmetric:
-                    z2 = encoder(v2)
+                    z2 = run(encoder, v2)
                     with torch.no_grad():
-                        k1 = key_enc(v1)
+                        k1 = run(key_enc, v1)
                     l_i = 0.5 * (l_i + instance_loss(z2, k1, negatives, r.tau))
                     zs.append(z2)
             loss = r.eta * l_i
