@@ -16,7 +16,7 @@ Suites (``--suite``, default ``digits detect-digits detect``):
   - ``batch-bf16`` (default, fifth session): eq. (2) with in-batch keys (``instance_keys =
     "batch"``, tau 0.5), no cluster terms (``epsilon = marginal_weight = 0``: the clusters are
     the final spherical k-means of eq. (3)'s prototypes), bfloat16 autocast, 220 epochs on 2
-    threads (~23-27 min here);
+    threads (22-27 min of training per seed here);
   - ``batch`` (fourth session): in-batch keys with the cluster terms, float32, 80 epochs, 1 thread;
   - ``momentum`` (third session): the paper's momentum keys with one query view per step, 140
     epochs, 1 thread.
