@@ -183,19 +183,17 @@ def _train(images: np.ndarray, r: ResolvedPreprocess, ctx: RunContext, epoch_cal
         for step in range(steps_per_epoch):
             idx = order[step * r.batch_size:(step + 1) * r.batch_size]
             v1, v2 = views(idx)
+            with torch.no_grad():
+                k2 = run(key_enc, v2)  # the keys enqueued in the bank (eq. (3)), in either mode
             if r.instance_keys == "batch":
                 # both views in one encoder call: one set of BatchNorm statistics for the
                 # positives and the negatives alike
                 z1, z2 = run(encoder, torch.cat([v1, v2])).chunk(2)
                 l_i = batch_instance_loss(z1, z2, r.tau)
-                with torch.no_grad():
-                    k2 = run(key_enc, v2)  # the bank's keys (eq. (3)) still come from the momentum encoder
                 zs = [z1, z2]
             else:
                 negatives = bank.valid_keys()
                 z1 = run(encoder, v1)
-                with torch.no_grad():
-                    k2 = run(key_enc, v2)
                 l_i = instance_loss(z1, k2, negatives, r.tau)
                 zs = [z1]
                 if r.symmetric:
