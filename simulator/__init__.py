@@ -1,6 +1,26 @@
 """semsim: a semantic-communication link simulator.
 
 Data flows one way: Source -> Teacher -> Link -> Apprentice -> Ledger (see docs/design.md).
+
+Python entry point (importing the package loads nothing heavy and changes no global state)::
+
+    import simulator
+    sc = simulator.load_scenario("scenarios/demo.toml")   # validated Scenario (InputError if bad)
 """
 
 __version__ = "0.1.0"
+
+__all__ = ["__version__", "load_scenario", "parse_scenario", "InputError", "OutputError"]
+
+
+def __getattr__(name: str):
+    # Lazy: ``import simulator`` stays cheap (no torch, no matplotlib) until something is used.
+    if name in ("load_scenario", "parse_scenario"):
+        from . import scenario
+
+        return getattr(scenario, name)
+    if name in ("InputError", "OutputError"):
+        from . import errors
+
+        return getattr(errors, name)
+    raise AttributeError(f"module 'simulator' has no attribute {name!r}")

@@ -16,7 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from . import __version__
-from .errors import InputError
+from .errors import SemsimError, Terminated
 
 SHOWN = [("pipeline", "pipeline", "{}"), ("avg_representation_bits", "|Z| bits", "{:.1f}"),
          ("avg_bits_on_air", "bits on air/item", "{:.0f}"), ("transmissions_per_packet", "tx/packet", "{:.3f}"),
@@ -99,7 +99,7 @@ def cmd_run(args, out: Console, err: Console) -> int:
 
         final = run_scenario(scenario, ctx, out=Path(args.out) if args.out else None,
                              results_root=Path(args.results), fresh=args.fresh, progress=progress, on_point=on_point,
-                             executor=args.executor, address=args.address)
+                             executor=args.executor, address=args.address, overwrite=args.overwrite)
     summary = pd.read_csv(final / "summary.csv")
     out.print(summary_table(summary, f"{scenario.name}: {summary['point'].nunique()} point(s), device {ctx.device}"))
     out.print(f"results: {final}")
@@ -112,17 +112,17 @@ def cmd_report(args, out: Console, err: Console) -> int:
     import pandas as pd
 
     from .plots import all_plots
-    from .results import save_figure
+    from .results import ExistingRun, figure_bytes
 
     root = Path(args.results_dir)
-    if not (root / "summary.csv").is_file() or not (root / "items.csv").is_file():
-        raise InputError("not a results directory: expected summary.csv and items.csv", where=str(root))
-    summary = pd.read_csv(root / "summary.csv")
-    items = pd.read_csv(root / "items.csv")
-    meta = json.loads((root / "meta.json").read_text()) if (root / "meta.json").is_file() else {}
-    sweep = list((meta.get("scenario") or {}).get("sweep", {}))
-    for name, fig in all_plots(items, summary, sweep).items():
-        save_figure(root / f"{name}.png", fig)
+    run = ExistingRun(root)
+    with run.open() as write:
+        summary = pd.read_csv(root / "summary.csv")
+        items = pd.read_csv(root / "items.csv")
+        meta = json.loads((root / "meta.json").read_text()) if (root / "meta.json").is_file() else {}
+        sweep = list((meta.get("scenario") or {}).get("sweep", {}))
+        for name, fig in all_plots(items, summary, sweep).items():
+            write(f"{name}.png", figure_bytes(fig))
     out.print(summary_table(summary, f"{root}"))
     return 0
 
@@ -141,12 +141,15 @@ def cmd_calibrate(args, out: Console, err: Console) -> int:
 def cmd_preprocess(args, out: Console, err: Console) -> int:
     from .preprocess import fit_preprocessor
     from .preprocess.report import preprocess_report
-    from .results import RunDirectory, save_figure, write_csv
+    from .results import RunDirectory
     from .sources import load_items
     from .sweep import run_id
 
     scenario = _load(args)
     ctx = _context(scenario, args)
+    final = Path(args.out) if args.out else Path(args.results) / scenario.name / (run_id(scenario) + "-preprocess")
+    rundir = RunDirectory(final, run_id=run_id(scenario), kind="preprocess", scenario=scenario.name, fresh=True,
+                          overwrite=args.overwrite)
     items = load_items(scenario.source, ctx)
     pre = fit_preprocessor(items, scenario.preprocess, ctx)
     err.print("pre-processor: " + ("loaded cached model" if pre.from_cache else "trained")
@@ -154,14 +157,15 @@ def cmd_preprocess(args, out: Console, err: Console) -> int:
               + (f" (memorizable on the {pre.density_side} side)" if pre.resolved.rank_by == "density" else ""),
               soft_wrap=True)
     tables, fig = preprocess_report(items, pre)
-    final = Path(args.out) if args.out else Path(args.results) / scenario.name / (run_id(scenario) + "-preprocess")
-    rundir = RunDirectory(final, fingerprint=run_id(scenario), fresh=True)
+    with rundir.open(command="semsim preprocess"):
+        for name, df in tables.items():
+            rundir.write_table(f"{name}.csv", df)
+        rundir.write_figure("confidence_by_kind.png", fig)
+        final = rundir.commit()
     for name, df in tables.items():
-        write_csv(rundir.path(f"{name}.csv"), df)
         out.print(f"[bold]{name}[/bold]")
         out.print(df.to_string(index=False))
-    save_figure(rundir.path("confidence_by_kind.png"), fig)
-    out.print(f"results: {rundir.commit()}")
+    out.print(f"results: {final}")
     return 0
 
 
@@ -187,6 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--out", help="run directory (default: RESULTS/<name>/<run id>)")
     sp.add_argument("--results", default="results", help="results root (default: results)")
     sp.add_argument("--fresh", action="store_true", help="discard an interrupted run's finished points and start over")
+    sp.add_argument("--overwrite", action="store_true",
+                    help="replace a finished run directory of another scenario at --out (only files semsim wrote)")
     sp.add_argument("--executor", choices=["serial", "ray"], default="serial",
                     help="run sweep points in this process (serial) or as Ray tasks (ray)")
     sp.add_argument("--address", help="Ray cluster to join (default: $RAY_ADDRESS, else an embedded local instance)")
@@ -205,6 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
     common(sp)
     sp.add_argument("--out", help="output directory")
     sp.add_argument("--results", default="results", help="results root (default: results)")
+    sp.add_argument("--overwrite", action="store_true",
+                    help="replace a finished pre-processor report of another scenario at --out")
     sp.set_defaults(fn=cmd_preprocess)
 
     sp = sub.add_parser("report", help="redraw plots and print the comparison table of an existing run")
@@ -214,26 +222,56 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    out, err = Console(), Console(stderr=True)
-    if getattr(args, "threads", None) is not None:
-        if args.threads < 1:
-            err.print(Text.assemble(("error: ", "bold red"), f"--threads must be at least 1 (got {args.threads})"))
-            return 2
-        import torch
+def _raise_terminated(signum, frame):  # noqa: ARG001 - signal handler signature
+    raise Terminated()
 
-        torch.set_num_threads(args.threads)  # process-wide setting, chosen once at the entry point
-    if not out.is_terminal:
-        out = Console(width=160)
+
+INTERRUPTED = "finished sweep points are kept; run the same command again to resume"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The ``semsim`` entry point; returns the exit status (0 ok, 2 bad input or output,
+    130 after SIGINT, 143 after SIGTERM).
+
+    SIGTERM is turned into :class:`~simulator.errors.Terminated` for the duration of the call
+    (the previous handler is restored afterwards), so ``kill`` unwinds like Ctrl-C.
+    """
+    import signal
+    import threading
+
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main else None
+    out, err = Console(), Console(stderr=True)
     try:
+        args = build_parser().parse_args(argv)
+        if getattr(args, "threads", None) is not None:
+            if args.threads < 1:
+                err.print(Text.assemble(("error: ", "bold red"), f"--threads must be at least 1 (got {args.threads})"))
+                return 2
+            import torch
+
+            torch.set_num_threads(args.threads)  # process-wide setting, chosen once at the entry point
+        if not out.is_terminal:
+            out = Console(width=160)
         return args.fn(args, out, err)
-    except InputError as e:
+    except SemsimError as e:
         err.print(Text.assemble(("error: ", "bold red"), str(e)), soft_wrap=True)
         return 2
+    except OSError as e:  # anything the layers below did not name themselves
+        from .files import describe_os_error
+
+        where = f"{e.filename}: " if e.filename else ""
+        err.print(Text.assemble(("error: ", "bold red"), f"{where}{describe_os_error(e)}"), soft_wrap=True)
+        return 2
     except KeyboardInterrupt:
-        err.print("interrupted: finished sweep points are kept; run the same command again to resume")
+        err.print(f"interrupted (SIGINT): {INTERRUPTED}", soft_wrap=True)
         return 130
+    except Terminated:
+        err.print(f"terminated (SIGTERM): {INTERRUPTED}", soft_wrap=True)
+        return 143
+    finally:
+        if in_main and previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -21,18 +21,15 @@ workers on one machine that need the same model train it once and the others loa
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import io
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from .errors import InputError
+from .files import atomic_write_bytes, waiting_lock
 
 MAGIC = b"SEMSIMMC"
 
@@ -52,36 +49,20 @@ def digest(*parts) -> str:
     return h.hexdigest()
 
 
-@contextlib.contextmanager
 def training_lock(path: Path):
-    """Hold an exclusive lock on ``<path>.lock`` (blocking) while a model is trained."""
-    lock = Path(str(path) + ".lock")
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock, "a") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+    """Hold an exclusive lock on ``<path>.lock`` (blocking) while a model is trained, so that
+    processes that need the same model train it once (the others wait, then load it)."""
+    return waiting_lock(Path(str(path) + ".lock"))
 
 
 def save(path: Path, payload: dict) -> None:
-    """Write ``payload`` atomically (temporary file in the same folder, then rename)."""
-
+    """Write ``payload`` atomically (:func:`~simulator.files.atomic_write_bytes`): a failed
+    write (full disk, read-only cache) raises :class:`~simulator.errors.OutputError` and
+    leaves any earlier file intact."""
     buf = io.BytesIO()
     torch.save(payload, buf)
     blob = buf.getvalue()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(MAGIC + hashlib.sha256(blob).digest() + blob)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(Path(path), MAGIC + hashlib.sha256(blob).digest() + blob)
 
 
 def load(path: Path, key: str, fmt: str, what: str) -> dict:

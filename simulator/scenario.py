@@ -28,7 +28,7 @@ DATASET_KINDS = ("digits", "cifar10:<dir>", "imagefolder:<dir>")
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, allow_inf_nan=False)
 
 
 class MemorizableConfig(_Section):

@@ -23,7 +23,7 @@ from .context import RunContext
 from .errors import InputError
 from .pipelines import run_point
 from .plots import all_plots
-from .results import RunDirectory, save_figure, write_csv, write_json
+from .results import RunDirectory
 from .scenario import Scenario, expand_sweep
 from .sources import load_items, preload
 
@@ -113,33 +113,41 @@ def _run_ray(todo, ctx, rundir, on_point, total, address: str | None):
 def run_scenario(scenario: Scenario, ctx: RunContext, out: Path | None = None, results_root: Path = Path("results"),
                  fresh: bool = False, progress: Progress | None = None,
                  on_point: Callable[[int, int, dict], None] | None = None,
-                 executor: str = "serial", address: str | None = None) -> Path:
+                 executor: str = "serial", address: str | None = None, overwrite: bool = False) -> Path:
     """Run every sweep point of ``scenario`` and write the results; returns the run directory.
 
     Args:
         executor: ``serial`` (in this process, in order) or ``ray`` (one Ray task per point:
             an embedded local Ray instance, or the cluster at ``address`` / ``$RAY_ADDRESS``).
         fresh: discard the finished points of an interrupted run instead of resuming.
+        overwrite: replace a finished run directory of another scenario at ``out``.
+
+    Raises:
+        InputError: bad input (before anything is written).
+        OutputError: ``out`` may not be used (see :class:`~simulator.results.RunDirectory`),
+            another process is writing it, or a result cannot be written.
     """
     if executor not in ("serial", "ray"):
         raise InputError(f"unknown executor {executor!r}; allowed: serial, ray", where="--executor")
     t0 = time.perf_counter()
     points = expand_sweep(scenario)
-    datasets = preload([s.source for _, s in points])
     final = Path(out) if out is not None else Path(results_root) / scenario.name / run_id(scenario)
-    rundir = RunDirectory(final, fingerprint=run_id(scenario) + f"|{ctx.device}", fresh=fresh)
-    todo = []
-    for index, (point, pscen) in enumerate(points):
-        if rundir.done(index):
-            if on_point:
-                on_point(index, len(points), {"resumed": True})
+    rundir = RunDirectory(final, run_id=run_id(scenario), fingerprint=run_id(scenario) + f"|{ctx.device}",
+                          kind="run", scenario=scenario.name, fresh=fresh, overwrite=overwrite)
+    datasets = preload([s.source for _, s in points])
+    with rundir.open(command="semsim run"):
+        todo = []
+        for index, (point, pscen) in enumerate(points):
+            if rundir.done(index):
+                if on_point:
+                    on_point(index, len(points), {"resumed": True})
+            else:
+                todo.append((index, point, pscen))
+        if executor == "ray" and todo:
+            _run_ray(todo, ctx, rundir, on_point, len(points), address)
         else:
-            todo.append((index, point, pscen))
-    if executor == "ray" and todo:
-        _run_ray(todo, ctx, rundir, on_point, len(points), address)
-    else:
-        _run_serial(todo, ctx, datasets, rundir, progress, on_point, len(points))
-    return finish(rundir, scenario, ctx, len(points), time.perf_counter() - t0)
+            _run_serial(todo, ctx, datasets, rundir, progress, on_point, len(points))
+        return finish(rundir, scenario, ctx, len(points), time.perf_counter() - t0)
 
 
 def finish(rundir: RunDirectory, scenario: Scenario, ctx: RunContext, n_points: int, wall_s: float) -> Path:
@@ -148,11 +156,11 @@ def finish(rundir: RunDirectory, scenario: Scenario, ctx: RunContext, n_points: 
     loaded = [rundir.load_point(i) for i in range(n_points)]
     items = pd.concat([x[0] for x in loaded], ignore_index=True)
     summary = pd.concat([x[1] for x in loaded], ignore_index=True)
-    write_csv(rundir.path("items.csv"), items)
-    write_csv(rundir.path("summary.csv"), summary)
+    rundir.write_table("items.csv", items)
+    rundir.write_table("summary.csv", summary)
     for name, fig in all_plots(items, summary, list(scenario.sweep)).items():
-        save_figure(rundir.path(f"{name}.png"), fig)
-    write_json(rundir.path("meta.json"), {
+        rundir.write_figure(f"{name}.png", fig)
+    rundir.write_json("meta.json", {
         "scenario": scenario.resolved(), "run_id": run_id(scenario), "device": ctx.device,
         "seed": scenario.seed, "versions": versions(), "points": [x[2] for x in loaded],
         "resumed": rundir.resumed, "wall_s_this_invocation": round(wall_s, 3),

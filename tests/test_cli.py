@@ -202,6 +202,10 @@ def test_preprocess_command_reports_and_writes(tmp_path, capsys):
     assert "trained" in captured.err and "memorizable on the dense side" in captured.err
     assert (out / "quality.csv").is_file() and (out / "confidence_by_kind.png").is_file()
     sparse = write(tmp_path, text + 'density_side = "sparse"\n')
-    assert main(["preprocess", str(sparse), "--out", str(out), "--cache-dir", str(tmp_path / "c"), "-q"]) == 0
+    # Another scenario into the same --out is refused, and replaces it with --overwrite.
+    assert main(["preprocess", str(sparse), "--out", str(out), "--cache-dir", str(tmp_path / "c"), "-q"]) == 2
+    assert "another scenario" in capsys.readouterr().err
+    assert main(["preprocess", str(sparse), "--out", str(out), "--cache-dir", str(tmp_path / "c"), "-q",
+                 "--overwrite"]) == 0
     err = capsys.readouterr().err
     assert "loaded cached model" in err and "memorizable on the sparse side" in err

@@ -122,16 +122,16 @@ def test_fresh_discards_finished_points(tmp_path):
     path = tmp_path / "s.toml"
     path.write_text(SWEEP.format(items=30))
     out = tmp_path / "o"
-    staging = Path(str(out) + ".partial") / "points"
-    staging.mkdir(parents=True)
     # A finished point from an earlier run of the same configuration...
     assert _run(tmp_path, path, tmp_path / "ref") == 0
     from simulator.results import RunDirectory
     from simulator.scenario import load_scenario
     from simulator.sweep import run_id
-    rd = RunDirectory(out, fingerprint=run_id(load_scenario(path)) + "|cpu")
+    rid = run_id(load_scenario(path))
+    rd = RunDirectory(out, run_id=rid, fingerprint=rid + "|cpu")
     bogus = pd.read_csv(tmp_path / "ref" / "summary.csv").iloc[:1].assign(avg_bits_on_air=-1.0)
-    rd.save_point(0, pd.read_csv(tmp_path / "ref" / "items.csv").iloc[:1], bogus, {})
+    with rd.open():
+        rd.save_point(0, pd.read_csv(tmp_path / "ref" / "items.csv").iloc[:1], bogus, {})
     # ... is reused when resuming, and discarded with --fresh.
     assert _run(tmp_path, path, out) == 0
     assert pd.read_csv(out / "summary.csv")["avg_bits_on_air"].iloc[0] == -1.0

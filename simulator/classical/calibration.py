@@ -19,8 +19,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -32,6 +30,7 @@ from scipy.stats import beta
 
 from ..context import RunContext
 from ..errors import InputError
+from ..files import atomic_write_text, waiting_lock
 from ..scenario import LinkConfig
 from .phy import BitTrueLink, check_link, ebn0_to_esn0, esn0_to_ebn0, torch_device
 
@@ -341,18 +340,6 @@ def _measure(link: LinkConfig, key: CalibrationKey, ctx: RunContext,
     return points
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def calibrate(link: LinkConfig, ctx: RunContext, snr_grid_db=None,
               progress: Callable[[CalibrationProgress], None] | None = None, *, force: bool = False) -> BlerTable:
     """The BLER table of ``link``'s code, modulation, channel and decoder, from cache or measured.
@@ -374,13 +361,25 @@ def calibrate(link: LinkConfig, ctx: RunContext, snr_grid_db=None,
     """
     key = calibration_key(link, snr_grid_db)
     path = table_path(ctx, key)
-    reason = "forced" if force else "no cached table"
-    if not force and path.is_file():
+
+    def cached() -> tuple[BlerTable | None, str]:
+        if force or not path.is_file():
+            return None, "forced" if force else "no cached table"
         try:
-            return BlerTable.from_json(path.read_text(encoding="utf-8"), key)
+            return BlerTable.from_json(path.read_text(encoding="utf-8"), key), ""
         except (OSError, ValueError) as err:
-            reason = f"cached table not trusted: {err}"  # remeasure below and overwrite
-    table = BlerTable(key, _measure(link, key, ctx, progress), source="measured")
-    table.reason = reason
-    _write_atomic(path, table.to_json())
+            return None, f"cached table not trusted: {err}"  # remeasure below and overwrite
+
+    table, reason = cached()
+    if table is not None:
+        return table
+    # One process measures a key at a time; one that waited here finds the table just written.
+    with waiting_lock(Path(str(path) + ".lock")):
+        if not force:
+            table, reason = cached()
+            if table is not None:
+                return table
+        table = BlerTable(key, _measure(link, key, ctx, progress), source="measured")
+        table.reason = reason
+        atomic_write_text(path, table.to_json())
     return table

@@ -22,7 +22,7 @@ class ThresholdConfig(BaseModel):
     ``confidence``: items whose confidence is below this value go to X_m.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     fraction: float | None = Field(default=None, ge=0.0, le=1.0)
     confidence: float | None = Field(default=None, ge=0.0, le=1.0)
 
@@ -103,7 +103,7 @@ class PreprocessConfig(BaseModel):
     ``None`` means "from the preset"; see :data:`PRESETS` and :meth:`resolved`.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     preset: Literal["fast", "paper"] = "fast"
     clusters: int = Field(default=10, ge=2)
     memorizable_threshold: ThresholdConfig = Field(default_factory=lambda: ThresholdConfig(fraction=0.2))

@@ -23,7 +23,7 @@ class SemanticConfig(BaseModel):
     (PSNR ~ 29.6 dB); small images at low rate deviate from that rule of thumb.
     """
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, allow_inf_nan=False)
 
     # ---- rate-distortion trade-off
     lambda_: float = Field(default=0.01, gt=0.0, alias="lambda",
