@@ -13,13 +13,12 @@ Suites (``--suite``, default ``digits detect-digits detect``):
   With the ``fast`` preset, the suite trains in channels-last format at batch 256 with a bank of
   4096 keys and ``--cifar-recipe`` picks the rest (:data:`CIFAR_RECIPES`; docs/preprocess.md):
 
-  - ``batch-bf16`` (default, fifth session): eq. (2) with in-batch keys (``instance_keys =
-    "batch"``, tau 0.5), no cluster terms (``epsilon = marginal_weight = 0``: the clusters are
-    the final spherical k-means of eq. (3)'s prototypes), bfloat16 autocast, 220 epochs on 2
-    threads (22-27 min of training per seed here);
-  - ``batch`` (fourth session): in-batch keys with the cluster terms, float32, 80 epochs, 1 thread;
-  - ``momentum`` (third session): the paper's momentum keys with one query view per step, 140
-    epochs, 1 thread.
+  - ``batch-bf16`` (default): eq. (2) with in-batch keys (``instance_keys = "batch"``, tau
+    0.5), no cluster terms (``epsilon = marginal_weight = 0``: the clusters are the final
+    spherical k-means of eq. (3)'s prototypes), bfloat16 autocast, 220 epochs on 2 threads
+    (22-27 min of training per seed on the 2-core development machine);
+  - ``batch``: in-batch keys with the cluster terms, float32, 80 epochs, 1 thread;
+  - ``momentum``: the paper's momentum keys with one query view per step, 140 epochs, 1 thread.
 
   ``--cifar-set KEY=VALUE ...`` overrides any key, ``--cifar-epochs`` the epochs and
   ``--threads`` the recipe's thread count. Target: ACC >= 0.40 within 30 CPU-minutes. Slow:
@@ -31,7 +30,7 @@ Suites (``--suite``, default ``digits detect-digits detect``):
   ood = digits among CIFAR); AUROC of ``1 - confidence``, precision/recall of X_m at the
   fraction 0.2; baseline: distance of each item to its nearest k-means centroid (raw pixels,
   k = 10), cut at the same fraction. Also printed: the literal max-P confidence of eq. (3) and
-  the previous default ranking (kappa, ``rank_by = "cluster"``) and the density read from
+  the shared-structure ranking (kappa, ``rank_by = "cluster"``) and the density read from
   the sparse side (``ours_sparse_side``) on the same model.
   Targets: AUROC >= 0.99 noise, >= 0.95 shuffled, >= 0.90 ood; beat the baseline.
 
@@ -142,7 +141,7 @@ def run_detection(suite: str, dataset: str, max_items: int | None, kind: str, ar
     ours = detection_scores(mem, 1.0 - a.confidence, pre.split(a))
     lit_score = 1.0 - a.assignment_confidence  # the literal max P of eq. (3), cut at the same fraction
     lit = detection_scores(mem, lit_score, lit_score >= np.sort(lit_score)[::-1][int(round(0.2 * len(mem))) - 1])
-    # the previous default ranking (kappa, shared structure of the cluster), same model from the cache
+    # the shared-structure ranking (kappa of the cluster, rank_by = "cluster"), same model from the cache
     pre_k = fit_preprocessor(items, cfg.model_copy(update={"rank_by": "cluster"}), ctx)
     a_k = pre_k.assign(items.images)
     kap = detection_scores(mem, 1.0 - a_k.confidence, pre_k.split(a_k))
