@@ -20,7 +20,7 @@ import pandas as pd
 
 from simulator.context import RunContext, default_cache_dir, resolve_device
 from simulator.scenario import load_scenario, parse_scenario
-from simulator.sweep import run_scenario
+from simulator.runner import run_scenario
 
 METRICS = [("avg_representation_bits", "avg |Z| (bits)"), ("avg_bits_on_air", "bits on air / item"),
            ("avg_psnr_semantic_db", "PSNR semantic (dB)"), ("fidelity_share", "share meeting fidelity"),

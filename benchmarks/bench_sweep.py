@@ -19,7 +19,7 @@ from pathlib import Path
 
 from simulator.context import RunContext, resolve_device
 from simulator.scenario import load_scenario
-from simulator.sweep import run_scenario
+from simulator.runner import run_scenario
 
 
 def main() -> None:

@@ -6,11 +6,16 @@ Python entry point (importing the package loads nothing heavy and changes no glo
 
     import simulator
     sc = simulator.load_scenario("scenarios/demo.toml")   # validated Scenario (InputError if bad)
+    res = simulator.run(sc)                               # res.items, res.summary (DataFrames), res.meta
+    res = simulator.run(sc, out="results/mine")           # the same, also written to disk
+
+New pipelines, coders, datasets, memorizable kinds, channels and link modes are registered in
+:mod:`simulator.registry` (docs/extending.md).
 """
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "load_scenario", "parse_scenario", "InputError", "OutputError"]
+__all__ = ["__version__", "load_scenario", "parse_scenario", "run", "Result", "InputError", "OutputError"]
 
 
 def __getattr__(name: str):
@@ -19,6 +24,10 @@ def __getattr__(name: str):
         from . import scenario
 
         return getattr(scenario, name)
+    if name in ("run", "Result"):
+        from . import runner
+
+        return getattr(runner, name)
     if name in ("InputError", "OutputError"):
         from . import errors
 

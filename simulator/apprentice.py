@@ -1,8 +1,10 @@
-"""The apprentice: reassembles each item from its received packets, decodes, reconstructs.
+"""The apprentice: rebuilds each item from the packets that arrived.
 
-An item whose packets all arrived intact is decoded (classical coder or the language's
-decoder); an item with a lost packet (ARQ gave up) cannot be reconstructed. Fidelity is then
-scored against the original (design.md "Fidelity").
+It knows only what arrives: for each item the link hands over its packets and whether each
+one was received intact (ARQ gave up on the others). From the packet headers
+(:mod:`simulator.classical.packets`) it reads the route and the stream length, then decodes
+the stream with the classical coder or the language. An item with a lost packet, or whose
+stream does not decode, is not delivered. Scoring (PSNR, fidelity, impact) is the ledger's.
 """
 
 from __future__ import annotations
@@ -12,53 +14,64 @@ from dataclasses import dataclass
 import numpy as np
 
 from .classical import source_coding
-from .classical.packets import bits_to_bytes, depacketize
-from .metrics import psnr_db
-from .teacher import SEMANTIC
+from .classical.packets import ROUTE_SEMANTIC, bits_to_bytes, reassemble
 
 
 @dataclass
 class Reconstruction:
-    """Per item (N): ``delivered (N,) bool`` every packet arrived and the stream decoded;
-    ``images (N, H, W, C) uint8`` (zeros where not delivered); ``psnr_db (N,)`` (inf when
-    exact, NaN when not delivered); ``decoded_cluster (N,) int64`` (header cluster, -1 none)."""
+    """Per item (N).
+
+    Attributes:
+        delivered: ``(N,)`` bool, every packet arrived and the stream decoded.
+        images: ``(N, H, W, C)`` uint8 reconstructions (zeros where not delivered).
+        route: ``(N,)`` str route read from the headers (``""`` where nothing arrived).
+        n_bits: ``(N,)`` int64 stream length read from the headers (-1 where nothing arrived).
+        decoded_cluster: ``(N,)`` int64 cluster header of semantic items (-1 otherwise).
+    """
 
     delivered: np.ndarray
     images: np.ndarray
-    psnr_db: np.ndarray
+    route: np.ndarray
+    n_bits: np.ndarray
     decoded_cluster: np.ndarray
 
 
-def reconstruct(originals: np.ndarray, route: np.ndarray, n_bits: np.ndarray, packets: list[np.ndarray],
-                packet_ok: list[np.ndarray], header_bits: int, coder: str, language=None) -> Reconstruction:
-    """Rebuild N items from what the link delivered.
+def reconstruct(shape: tuple[int, int, int], packets: list[np.ndarray], packet_ok: list[np.ndarray],
+                header_bits: int, coder: str, language=None) -> Reconstruction:
+    """Rebuild N items of ``shape = (H, W, C)`` from what the link delivered.
 
     Args:
-        originals: ``(N, H, W, C)`` uint8, only for scoring fidelity.
-        route: ``(N,)`` str route of each item.
-        n_bits: ``(N,)`` bits of each item's stream.
-        packets: N arrays ``(P_i, k)`` uint8, the received codeword payloads.
-        packet_ok: N arrays ``(P_i,)`` bool.
+        shape: the item shape ``(H, W, C)``, agreed when the link was set up.
+        packets: N arrays ``(P_i, k)`` uint8, the received codeword payloads (headers included).
+        packet_ok: N arrays ``(P_i,)`` bool, whether each packet arrived intact.
         header_bits: packet header length.
-        coder: the classical coder name.
-        language: the language that decodes semantic items.
+        coder: the classical coder's name.
+        language: the language that decodes semantic items (``None``: no semantic item may arrive).
     """
-    n = len(originals)
-    shape = originals.shape[1:]
-    images = np.zeros_like(originals)
+    n = len(packets)
+    images = np.zeros((n, *shape), dtype=np.uint8)
     delivered = np.zeros(n, dtype=bool)
-    psnr = np.full(n, np.nan)
+    route = np.full(n, "", dtype=object)
+    n_bits = np.full(n, -1, dtype=np.int64)
     cluster = np.full(n, -1, dtype=np.int64)
     sem_idx, sem_streams = [], []
     for i in range(n):
         if not packet_ok[i].all():
             continue
-        bits = depacketize(packets[i], header_bits, int(n_bits[i]))
-        stream = bits_to_bytes(bits, (int(n_bits[i]) + 7) // 8)
-        if route[i] == SEMANTIC:
+        try:
+            flag, bits = reassemble(packets[i], header_bits)
+        except ValueError:
+            continue
+        n_bits[i] = len(bits)
+        stream = bits_to_bytes(bits, (len(bits) + 7) // 8)
+        if flag == ROUTE_SEMANTIC:
+            route[i] = "semantic"
+            if language is None:
+                raise ValueError(f"item {i} arrived on the semantic route but the apprentice has no language")
             sem_idx.append(i)
             sem_streams.append(stream)
             continue
+        route[i] = "classical"
         try:
             images[i] = source_coding.decode(stream, coder, shape)
         except source_coding.CorruptStream:
@@ -69,6 +82,4 @@ def reconstruct(originals: np.ndarray, route: np.ndarray, n_bits: np.ndarray, pa
         images[sem_idx] = decoded
         cluster[sem_idx] = clusters
         delivered[sem_idx] = True
-    for i in np.flatnonzero(delivered):
-        psnr[i] = psnr_db(originals[i], images[i])
-    return Reconstruction(delivered, images, psnr, cluster)
+    return Reconstruction(delivered, images, route, n_bits, cluster)

@@ -76,7 +76,7 @@ def cmd_validate(args, out: Console, err: Console) -> int:
 def cmd_run(args, out: Console, err: Console) -> int:
     import pandas as pd
 
-    from .sweep import run_scenario
+    from .runner import run_scenario
 
     scenario = _load(args)
     ctx = _context(scenario, args)
@@ -133,7 +133,8 @@ def cmd_calibrate(args, out: Console, err: Console) -> int:
     scenario = _load(args)
     ctx = _context(scenario, args)
     grid = [float(x) for x in args.snr_grid.split(",")] if args.snr_grid else None
-    table = calibrate(scenario.link, ctx, snr_grid_db=grid)
+    with ctx.threads():
+        table = calibrate(scenario.link, ctx, snr_grid_db=grid)
     out.print(table.to_frame().to_string(index=False))
     return 0
 
@@ -143,20 +144,22 @@ def cmd_preprocess(args, out: Console, err: Console) -> int:
     from .preprocess.report import preprocess_report
     from .results import RunDirectory
     from .sources import load_items
-    from .sweep import run_id
+    from .runner import run_id
 
     scenario = _load(args)
     ctx = _context(scenario, args)
     final = Path(args.out) if args.out else Path(args.results) / scenario.name / (run_id(scenario) + "-preprocess")
     rundir = RunDirectory(final, run_id=run_id(scenario), kind="preprocess", scenario=scenario.name, fresh=True,
                           overwrite=args.overwrite)
-    items = load_items(scenario.source, ctx)
-    pre = fit_preprocessor(items, scenario.preprocess, ctx)
+    with ctx.threads():
+        items = load_items(scenario.source, ctx)
+        pre = fit_preprocessor(items, scenario.preprocess, ctx)
     err.print("pre-processor: " + ("loaded cached model" if pre.from_cache else "trained")
               + f"; ranked by {pre.resolved.rank_by}"
               + (f" (memorizable on the {pre.density_side} side)" if pre.resolved.rank_by == "density" else ""),
               soft_wrap=True)
-    tables, fig = preprocess_report(items, pre)
+    with ctx.threads():
+        tables, fig = preprocess_report(items, pre)
     with rundir.open(command="semsim preprocess"):
         for name, df in tables.items():
             rundir.write_table(f"{name}.csv", df)
@@ -244,13 +247,9 @@ def main(argv: list[str] | None = None) -> int:
     out, err = Console(), Console(stderr=True)
     try:
         args = build_parser().parse_args(argv)
-        if getattr(args, "threads", None) is not None:
-            if args.threads < 1:
-                err.print(Text.assemble(("error: ", "bold red"), f"--threads must be at least 1 (got {args.threads})"))
-                return 2
-            import torch
-
-            torch.set_num_threads(args.threads)  # process-wide setting, chosen once at the entry point
+        if getattr(args, "threads", None) is not None and args.threads < 1:
+            err.print(Text.assemble(("error: ", "bold red"), f"--threads must be at least 1 (got {args.threads})"))
+            return 2
         if not out.is_terminal:
             out = Console(width=160)
         return args.fn(args, out, err)

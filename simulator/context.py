@@ -8,6 +8,7 @@ a consumer of randomness in one component never shifts the numbers another one s
 
 from __future__ import annotations
 
+import contextlib
 import os
 import zlib
 from dataclasses import dataclass, field, replace
@@ -85,6 +86,20 @@ class RunContext:
         gen = torch.Generator(device=device or self.device)
         gen.manual_seed(self.seed_for(stream))
         return gen
+
+    @contextlib.contextmanager
+    def threads(self):
+        """Run the block with torch's intra-op thread count at :attr:`num_threads` (when set),
+        restoring the previous count afterwards. The one place semsim changes it."""
+        if not self.num_threads:
+            yield
+            return
+        prev = torch.get_num_threads()
+        torch.set_num_threads(int(self.num_threads))
+        try:
+            yield
+        finally:
+            torch.set_num_threads(prev)
 
     def cache_path(self, *parts: str) -> Path:
         """``cache_dir/parts...``, with the parent directory created."""

@@ -1,15 +1,21 @@
-"""The ledger: one record per item and pipeline, and the summaries made from them.
+"""The ledger: scores what the apprentice rebuilt, one record per item and pipeline, and the
+summaries made from them.
 
-Nothing else writes results. Column meanings are in docs/metrics.md; every number is in the
-unit its column name says (``_bits``, ``_s``, ``_db``, ``_nats``).
+All scoring lives here: PSNR against the original, ``semantic_ok``, whether an item meets
+the fidelity target, and its semantic impact. Nothing else writes result rows. Column
+meanings are in docs/metrics.md; every number is in the unit its column name says (``_bits``,
+``_s``, ``_db``, ``_nats``).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Callable
+
 import numpy as np
 import pandas as pd
 
-from .metrics import semantic_impact
+from .metrics import psnr_db, semantic_impact
 
 ITEM_COLUMNS = [
     "pipeline", "item", "label", "kind", "route", "cluster", "predicted_memorizable",
@@ -19,15 +25,63 @@ ITEM_COLUMNS = [
 ]
 
 
+@dataclass
+class Scores:
+    """Per item (N): ``psnr_db`` (inf when exact, NaN when not delivered), ``semantic_ok``
+    (bool: delivered and its meaning kept), ``meets_fidelity`` (bool), ``semantic_impact``
+    (packets per second, design.md's iota_i)."""
+
+    psnr_db: np.ndarray
+    semantic_ok: np.ndarray
+    meets_fidelity: np.ndarray
+    semantic_impact: np.ndarray
+
+
+def score(originals: np.ndarray, recon, delivery_time_s: np.ndarray, equiv_packets: np.ndarray,
+          psnr_target_db: float, use_semantic_ok: bool,
+          judge: Callable[[np.ndarray], np.ndarray] | None = None,
+          reference_cluster: np.ndarray | None = None) -> Scores:
+    """Score N reconstructions against the originals.
+
+    Args:
+        originals: ``(N, H, W, C)`` uint8 items as the source produced them.
+        recon: the apprentice's :class:`~simulator.apprentice.Reconstruction`.
+        delivery_time_s: ``(N,)`` seconds from arrival at the teacher to reconstruction.
+        equiv_packets: ``(N,)`` P_i, packets of an equivalent lossless classical delivery.
+        psnr_target_db: the fidelity target (dB).
+        use_semantic_ok: an item also meets fidelity when ``semantic_ok`` (``fidelity.semantic_ok``).
+        judge: maps ``(M, H, W, C)`` uint8 images to ``(M,)`` int64 clusters (the teacher's
+            pre-processor); ``None`` when no pre-processor was trained.
+        reference_cluster: ``(N,)`` int64 cluster of each original under ``judge``.
+
+    ``semantic_ok``: delivered, and the reconstruction is exact or the judge puts it in the
+    original's cluster. An exact reconstruction keeps its meaning whichever pipelines run, so
+    classical (lossless) rows never depend on whether a pre-processor exists.
+    """
+    n = len(originals)
+    delivered = recon.delivered
+    psnr = np.full(n, np.nan)
+    exact = np.zeros(n, dtype=bool)
+    for i in np.flatnonzero(delivered):
+        psnr[i] = psnr_db(originals[i], recon.images[i])
+        exact[i] = psnr[i] == np.inf
+    semantic_ok = exact.copy()
+    inexact = np.flatnonzero(delivered & ~exact)
+    if judge is not None and len(inexact):
+        semantic_ok[inexact] = judge(recon.images[inexact]) == reference_cluster[inexact]
+    meets = delivered & ((psnr >= psnr_target_db) | (use_semantic_ok & semantic_ok))
+    delivery = np.where(delivered, delivery_time_s, np.inf)
+    return Scores(psnr, semantic_ok, meets, semantic_impact(equiv_packets, meets, delivery))
+
+
 def item_records(pipeline: str, items, encoded, packets: np.ndarray, transmissions: np.ndarray, n_codeword_bits: int,
-                 timeline, recon, semantic_ok: np.ndarray, predicted_memorizable: np.ndarray,
-                 equiv_packets: np.ndarray, psnr_target_db: float, use_semantic_ok: bool) -> pd.DataFrame:
+                 timeline, recon, scores: Scores, predicted_memorizable: np.ndarray,
+                 equiv_packets: np.ndarray) -> pd.DataFrame:
     """The item table of one pipeline run (N rows, :data:`ITEM_COLUMNS`).
 
-    ``meets_fidelity``: delivered and (PSNR >= target, or ``semantic_ok`` when configured).
-    ``semantic_impact``: design.md's iota_i = P_i * 1[meets fidelity] / t_i.
+    ``route`` and ``representation_bits`` are what the teacher sent (the apprentice's reading
+    of the headers agrees wherever the item arrived; :func:`run_pipeline` checks it).
     """
-    meets = recon.delivered & ((recon.psnr_db >= psnr_target_db) | (use_semantic_ok & semantic_ok))
     delivery = np.where(recon.delivered, timeline.delivery_time_s, np.inf)
     df = pd.DataFrame({
         "pipeline": pipeline,
@@ -47,11 +101,11 @@ def item_records(pipeline: str, items, encoded, packets: np.ndarray, transmissio
         "queue_wait_s": timeline.queue_wait_s,
         "delivery_time_s": delivery,
         "delivered": recon.delivered,
-        "psnr_db": recon.psnr_db,
-        "semantic_ok": semantic_ok.astype(bool),
-        "meets_fidelity": meets,
+        "psnr_db": scores.psnr_db,
+        "semantic_ok": scores.semantic_ok,
+        "meets_fidelity": scores.meets_fidelity,
         "equiv_classical_packets": equiv_packets,
-        "semantic_impact": semantic_impact(equiv_packets, meets, delivery),
+        "semantic_impact": scores.semantic_impact,
     })
     return df[ITEM_COLUMNS]
 

@@ -1,14 +1,16 @@
 """Plots drawn from the result tables (never from in-memory state, so ``semsim report`` can
-redraw them from a results directory alone)."""
+redraw them from a results directory alone).
+
+Figures are built with matplotlib's object API (:class:`matplotlib.figure.Figure`), never
+through ``pyplot``, so drawing them neither selects a backend nor touches a notebook's
+figures.
+"""
 
 from __future__ import annotations
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
 
 COLORS = {"classical": "#4c72b0", "vanilla-semantic": "#dd8452", "contrastive": "#55a868"}
 LABELS = {
@@ -25,10 +27,11 @@ def _pipelines(df: pd.DataFrame) -> list[str]:
     return list(dict.fromkeys(df["pipeline"]))
 
 
-def overview(summary: pd.DataFrame) -> plt.Figure:
+def overview(summary: pd.DataFrame) -> Figure:
     """Per pipeline, mean over sweep points (bars) with the spread over points (error bars)."""
     metrics = ["avg_bits_on_air", "semantic_impact", "fidelity_share", "avg_delivery_time_s"]
-    fig, axes = plt.subplots(1, len(metrics), figsize=(4 * len(metrics), 3.6))
+    fig = Figure(figsize=(4 * len(metrics), 3.6))
+    axes = fig.subplots(1, len(metrics))
     names = _pipelines(summary)
     for ax, m in zip(axes, metrics):
         g = summary.groupby("pipeline", sort=False)[m]
@@ -43,9 +46,10 @@ def overview(summary: pd.DataFrame) -> plt.Figure:
     return fig
 
 
-def delivery_cdf(items: pd.DataFrame) -> plt.Figure:
+def delivery_cdf(items: pd.DataFrame) -> Figure:
     """Empirical CDF of the delivery time of delivered items, per pipeline."""
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig = Figure(figsize=(6, 4))
+    ax = fig.subplots()
     for p in _pipelines(items):
         t = np.sort(items.loc[(items["pipeline"] == p) & items["delivered"].astype(bool), "delivery_time_s"].to_numpy())
         if len(t):
@@ -61,14 +65,15 @@ def delivery_cdf(items: pd.DataFrame) -> plt.Figure:
 
 
 def versus(summary: pd.DataFrame, x: str, y: str, pipelines: list[str] | None = None,
-           group_keys: list[str] | None = None) -> plt.Figure:
+           group_keys: list[str] | None = None) -> Figure:
     """``y`` against ``x`` per pipeline, one marker per group of sweep points.
 
     Points are grouped by ``group_keys`` (the swept keys other than the seed; default: by
     ``x``); each marker is the mean over the group (e.g. over seeds), the error bars its
     standard deviation, in y and, when x varies inside a group (complexity), in x too.
     """
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    fig = Figure(figsize=(6.4, 4.2))
+    ax = fig.subplots()
     keys = [k for k in (group_keys or []) if k in summary and k != x] or [x]
     for p in pipelines or _pipelines(summary):
         g = summary[summary["pipeline"] == p]
@@ -86,7 +91,7 @@ def versus(summary: pd.DataFrame, x: str, y: str, pipelines: list[str] | None = 
     return fig
 
 
-def all_plots(items: pd.DataFrame, summary: pd.DataFrame, sweep_keys: list[str]) -> dict[str, plt.Figure]:
+def all_plots(items: pd.DataFrame, summary: pd.DataFrame, sweep_keys: list[str]) -> dict[str, Figure]:
     """Every plot for a run: name (without .png) -> figure."""
     figs = {"overview": overview(summary), "delivery_time_cdf": delivery_cdf(items)}
     varying = [k for k in sweep_keys if k != "seed" and k in summary and summary[k].nunique() > 1]

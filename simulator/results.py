@@ -74,12 +74,10 @@ def save_figure(path: Path, fig, make_parents: bool = True) -> None:
 
 
 def figure_bytes(fig) -> bytes:
-    """A matplotlib figure as PNG bytes (120 dpi, no software tag, so reruns are identical); closes it."""
-    import matplotlib.pyplot as plt
-
+    """A matplotlib :class:`~matplotlib.figure.Figure` as PNG bytes (Agg, 120 dpi, no software
+    tag, so reruns are identical)."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=120, bbox_inches="tight", metadata={"Software": None})
-    plt.close(fig)
     return buf.getvalue()
 
 

@@ -7,24 +7,22 @@ docs/scenarios.md; unknown keys, wrong types and impossible values raise
 
 from __future__ import annotations
 
-import copy
-import hashlib
-import itertools
-import json
 import math
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .classical.packets import min_header_bits
 from .errors import InputError
+from .registry import CODERS, MEMORIZABLE_KINDS, PIPELINES
+from .sources import check_dataset_spec
+from .sweep import expand
 from .preprocess.config import PreprocessConfig
 from .semantic.config import SemanticConfig
 
-PIPELINES = ("classical", "vanilla-semantic", "contrastive")
 MODULATIONS = {"qpsk": 2, "qam16": 4, "qam64": 6, "qam256": 8}
-DATASET_KINDS = ("digits", "cifar10:<dir>", "imagefolder:<dir>")
 
 
 class _Section(BaseModel):
@@ -34,44 +32,24 @@ class _Section(BaseModel):
 class MemorizableConfig(_Section):
     """Injected memorizable items (ground truth is kept)."""
 
-    kind: Literal["noise", "shuffled", "patches", "ood"] = "shuffled"
+    kind: Annotated[str, AfterValidator(MEMORIZABLE_KINDS.check)] = "shuffled"
     fraction: float = Field(default=0.0, ge=0.0, le=1.0)
-    ood_dataset: str = "digits"
-
-
-def _check_dataset_spec(value: str) -> str:
-    if value == "digits":
-        return value
-    for prefix in ("cifar10:", "imagefolder:"):
-        if value.startswith(prefix) and len(value) > len(prefix):
-            return value
-    raise ValueError(f"must be one of {' | '.join(DATASET_KINDS)} (got {value!r})")
+    ood_dataset: Annotated[str, AfterValidator(check_dataset_spec)] = "digits"
 
 
 class SourceConfig(_Section):
     """Where items come from and how memorizable items are injected."""
 
-    dataset: str = "digits"
+    dataset: Annotated[str, AfterValidator(check_dataset_spec)] = "digits"
     classes: int | None = Field(default=None, ge=1)
     max_items: int | None = Field(default=None, ge=1)
     memorizable: MemorizableConfig = Field(default_factory=MemorizableConfig)
-
-    @field_validator("dataset")
-    @classmethod
-    def _dataset(cls, v: str) -> str:
-        return _check_dataset_spec(v)
-
-    @field_validator("memorizable")
-    @classmethod
-    def _ood(cls, v: MemorizableConfig) -> MemorizableConfig:
-        _check_dataset_spec(v.ood_dataset)
-        return v
 
 
 class ClassicalConfig(_Section):
     """The classical source coder used for X_m and the classical pipeline."""
 
-    coder: Literal["raw", "png", "zlib"] = "png"
+    coder: Annotated[str, AfterValidator(CODERS.check)] = "png"
 
 
 # 5G NR LDPC (TS 38.212) code-rate range supported by the Sionna encoder without repetition:
@@ -158,6 +136,10 @@ class LinkConfig(_Section):
     def _header_fits(self) -> "LinkConfig":
         if self.header_bits >= self.code.k:
             raise ValueError(f"header_bits must be smaller than code.k (got {self.header_bits} >= {self.code.k})")
+        need = min_header_bits(self.code.k)
+        if self.header_bits < need:
+            raise ValueError(f"header_bits must be at least {need} for k = {self.code.k} (route, last-packet flag "
+                             f"and fill count; docs/phy.md) (got {self.header_bits})")
         if not math.isfinite(self.snr_db):
             raise ValueError("snr_db must be finite")
         bps = MODULATIONS[self.modulation]
@@ -223,8 +205,8 @@ class Scenario(_Section):
     name: str = Field(pattern=r"^[A-Za-z0-9._-]+$", min_length=1, max_length=100)
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    pipelines: list[Literal["classical", "vanilla-semantic", "contrastive"]] = Field(
-        default_factory=lambda: list(PIPELINES), min_length=1)
+    pipelines: list[Annotated[str, AfterValidator(PIPELINES.check)]] = Field(
+        default_factory=lambda: [n for n in PIPELINES.names() if PIPELINES.get(n).default], min_length=1)
     source: SourceConfig = Field(default_factory=SourceConfig)
     preprocess: PreprocessConfig = Field(default_factory=PreprocessConfig)
     semantic: SemanticConfig = Field(default_factory=SemanticConfig)
@@ -245,12 +227,6 @@ class Scenario(_Section):
     def resolved(self) -> dict[str, Any]:
         """The scenario with every default, as plain JSON-able data (keys as in TOML)."""
         return self.model_dump(mode="json", by_alias=True)
-
-    def digest(self) -> str:
-        """A short hash of the resolved scenario (sweep table excluded)."""
-        data = self.resolved()
-        data.pop("sweep", None)
-        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
 
 
 # --------------------------------------------------------------------------- errors
@@ -324,49 +300,16 @@ def with_overrides(scenario: Scenario, seed: int | None = None, device: str | No
 # --------------------------------------------------------------------------- sweeps
 
 
-def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
-    parts = key.split(".")
-    node = data
-    for part in parts[:-1]:
-        if not isinstance(node.get(part), dict):
-            raise KeyError(key)
-        node = node[part]
-    if parts[-1] not in node:
-        raise KeyError(key)
-    node[parts[-1]] = value
-
-
 def expand_sweep(scenario: Scenario, where: str = "scenario") -> list[tuple[dict[str, Any], Scenario]]:
-    """The cartesian product of the ``[sweep]`` table, in the order the keys are given.
+    """The scenario's sweep points, ``[(point, scenario at that point), ...]`` (see
+    :func:`simulator.sweep.expand`); each point's scenario is fully validated."""
 
-    Returns a list of ``(point, scenario)`` where ``point`` maps each swept key to its value
-    and ``scenario`` is the fully validated scenario at that point (without a sweep table).
-    A scenario without a sweep yields one point, ``({}, scenario)``.
-    """
+    def validate(data: dict[str, Any]) -> Scenario:
+        try:
+            return Scenario.model_validate(data)
+        except ValidationError as err:
+            raise InputError(str(_format_validation_error(err, where)).removeprefix(where + ": "), where=where) from None
+
     base = scenario.resolved()
     base["sweep"] = {}
-    if not scenario.sweep:
-        return [({}, Scenario.model_validate(base))]
-    keys = list(scenario.sweep)
-    for key in keys:
-        values = scenario.sweep[key]
-        if key == "sweep" or key.startswith("sweep."):
-            raise InputError(f"sweep key '{key}' cannot sweep the sweep table", where=where)
-        if len(values) == 0:
-            raise InputError(f"sweep key '{key}': the list of values is empty", where=where)
-        try:
-            _set_dotted(copy.deepcopy(base), key, values[0])
-        except KeyError:
-            raise InputError(f"sweep key '{key}' is not a scenario key", where=where) from None
-    points = []
-    for combo in itertools.product(*(scenario.sweep[k] for k in keys)):
-        data = copy.deepcopy(base)
-        point = dict(zip(keys, combo))
-        for key, value in point.items():
-            _set_dotted(data, key, value)
-        try:
-            points.append((point, Scenario.model_validate(data)))
-        except ValidationError as err:
-            inner = _format_validation_error(err, where)
-            raise InputError(f"sweep point {point}: {str(inner).removeprefix(where + ': ')}", where=where) from None
-    return points
+    return expand(base, scenario.sweep, validate, where)

@@ -1,171 +1,78 @@
-"""Running a scenario: its sweep points (one task each), resume, and the final tables.
+"""Sweeps: the ``[sweep]`` table of a scenario expanded into its points.
 
-``run_scenario`` expands the ``[sweep]`` table, loads every dataset it needs (so bad input
-stops the run before anything is written), runs the points that are not done yet, saving
-each atomically as it finishes, then assembles ``items.csv``, ``summary.csv``,
-``meta.json`` and the plots and moves them into place.
+A sweep table maps dotted scenario keys to lists of values; its points are the cartesian
+product, in the order the keys are given. This module works on plain data (the resolved
+scenario as a dict) and a ``validate`` function, so it depends on no schema; the scenario
+module calls it (:func:`simulator.scenario.expand_sweep`) and running the points is
+:mod:`simulator.runner`'s.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import platform
-import time
-from pathlib import Path
-from typing import Any, Callable
+import copy
+import itertools
+from typing import Any, Callable, TypeVar
 
-import pandas as pd
-
-from . import __version__
-from .context import RunContext
 from .errors import InputError
-from .pipelines import run_point
-from .plots import all_plots
-from .results import RunDirectory
-from .scenario import Scenario, expand_sweep
-from .sources import load_items, preload
 
-Progress = Callable[[str, int, int], None]
+T = TypeVar("T")
 
 
-def run_id(scenario: Scenario) -> str:
-    """The run directory name: a hash of the fully resolved scenario, sweep included."""
-    return "run-" + hashlib.sha256(json.dumps(scenario.resolved(), sort_keys=True).encode()).hexdigest()[:10]
+def set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
+    """Set ``data[a][b][c] = value`` for ``key = "a.b.c"``; ``KeyError`` if the path does not exist."""
+    parts = key.split(".")
+    node = data
+    for part in parts[:-1]:
+        if not isinstance(node.get(part), dict):
+            raise KeyError(key)
+        node = node[part]
+    if parts[-1] not in node:
+        raise KeyError(key)
+    node[parts[-1]] = value
 
 
-def versions() -> dict[str, str]:
-    import numpy
-    import simpy
-    import torch
-
-    try:
-        from importlib.metadata import version
-
-        sionna = version("sionna-no-rt")
-    except Exception:  # pragma: no cover - metadata missing in odd installs
-        sionna = "unknown"
-    return {"semsim": __version__, "python": platform.python_version(), "torch": torch.__version__,
-            "sionna-no-rt": sionna, "simpy": simpy.__version__, "numpy": numpy.__version__, "pandas": pd.__version__}
-
-
-def run_one_point(index: int, point: dict[str, Any], scenario: Scenario, ctx: RunContext, datasets: dict,
-                  progress: Progress | None = None) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
-    """Run sweep point ``index``; returns (items, summary, meta) with the point's keys as columns."""
-    t0 = time.perf_counter()
-    pctx = ctx.with_seed(scenario.seed)
-    items = load_items(scenario.source, pctx, datasets)
-    table, summary, models = run_point(items, scenario, pctx, progress)
-    front = {"point": index, "seed": scenario.seed, **{k: v for k, v in point.items() if k != "seed"}}
-    for df in (table, summary):
-        for pos, (k, v) in enumerate(front.items()):
-            df.insert(pos, k, [v] * len(df))
-    meta = {"point": index, "values": point, "seed": scenario.seed, "items": len(items),
-            "wall_s": round(time.perf_counter() - t0, 3), **models.timings, "notes": models.notes}
-    return table, summary, meta
-
-
-def _point_task(index: int, point: dict[str, Any], scenario_data: dict[str, Any], ctx: RunContext):
-    """One sweep point as a self-contained task (what a Ray worker runs)."""
-    scenario = Scenario.model_validate(scenario_data)
-    items, summary, meta = run_one_point(index, point, scenario, ctx, {})
-    return index, items, summary, meta
-
-
-def _run_serial(todo, ctx, datasets, rundir, progress, on_point, total):
-    for index, point, pscen in todo:
-        table, summary, meta = run_one_point(index, point, pscen, ctx, datasets, progress)
-        rundir.save_point(index, table, summary, meta)
-        if on_point:
-            on_point(index, total, meta)
-
-
-def _run_ray(todo, ctx, rundir, on_point, total, address: str | None):
-    try:
-        import ray
-    except ImportError:
-        raise InputError("the ray executor needs the 'ray' extra: pip install 'semsim[ray]'", where="--executor") from None
-    started = False
-    if not ray.is_initialized():
-        addr = address or os.environ.get("RAY_ADDRESS")
-        try:
-            ray.init(address=addr, include_dashboard=False, log_to_driver=False, configure_logging=False,
-                     **({} if addr else {"num_cpus": os.cpu_count() or 1}))
-        except (ConnectionError, RuntimeError, ValueError) as err:
-            raise InputError(f"cannot start or join the Ray cluster ({err})", where="--address") from None
-        started = True
-    try:
-        gpus = 1 if ctx.device == "cuda" else 0
-        task = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=0)(_point_task)
-        pending = [task.remote(index, point, pscen.resolved(), ctx) for index, point, pscen in todo]
-        while pending:
-            ready, pending = ray.wait(pending, num_returns=1)
-            index, table, summary, meta = ray.get(ready[0])
-            rundir.save_point(index, table, summary, meta)
-            if on_point:
-                on_point(index, total, meta)
-    finally:
-        if started:
-            ray.shutdown()
-
-
-def run_scenario(scenario: Scenario, ctx: RunContext, out: Path | None = None, results_root: Path = Path("results"),
-                 fresh: bool = False, progress: Progress | None = None,
-                 on_point: Callable[[int, int, dict], None] | None = None,
-                 executor: str = "serial", address: str | None = None, overwrite: bool = False) -> Path:
-    """Run every sweep point of ``scenario`` and write the results; returns the run directory.
+def expand(base: dict[str, Any], sweep: dict[str, list[Any]], validate: Callable[[dict[str, Any]], T],
+           where: str = "scenario") -> list[tuple[dict[str, Any], T]]:
+    """The points of ``sweep`` applied to ``base``, each passed through ``validate``.
 
     Args:
-        executor: ``serial`` (in this process, in order) or ``ray`` (one Ray task per point:
-            an embedded local Ray instance, or the cluster at ``address`` / ``$RAY_ADDRESS``).
-        fresh: discard the finished points of an interrupted run instead of resuming.
-        overwrite: replace a finished run directory of another scenario at ``out``.
+        base: the resolved scenario (every key present), without its sweep table.
+        sweep: dotted key -> list of values.
+        validate: turns one point's data into a validated scenario (raises ``InputError``).
+        where: the file named in messages.
+
+    Returns:
+        ``[(point, validate(data)), ...]`` where ``point`` maps each swept key to its value; a
+        scenario without a sweep yields one point, ``({}, validate(base))``.
 
     Raises:
-        InputError: bad input (before anything is written).
-        OutputError: ``out`` may not be used (see :class:`~simulator.results.RunDirectory`),
-            another process is writing it, or a result cannot be written.
+        InputError: a key that sweeps the sweep table, is not a scenario key, or has no
+            values; or a point that does not validate (the message names the point).
     """
-    if executor not in ("serial", "ray"):
-        raise InputError(f"unknown executor {executor!r}; allowed: serial, ray", where="--executor")
-    t0 = time.perf_counter()
-    points = expand_sweep(scenario)
-    final = Path(out) if out is not None else Path(results_root) / scenario.name / run_id(scenario)
-    rundir = RunDirectory(final, run_id=run_id(scenario), fingerprint=run_id(scenario) + f"|{ctx.device}",
-                          kind="run", scenario=scenario.name, fresh=fresh, overwrite=overwrite)
-    datasets = preload([s.source for _, s in points])
-    with rundir.open(command="semsim run"):
-        todo = []
-        for index, (point, pscen) in enumerate(points):
-            if rundir.done(index):
-                if on_point:
-                    on_point(index, len(points), {"resumed": True})
-            else:
-                todo.append((index, point, pscen))
-        if executor == "ray" and todo:
-            _run_ray(todo, ctx, rundir, on_point, len(points), address)
-        else:
-            _run_serial(todo, ctx, datasets, rundir, progress, on_point, len(points))
-        return finish(rundir, scenario, ctx, len(points), time.perf_counter() - t0)
+    if not sweep:
+        return [({}, validate(copy.deepcopy(base)))]
+    keys = list(sweep)
+    for key in keys:
+        values = sweep[key]
+        if key == "sweep" or key.startswith("sweep."):
+            raise InputError(f"sweep key '{key}' cannot sweep the sweep table", where=where)
+        if len(values) == 0:
+            raise InputError(f"sweep key '{key}': the list of values is empty", where=where)
+        try:
+            set_dotted(copy.deepcopy(base), key, values[0])
+        except KeyError:
+            raise InputError(f"sweep key '{key}' is not a scenario key", where=where) from None
+    points = []
+    for combo in itertools.product(*(sweep[k] for k in keys)):
+        data = copy.deepcopy(base)
+        point = dict(zip(keys, combo))
+        for key, value in point.items():
+            set_dotted(data, key, value)
+        try:
+            points.append((point, validate(data)))
+        except InputError as err:
+            raise InputError(f"sweep point {point}: {str(err).removeprefix(where + ': ')}", where=where) from None
+    return points
 
 
-def finish(rundir: RunDirectory, scenario: Scenario, ctx: RunContext, n_points: int, wall_s: float) -> Path:
-    """Assemble the per-point files (always read back from disk, so a resumed run and an
-    uninterrupted one give byte-identical tables), write plots and meta, move into place."""
-    loaded = [rundir.load_point(i) for i in range(n_points)]
-    items = pd.concat([x[0] for x in loaded], ignore_index=True)
-    summary = pd.concat([x[1] for x in loaded], ignore_index=True)
-    rundir.write_table("items.csv", items)
-    rundir.write_table("summary.csv", summary)
-    for name, fig in all_plots(items, summary, list(scenario.sweep)).items():
-        rundir.write_figure(f"{name}.png", fig)
-    rundir.write_json("meta.json", {
-        "scenario": scenario.resolved(), "run_id": run_id(scenario), "device": ctx.device,
-        "seed": scenario.seed, "versions": versions(), "points": [x[2] for x in loaded],
-        "resumed": rundir.resumed, "wall_s_this_invocation": round(wall_s, 3),
-    })
-    return rundir.commit()
-
-
-__all__ = ["run_scenario", "run_one_point", "run_id"]
+__all__ = ["expand", "set_dotted"]

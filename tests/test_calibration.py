@@ -25,7 +25,7 @@ def ctx(tmp_path):
 
 def small_link(**kw):
     """A cheap code and a 3-point grid so that measuring takes well under a second."""
-    base = dict(mode="abstraction", code={"k": 64, "n": 128}, modulation="qpsk", snr_db=1.0, header_bits=0,
+    base = dict(mode="abstraction", code={"k": 64, "n": 128}, modulation="qpsk", snr_db=1.0, header_bits=16,
                 calibration={"snr_grid_db": [0.0, 1.0, 2.0], "target_block_errors": 20, "max_blocks": 128})
     base.update(kw)
     return LinkConfig(**base)

@@ -199,7 +199,7 @@ def test_an_interrupted_run_of_another_configuration_is_kept_unless_fresh(tmp_pa
     a = scenario(tmp_path, SWEEP.format(items=20))
     b = scenario(tmp_path, SWEEP.format(items=22), "b.toml")
     from simulator.scenario import load_scenario
-    from simulator.sweep import run_id
+    from simulator.runner import run_id
 
     rid = run_id(load_scenario(a))
     with RunDirectory(out, run_id=rid, fingerprint=rid + "|cpu").open():
@@ -405,7 +405,7 @@ def test_an_output_folder_that_vanishes_mid_run_is_reported(tmp_path, monkeypatc
 
     from simulator.context import RunContext
     from simulator.scenario import load_scenario
-    from simulator.sweep import run_scenario
+    from simulator.runner import run_scenario
 
     sc = load_scenario(scenario(tmp_path, SWEEP.format(items=20)))
     out = tmp_path / "disk" / "o"

@@ -79,7 +79,7 @@ def test_uncoded_qpsk_rayleigh_block_fading_matches_closed_form(ctx):
 
 def measured_bler(ctx, k, n, ebn0_db, blocks, channel="awgn", iters=20):
     link = LinkConfig(mode="bit-true", code={"k": k, "n": n}, modulation="qpsk", channel=channel,
-                      snr_db=ebn0_db, snr_type="ebn0", decoder_iterations=iters, header_bits=0)
+                      snr_db=ebn0_db, snr_type="ebn0", decoder_iterations=iters, header_bits=16)
     phy = build_phy(link, ctx)
     _, ok = phy.transmit(random_bits(ctx, (blocks, k)))
     return int((~ok).sum()), blocks
@@ -103,7 +103,7 @@ def test_ldpc_rate_half_n1000_matches_published_bp_curve(ctx):
 
 
 def test_bit_true_interface_and_ideal_crc(ctx):
-    link = LinkConfig(code={"k": 64, "n": 128}, modulation="qpsk", snr_db=1.0, header_bits=0)
+    link = LinkConfig(code={"k": 64, "n": 128}, modulation="qpsk", snr_db=1.0, header_bits=16)
     phy = build_phy(link, ctx)
     assert (phy.k, phy.n, phy.bits_per_symbol) == (64, 128, 2)
     bits = random_bits(ctx, (300, 64))
@@ -116,7 +116,7 @@ def test_bit_true_interface_and_ideal_crc(ctx):
 @pytest.mark.parametrize("modulation,channel", [("qam64", "awgn"), ("qam256", "rayleigh"), ("qam16", "rayleigh")])
 def test_bit_true_high_snr_is_error_free(ctx, modulation, channel):
     link = LinkConfig(code={"k": 120, "n": 240}, modulation=modulation, channel=channel, snr_db=60.0,
-                      header_bits=0)
+                      header_bits=16)
     phy = build_phy(link, ctx)
     bits = random_bits(ctx, (50, 120))
     decoded, ok = phy.transmit(bits)
@@ -124,7 +124,7 @@ def test_bit_true_high_snr_is_error_free(ctx, modulation, channel):
 
 
 def test_bit_true_chunks_give_the_same_law(ctx):
-    link = LinkConfig(code={"k": 64, "n": 128}, modulation="qpsk", snr_db=60.0, header_bits=0)
+    link = LinkConfig(code={"k": 64, "n": 128}, modulation="qpsk", snr_db=60.0, header_bits=16)
     phy = build_phy(link, ctx)
     phy._core.chunk_blocks = 7  # force several chunks in one call
     bits = random_bits(ctx, (30, 64))
@@ -134,7 +134,7 @@ def test_bit_true_chunks_give_the_same_law(ctx):
 
 def test_same_seed_same_outputs_and_no_global_rng(tmp_path):
     import sionna.phy as sphy
-    link = LinkConfig(code={"k": 64, "n": 128}, modulation="qpsk", channel="rayleigh", snr_db=4.0, header_bits=0)
+    link = LinkConfig(code={"k": 64, "n": 128}, modulation="qpsk", channel="rayleigh", snr_db=4.0, header_bits=16)
     a = RunContext(seed=3, device="cpu", cache_dir=tmp_path)
     bits = random_bits(a, (400, 64))
     sionna_state = sphy.config.torch_rng("cpu").get_state().clone()
@@ -151,7 +151,7 @@ def test_same_seed_same_outputs_and_no_global_rng(tmp_path):
 
 
 def test_fixed_bler_rate_and_determinism(ctx):
-    link = LinkConfig(code={"k": 64, "n": 128}, modulation="qpsk", bler=0.2, header_bits=0)
+    link = LinkConfig(code={"k": 64, "n": 128}, modulation="qpsk", bler=0.2, header_bits=16)
     phy = build_phy(link, ctx)
     assert isinstance(phy, FixedBlerPhy)
     bits = random_bits(ctx, (20_000, 64))
@@ -230,8 +230,8 @@ def test_early_stop_can_be_turned_off(ctx):
     from sionna.phy.fec.ldpc import LDPC5GDecoder
 
     from simulator.classical.phy import EarlyStopLDPC5GDecoder
-    on = build_phy(LinkConfig(code={"k": 64, "n": 128}, modulation="qpsk", header_bits=0), ctx)
-    off = build_phy(LinkConfig(code={"k": 64, "n": 128}, modulation="qpsk", header_bits=0,
+    on = build_phy(LinkConfig(code={"k": 64, "n": 128}, modulation="qpsk", header_bits=16), ctx)
+    off = build_phy(LinkConfig(code={"k": 64, "n": 128}, modulation="qpsk", header_bits=16,
                                decoder_early_stop=False), ctx)
     assert isinstance(on._core.decoder, EarlyStopLDPC5GDecoder)
     assert type(off._core.decoder) is LDPC5GDecoder

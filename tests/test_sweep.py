@@ -126,7 +126,7 @@ def test_fresh_discards_finished_points(tmp_path):
     assert _run(tmp_path, path, tmp_path / "ref") == 0
     from simulator.results import RunDirectory
     from simulator.scenario import load_scenario
-    from simulator.sweep import run_id
+    from simulator.runner import run_id
     rid = run_id(load_scenario(path))
     rd = RunDirectory(out, run_id=rid, fingerprint=rid + "|cpu")
     bogus = pd.read_csv(tmp_path / "ref" / "summary.csv").iloc[:1].assign(avg_bits_on_air=-1.0)

@@ -1,4 +1,5 @@
-"""Classical source coders: ``raw`` (8 bit/pixel), ``png`` (lossless) and ``zlib``.
+"""Classical source coders, registered in :data:`~simulator.registry.CODERS`: ``raw`` (8 bit/pixel),
+``png`` (lossless) and ``zlib``.
 
 Each coder maps one ``(H, W, C)`` uint8 image to bytes and back. ``png`` and ``zlib`` are
 lossless and deterministic (fixed compression level); decoding a corrupted stream raises
@@ -9,48 +10,66 @@ from __future__ import annotations
 
 import io
 import zlib
+from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 from PIL import Image
 
-CODERS = ("raw", "png", "zlib")
+from ..registry import CODERS
 
 
 class CorruptStream(Exception):
     """The received bytes do not decode to an image of the expected shape."""
 
 
+@dataclass(frozen=True)
+class Coder:
+    """A classical source coder: ``encode(image) -> bytes`` and ``decode(bytes, shape) -> raw
+    pixel bytes``; ``lossless`` when the decode is the original exactly."""
+
+    encode: Callable[[np.ndarray], bytes]
+    decode: Callable[[bytes, tuple[int, int, int]], bytes]
+    lossless: bool = True
+    description: str = ""
+
+
+def _png_encode(image: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    pil = Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image, mode="L" if image.shape[-1] == 1 else "RGB")
+    pil.save(buf, format="PNG", optimize=False, compress_level=9)
+    return buf.getvalue()
+
+
+def _png_decode(data: bytes, shape) -> bytes:
+    with Image.open(io.BytesIO(data)) as im:
+        im.load()
+        return np.asarray(im, dtype=np.uint8).tobytes()
+
+
+CODERS.register("raw", Coder(lambda img: img.tobytes(), lambda data, shape: data,
+                             description="8 bits per pixel and channel, no compression"))
+CODERS.register("png", Coder(_png_encode, _png_decode, description="PNG (lossless, compression level 9)"))
+CODERS.register("zlib", Coder(lambda img: zlib.compress(img.tobytes(), 9), lambda data, shape: zlib.decompress(data),
+                              description="zlib (DEFLATE level 9) of the raw pixels"))
+
+
 def encode(image: np.ndarray, coder: str) -> bytes:
-    """Encode one ``(H, W, C)`` uint8 image (C = 1 or 3) with ``coder``."""
-    image = np.ascontiguousarray(image, dtype=np.uint8)
-    if coder == "raw":
-        return image.tobytes()
-    if coder == "zlib":
-        return zlib.compress(image.tobytes(), 9)
-    if coder == "png":
-        buf = io.BytesIO()
-        pil = Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image, mode="L" if image.shape[-1] == 1 else "RGB")
-        pil.save(buf, format="PNG", optimize=False, compress_level=9)
-        return buf.getvalue()
-    raise ValueError(f"unknown coder {coder!r}; allowed: {', '.join(CODERS)}")
+    """Encode one ``(H, W, C)`` uint8 image (C = 1 or 3) with the registered ``coder``."""
+    return CODERS.get(coder).encode(np.ascontiguousarray(image, dtype=np.uint8))
 
 
 def decode(data: bytes, coder: str, shape: tuple[int, int, int]) -> np.ndarray:
-    """Decode bytes from :func:`encode` to a ``shape = (H, W, C)`` uint8 image."""
+    """Decode bytes from :func:`encode` to a ``shape = (H, W, C)`` uint8 image.
+
+    Raises:
+        CorruptStream: the bytes do not decode, or not to ``shape``.
+        ValueError: ``coder`` is not registered.
+    """
+    spec = CODERS.get(coder)
     try:
-        if coder == "raw":
-            raw = data
-        elif coder == "zlib":
-            raw = zlib.decompress(data)
-        elif coder == "png":
-            with Image.open(io.BytesIO(data)) as im:
-                im.load()
-                raw = np.asarray(im, dtype=np.uint8).tobytes()
-        else:
-            raise ValueError(f"unknown coder {coder!r}; allowed: {', '.join(CODERS)}")
+        raw = spec.decode(data, shape)
     except (OSError, zlib.error, SyntaxError, ValueError) as err:
-        if isinstance(err, ValueError) and "unknown coder" in str(err):
-            raise
         raise CorruptStream(str(err)) from None
     if len(raw) != int(np.prod(shape)):
         raise CorruptStream(f"decoded {len(raw)} bytes, expected {int(np.prod(shape))}")

@@ -108,13 +108,8 @@ def train(images: np.ndarray, r: ResolvedPreprocess, ctx: RunContext, epoch_call
     ``epoch_callback(row, encoder, mean, std)``, if given, is called after every epoch (for
     learning curves in benchmarks; it must not touch the encoder's parameters).
     """
-    prev = torch.get_num_threads()
-    if ctx.num_threads:
-        torch.set_num_threads(int(ctx.num_threads))
-    try:
+    with ctx.threads():
         return _train(images, r, ctx, epoch_callback)
-    finally:
-        torch.set_num_threads(prev)
 
 
 def _train(images: np.ndarray, r: ResolvedPreprocess, ctx: RunContext, epoch_callback=None) -> TrainResult:

@@ -281,13 +281,8 @@ def fit_language(images: np.ndarray, clusters: np.ndarray, num_clusters: int, cf
             log.info("semantic language %s loaded from %s", tag, path)
             return SemanticLanguage(codec, cfg, tag, key, True, json.loads(blob["history"]))
         codec = _build((h, w, c), int(num_clusters), cfg, ctx)
-        prev_threads = torch.get_num_threads()
-        if ctx.num_threads:  # scoped: restored below
-            torch.set_num_threads(int(ctx.num_threads))
-        try:
+        with ctx.threads():
             history = _train(codec, images, clusters, cfg, ctx, tag)
-        finally:
-            torch.set_num_threads(prev_threads)
         model_cache.save(path, {"format": CODE_VERSION, "key": key, "history": json.dumps(history),
                                 "state": {k: v.detach().cpu() for k, v in codec.state_dict().items()}})
     return SemanticLanguage(codec, cfg, tag, key, False, history)

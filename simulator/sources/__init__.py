@@ -6,30 +6,62 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Callable
+
 import numpy as np
 
 from ..context import RunContext
 from ..errors import InputError
-from .base import MEMORIZABLE_KINDS, STRUCTURED, ItemSet
+from ..registry import DATASETS, MEMORIZABLE_KINDS
+from .base import STRUCTURED, ItemSet
 from .cifar import load_cifar10
 from .digits import load_digits
 from .imagefolder import load_imagefolder
 from .mixture import build_mixture
 
-__all__ = ["ItemSet", "STRUCTURED", "MEMORIZABLE_KINDS", "load_dataset", "load_items", "preload", "build_mixture"]
+__all__ = ["ItemSet", "STRUCTURED", "DatasetKind", "load_dataset", "load_items", "preload", "build_mixture",
+           "check_dataset_spec"]
+
+
+@dataclass(frozen=True)
+class DatasetKind:
+    """A kind of dataset: ``load()`` (no path) or ``load(path)`` returns the :class:`ItemSet`.
+
+    A scenario names it as ``"<name>"`` or, when ``takes_path``, ``"<name>:<dir>"``.
+    """
+
+    load: Callable[..., ItemSet]
+    description: str
+    takes_path: bool = False
+
+
+DATASETS.register("digits", DatasetKind(load_digits, "8x8 grey digits embedded in scikit-learn (1797 items)"))
+DATASETS.register("cifar10", DatasetKind(load_cifar10, "CIFAR-10 python pickle batches in <dir>", takes_path=True))
+DATASETS.register("imagefolder", DatasetKind(load_imagefolder, "images in <dir>/<class>/<image>", takes_path=True))
+
+
+def _forms() -> str:
+    return " | ".join(f"{n}:<dir>" if DATASETS.get(n).takes_path else n for n in DATASETS.names())
+
+
+def check_dataset_spec(value: str) -> str:
+    """``value`` if it names a registered dataset in its form, else ``ValueError`` with the forms."""
+    name, sep, path = str(value).partition(":")
+    if name in DATASETS and (bool(sep and path) == DATASETS.get(name).takes_path):
+        return value
+    raise ValueError(f"must be one of {_forms()} (got {value!r})")
 
 
 def load_dataset(spec: str) -> ItemSet:
-    """A dataset by its spec: ``digits``, ``cifar10:<dir>`` or ``imagefolder:<dir>``."""
-    if spec == "digits":
-        return load_digits()
-    kind, _, path = spec.partition(":")
-    if kind == "cifar10" and path:
-        return load_cifar10(path)
-    if kind == "imagefolder" and path:
-        return load_imagefolder(path)
-    raise InputError(f"unknown dataset {spec!r}; allowed: digits | cifar10:<dir> | imagefolder:<dir>",
-                     where="source.dataset")
+    """A dataset by its spec (see :func:`check_dataset_spec`), e.g. ``digits`` or ``cifar10:<dir>``."""
+    try:
+        check_dataset_spec(spec)
+    except ValueError as err:
+        raise InputError(f"unknown dataset: {err}", where="source.dataset") from None
+    name, _, path = spec.partition(":")
+    kind = DATASETS.get(name)
+    return kind.load(path) if kind.takes_path else kind.load()
 
 
 def load_items(cfg, ctx: RunContext, datasets: dict[str, ItemSet] | None = None) -> ItemSet:
@@ -52,7 +84,8 @@ def load_items(cfg, ctx: RunContext, datasets: dict[str, ItemSet] | None = None)
     if cfg.max_items is not None and cfg.max_items < len(base):
         base = base.subset(np.sort(rng.choice(len(base), size=cfg.max_items, replace=False)))
     mem = cfg.memorizable
-    ood = (datasets.get(mem.ood_dataset) or load_dataset(mem.ood_dataset)) if (mem.kind == "ood" and mem.fraction > 0) else None
+    needs_ood = MEMORIZABLE_KINDS.get(mem.kind).needs_ood and mem.fraction > 0
+    ood = (datasets.get(mem.ood_dataset) or load_dataset(mem.ood_dataset)) if needs_ood else None
     return build_mixture(base, mem.kind, mem.fraction, rng, ood)
 
 
@@ -64,7 +97,9 @@ def preload(source_cfgs) -> dict[str, ItemSet]:
     """
     out: dict[str, ItemSet] = {}
     for cfg in source_cfgs:
-        specs = [cfg.dataset] + ([cfg.memorizable.ood_dataset] if cfg.memorizable.kind == "ood" and cfg.memorizable.fraction > 0 else [])
+        mem = cfg.memorizable
+        specs = [cfg.dataset] + ([mem.ood_dataset] if MEMORIZABLE_KINDS.get(mem.kind).needs_ood and mem.fraction > 0
+                                 else [])
         for spec in specs:
             if spec not in out:
                 out[spec] = load_dataset(spec)

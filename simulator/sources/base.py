@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 STRUCTURED = "structured"
-MEMORIZABLE_KINDS = ("noise", "shuffled", "patches", "ood")
 
 
 @dataclass
@@ -20,7 +19,8 @@ class ItemSet:
             (0..num_classes-1); each memorizable item is a content element of its own and
             carries ``num_classes + j`` for the j-th memorizable item.
         kinds: ``(N,)`` ``str`` ground truth, ``"structured"`` or a memorizable kind
-            (``noise | shuffled | patches | ood``). Read by metrics only, never by the teacher.
+            (a name of :data:`~simulator.registry.MEMORIZABLE_KINDS`). Read by metrics only,
+            never by the teacher.
         class_names: names of the structured classes, indexed by label.
         origin: ``(N,)`` ``int64`` index of the item in the dataset it was made from
             (-1 for pure noise).

@@ -1,16 +1,21 @@
 """The mixture builder: a structured source with injected memorizable items.
 
-Memorizable kinds (design.md section 3): ``noise`` (i.i.d. uniform pixels), ``shuffled`` (a
+Memorizable kinds (design.md section 3), registered in
+:data:`~simulator.registry.MEMORIZABLE_KINDS`: ``noise`` (i.i.d. uniform pixels), ``shuffled`` (a
 real image with its pixels permuted), ``patches`` (a real image with its 4x4 patches
 permuted), ``ood`` (an image from another source, conformed to this source's shape).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Callable
+
 import numpy as np
 from PIL import Image
 
 from ..errors import InputError
+from ..registry import MEMORIZABLE_KINDS
 from .base import ItemSet
 
 PATCH = 4
@@ -43,32 +48,65 @@ def shuffle_patches(image: np.ndarray, rng: np.random.Generator, patch: int = PA
     return tiles.reshape(gh, gw, patch, patch, c).transpose(0, 2, 1, 3, 4).reshape(h, w, c)
 
 
+@dataclass(frozen=True)
+class MemorizableKind:
+    """A kind of injected memorizable item.
+
+    ``make(count, base, rng, ood)`` returns ``(images (count, H, W, C) uint8, origin (count,)
+    int64)`` shaped like ``base``; origin indexes the image of ``base`` (or of ``ood``) the item
+    was made from, -1 when made from nothing. ``needs_ood``: draws from
+    ``source.memorizable.ood_dataset``.
+    """
+
+    make: Callable[[int, ItemSet, np.random.Generator, ItemSet | None], tuple[np.ndarray, np.ndarray]]
+    description: str
+    needs_ood: bool = False
+
+
+def _noise(count, base, rng, ood):
+    return rng.integers(0, 256, size=(count, *base.shape), dtype=np.uint8), np.full(count, -1, dtype=np.int64)
+
+
+def _permuted(fn):
+    def make(count, base, rng, ood):
+        origin = rng.choice(len(base), size=count, replace=count > len(base))
+        return np.stack([fn(base.images[i], rng) for i in origin]), origin.astype(np.int64)
+    return make
+
+
+def _patches(count, base, rng, ood):
+    h, w, _ = base.shape
+    if h % PATCH or w % PATCH:
+        raise InputError(f"kind 'patches' needs image sides that are multiples of {PATCH} (got {h}x{w})",
+                         where="source.memorizable.kind")
+    return _permuted(shuffle_patches)(count, base, rng, ood)
+
+
+def _ood(count, base, rng, ood):
+    if ood is None or len(ood) == 0:
+        raise InputError("kind 'ood' needs a non-empty source.memorizable.ood_dataset", where="source.memorizable")
+    origin = rng.choice(len(ood), size=count, replace=count > len(ood))
+    return conform(ood.images[origin], base.shape), origin.astype(np.int64)
+
+
+MEMORIZABLE_KINDS.register("noise", MemorizableKind(_noise, "i.i.d. uniform pixels"))
+MEMORIZABLE_KINDS.register("shuffled", MemorizableKind(_permuted(shuffle_pixels), "a real image, pixels permuted"))
+MEMORIZABLE_KINDS.register("patches", MemorizableKind(_patches, f"a real image, {PATCH}x{PATCH} tiles permuted"))
+MEMORIZABLE_KINDS.register("ood", MemorizableKind(_ood, "an image of another source, conformed to this one's shape",
+                                                  needs_ood=True))
+
+
 def make_memorizable(kind: str, count: int, base: ItemSet, rng: np.random.Generator,
                      ood: ItemSet | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """``count`` memorizable items of ``kind`` shaped like ``base``.
-
-    Returns ``(images (count, H, W, C) uint8, origin (count,) int64)``; origin indexes the
-    image of ``base`` (or of ``ood``) the item was made from, -1 for noise.
-    """
-    shape = base.shape
+    """``count`` memorizable items of the registered ``kind`` shaped like ``base`` (see
+    :class:`MemorizableKind`)."""
+    try:
+        spec = MEMORIZABLE_KINDS.get(kind)
+    except ValueError as err:
+        raise InputError(str(err), where="source.memorizable.kind") from None
     if count == 0:
-        return np.zeros((0, *shape), dtype=np.uint8), np.zeros(0, dtype=np.int64)
-    if kind == "noise":
-        return rng.integers(0, 256, size=(count, *shape), dtype=np.uint8), np.full(count, -1, dtype=np.int64)
-    if kind in ("shuffled", "patches"):
-        if kind == "patches" and (shape[0] % PATCH or shape[1] % PATCH):
-            raise InputError(f"kind 'patches' needs image sides that are multiples of {PATCH} (got {shape[0]}x{shape[1]})",
-                             where="source.memorizable.kind")
-        origin = rng.choice(len(base), size=count, replace=count > len(base))
-        fn = shuffle_pixels if kind == "shuffled" else shuffle_patches
-        return np.stack([fn(base.images[i], rng) for i in origin]), origin.astype(np.int64)
-    if kind == "ood":
-        if ood is None or len(ood) == 0:
-            raise InputError("kind 'ood' needs a non-empty source.memorizable.ood_dataset", where="source.memorizable")
-        origin = rng.choice(len(ood), size=count, replace=count > len(ood))
-        return conform(ood.images[origin], shape), origin.astype(np.int64)
-    raise InputError(f"unknown memorizable kind {kind!r}; allowed: noise, shuffled, patches, ood",
-                     where="source.memorizable.kind")
+        return np.zeros((0, *base.shape), dtype=np.uint8), np.zeros(0, dtype=np.int64)
+    return spec.make(count, base, rng, ood)
 
 
 def build_mixture(base: ItemSet, kind: str, fraction: float, rng: np.random.Generator,

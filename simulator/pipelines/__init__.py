@@ -1,0 +1,20 @@
+"""The pipelines: named :class:`~simulator.pipelines.spec.PipelineSpec` s in
+:data:`~simulator.registry.PIPELINES`, one file each.
+
+- ``classical``: every item through the classical source coder.
+- ``vanilla-semantic``: every item through a language trained on all items.
+- ``contrastive`` (the paper): the pre-processor splits items; X_l goes through a language
+  trained on X_l only, X_m through the classical coder.
+
+A new pipeline is one new file that builds a spec and registers it (docs/extending.md).
+"""
+
+from ..registry import PIPELINES
+from .spec import PipelineSpec, PointView
+
+# Each module registers its spec; the order here is the registration order (the default list's order).
+from . import classical  # noqa: E402, F401, I001
+from . import vanilla  # noqa: E402, F401, I001
+from . import contrastive  # noqa: E402, F401, I001
+
+__all__ = ["PIPELINES", "PipelineSpec", "PointView"]

@@ -1,0 +1,87 @@
+"""What a pipeline is: a small spec of which items train its language and which go semantic.
+
+A pipeline is not code that runs the link; every pipeline runs through the same chain
+(:func:`simulator.point.run_pipeline`: teacher.encode -> link.transmit -> apprentice.decode
+-> ledger.score). A :class:`PipelineSpec` only says
+
+* whether it needs the contrastive pre-processor (its clusters are the semantic header),
+* which items train its language (``train``; ``None``: no language),
+* which items it sends on the semantic route (``semantic``; the rest go classically),
+* which items it declares memorizable (``memorizable``; the ``predicted_memorizable`` column),
+* whether it reads the ground truth (only an oracle may; docs, tables and plots say so).
+
+Each mask function takes a :class:`PointView` and returns ``(N,)`` bool.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class PointView:
+    """What a pipeline may look at when it decides its masks, for N items.
+
+    Attributes:
+        n: number of items.
+        cluster: ``(N,)`` int64 pre-processor cluster of each item (``None`` without one).
+        confidence: ``(N,)`` float64 pre-processor routing confidence (``None`` without one).
+        predicted_memorizable: ``(N,)`` bool, the pre-processor's split X_m (``None`` without one).
+        true_memorizable: ``(N,)`` bool ground truth; set only for a spec with
+            ``reads_ground_truth = True``, ``None`` for every other pipeline.
+    """
+
+    n: int
+    cluster: np.ndarray | None = None
+    confidence: np.ndarray | None = None
+    predicted_memorizable: np.ndarray | None = None
+    true_memorizable: np.ndarray | None = None
+
+    def none(self) -> np.ndarray:
+        """``(N,)`` all False."""
+        return np.zeros(self.n, dtype=bool)
+
+    def all(self) -> np.ndarray:
+        """``(N,)`` all True."""
+        return np.ones(self.n, dtype=bool)
+
+
+Mask = Callable[[PointView], np.ndarray]
+
+
+@dataclass(frozen=True)
+class PipelineSpec:
+    """One pipeline (see the module doc).
+
+    Attributes:
+        description: one line for docs and ``semsim validate``.
+        needs_preprocessor: trains (or loads) the pre-processor and uses its clusters as the
+            language's header; without it a language has a single cluster (one prototype).
+        language: the language's name in logs and notes (e.g. ``"contrastive"``); ``None``
+            when the pipeline has no language (then ``train`` and ``semantic`` are ignored
+            and every item goes classically).
+        train: items that train the language.
+        semantic: items sent on the semantic route (only if a language was trained).
+        memorizable: items the pipeline declares memorizable (``None``: none).
+        reads_ground_truth: whether the masks read ``PointView.true_memorizable`` (an oracle).
+        default: part of a scenario's default ``pipelines`` list.
+    """
+
+    description: str
+    needs_preprocessor: bool = False
+    language: str | None = None
+    train: Mask | None = None
+    semantic: Mask | None = None
+    memorizable: Mask | None = None
+    reads_ground_truth: bool = False
+    default: bool = False
+
+    def __post_init__(self) -> None:
+        if self.language is not None and (self.train is None or self.semantic is None):
+            raise ValueError("a pipeline with a language needs 'train' and 'semantic' masks")
+
+
+__all__ = ["PipelineSpec", "PointView", "Mask"]

@@ -1,0 +1,224 @@
+"""One sweep point: the learning phase, then every pipeline through the same chain.
+
+    Source -> Teacher.encode -> Link.transmit (packetize, ARQ, DES) -> Apprentice.decode -> Ledger.score
+
+A pipeline is a :class:`~simulator.pipelines.spec.PipelineSpec` from
+:data:`~simulator.registry.PIPELINES`; this module is the only place that runs them. All
+pipelines of a sweep point see the same items, the same arrival times and the same channel
+seed, so their differences are the pipelines' own.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from .apprentice import reconstruct
+from .classical.packets import ROUTE_CLASSICAL, ROUTE_SEMANTIC, packetize, packets_needed
+from .classical.phy import build_phy
+from .context import RunContext
+from .ledger import item_records, score, summarize
+from .metrics import content_complexity
+from .network.arq import run_arq
+from .network.des import poisson_arrivals, simulate
+from .pipelines.spec import PipelineSpec, PointView
+from .registry import PIPELINES
+from .scenario import Scenario
+from .sources import ItemSet
+from .teacher import SEMANTIC, encode_classical, encode_items
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class Models:
+    """The learning phase's products at one sweep point.
+
+    Attributes:
+        preprocessor: the trained pre-processor (``None`` if no pipeline needs one).
+        cluster, confidence, memorizable: its view of every item, ``(N,)`` int64, float64, bool.
+        languages: pipeline name -> its trained language (absent: no language, or no item to
+            train it on).
+        served: pipeline name -> ``(N,)`` bool, the items its language serves.
+    """
+
+    preprocessor: object | None = None
+    cluster: np.ndarray | None = None
+    confidence: np.ndarray | None = None
+    memorizable: np.ndarray | None = None
+    languages: dict[str, object] = field(default_factory=dict)
+    served: dict[str, np.ndarray] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def view(self, spec: PipelineSpec, items: ItemSet) -> PointView:
+        """What ``spec``'s masks may see (the ground truth only for an oracle)."""
+        return PointView(len(items), self.cluster, self.confidence, self.memorizable,
+                         items.memorizable.copy() if spec.reads_ground_truth else None)
+
+    def header_clusters(self, spec: PipelineSpec, n: int) -> tuple[np.ndarray, int]:
+        """``((N,) int64 clusters, alphabet size)`` of the language's header for ``spec``."""
+        if spec.needs_preprocessor and self.preprocessor is not None:
+            return self.cluster, int(self.preprocessor.num_clusters)
+        return np.zeros(n, dtype=np.int64), 1
+
+
+def _mask(fn, view: PointView, what: str, name: str) -> np.ndarray:
+    mask = np.asarray(fn(view), dtype=bool)
+    if mask.shape != (view.n,):
+        raise ValueError(f"pipeline {name!r}: its {what} mask has shape {mask.shape}, expected ({view.n},)")
+    return mask
+
+
+def learning_phase(items: ItemSet, scenario: Scenario, ctx: RunContext, progress: Progress | None = None) -> Models:
+    """Train (or load from the cache) what the scenario's pipelines need.
+
+    ``progress(step, done, total)`` is told when each model starts (0/1) and is ready (1/1).
+    Pipelines whose languages have the same name and training items share one model.
+    """
+    def step(name: str, done: int) -> None:
+        if progress:
+            progress(name, done, 1)
+
+    specs = {name: PIPELINES.get(name) for name in scenario.pipelines}
+    models = Models()
+    if not any(s.needs_preprocessor for s in specs.values()) and not any(s.language for s in specs.values()):
+        return models
+    if any(s.needs_preprocessor for s in specs.values()):
+        from .preprocess import fit_preprocessor
+
+        step("learning: pre-processor", 0)
+        pre = fit_preprocessor(items, scenario.preprocess, ctx)
+        assign = pre.assign(items.images)
+        step("learning: pre-processor", 1)
+        models.preprocessor, models.cluster, models.confidence = pre, assign.cluster, assign.confidence
+        models.memorizable = pre.split(assign)
+        models.notes.append(f"pre-processor: {'loaded cached model' if pre.from_cache else 'trained'}")
+    from .semantic import fit_language
+
+    trained: dict[tuple[str, bytes], object] = {}
+    for name, spec in specs.items():
+        if spec.language is None:
+            continue
+        view = models.view(spec, items)
+        train = _mask(spec.train, view, "train", name)
+        if not train.any():
+            continue
+        shared = (spec.language, np.packbits(train).tobytes())
+        if shared not in trained:
+            clusters, alphabet = models.header_clusters(spec, len(items))
+            step(f"learning: {spec.language} language", 0)
+            lang = fit_language(items.images[train], clusters[train], alphabet, scenario.semantic, ctx, spec.language)
+            step(f"learning: {spec.language} language", 1)
+            trained[shared] = lang
+            models.notes.append(f"{spec.language} language: {'loaded cached model' if lang.from_cache else 'trained'}")
+        models.languages[name] = trained[shared]
+        models.served[name] = _mask(spec.semantic, view, "semantic", name)
+    return models
+
+
+def equivalent_classical_packets(png_bits: list[np.ndarray], payload_bits: int) -> np.ndarray:
+    """P_i: packets a lossless (PNG) classical delivery of each item needs, from its PNG bits."""
+    return np.array([packets_needed(len(b), payload_bits) for b in png_bits], dtype=np.int64)
+
+
+def run_pipeline(name: str, items: ItemSet, models: Models, scenario: Scenario, ctx: RunContext,
+                 arrival_s: np.ndarray, equiv_packets: np.ndarray, classical_bits: list[np.ndarray],
+                 progress: Progress | None = None) -> pd.DataFrame:
+    """Run pipeline ``name`` over all items; returns its item table (see :mod:`simulator.ledger`).
+
+    Args:
+        arrival_s: ``(N,)`` arrival time of each item at the teacher (s).
+        equiv_packets: ``(N,)`` P_i of the impact metric.
+        classical_bits: every item coded with the scenario's classical coder (shared by the pipelines).
+    """
+    spec = PIPELINES.get(name)
+    link, n = scenario.link, len(items)
+    view = models.view(spec, items)
+    language = models.languages.get(name)
+    semantic = models.served[name] if language is not None else np.zeros(n, dtype=bool)
+    predicted = _mask(spec.memorizable, view, "memorizable", name) if spec.memorizable else np.zeros(n, bool)
+    clusters, _ = models.header_clusters(spec, n)
+    pre_flops = models.preprocessor.flops_per_item if (models.preprocessor is not None and spec.needs_preprocessor) else 0
+
+    # Teacher: route and encode.
+    encoded = encode_items(items.images, semantic, classical_bits, language,
+                           clusters if spec.needs_preprocessor or language is not None else None,
+                           flops_per_s=scenario.nodes.teacher_flops, extra_flops_per_item=pre_flops)
+
+    # Link: packets (with headers) through the PHY with ARQ (attempts drawn in rounds), then the DES.
+    payloads = [packetize(b, link.code.k, link.header_bits, ROUTE_SEMANTIC if r == SEMANTIC else ROUTE_CLASSICAL)
+                for b, r in zip(encoded.bits, encoded.route)]
+    counts = np.array([len(p) for p in payloads], dtype=np.int64)
+    bounds = np.concatenate([[0], np.cumsum(counts)])
+    phy = build_phy(link, ctx)
+    total = int(bounds[-1])
+    sent = [0]
+
+    def on_round(k: int) -> None:
+        sent[0] += k
+        if progress:
+            progress(name, min(sent[0], total), total)
+
+    arq = run_arq(phy, np.concatenate(payloads), link.max_retx, on_round)
+    if progress:
+        progress(name, total, total)
+    per_item = [slice(bounds[i], bounds[i + 1]) for i in range(n)]
+    attempts = [arq.attempts[s] for s in per_item]
+    app_flops = np.where(semantic, language.flops_decode if language is not None else 0, 0).astype(np.float64)
+    timeline = simulate(arrival_s, attempts, link.airtime_s, link.ack_delay_s,
+                        encoded.compute_s, app_flops / scenario.nodes.apprentice_flops)
+
+    # Apprentice: what arrived, read from the packet headers.
+    recon = reconstruct(items.shape, [arq.received[s] for s in per_item], [arq.ok[s] for s in per_item],
+                        link.header_bits, scenario.classical.coder, language)
+    arrived = recon.n_bits >= 0
+    if not (np.array_equal(recon.n_bits[arrived], encoded.n_bits[arrived])
+            and np.array_equal(recon.route[arrived], encoded.route[arrived])):
+        raise RuntimeError(f"pipeline {name!r}: the apprentice read other routes or lengths than the teacher sent")
+
+    # Ledger: scores and records.
+    judge = (lambda images: models.preprocessor.assign(images).cluster) if models.preprocessor is not None else None
+    scores = score(items.images, recon, timeline.delivery_time_s, equiv_packets, scenario.fidelity.psnr_db,
+                   scenario.fidelity.semantic_ok, judge, models.cluster)
+    transmissions = np.array([a.sum() for a in attempts], dtype=np.int64)
+    return item_records(name, items, encoded, counts, transmissions, link.code.n, timeline, recon, scores,
+                        predicted, equiv_packets)
+
+
+def run_point(items: ItemSet, scenario: Scenario, ctx: RunContext,
+              progress: Progress | None = None) -> tuple[pd.DataFrame, pd.DataFrame, Models]:
+    """Every pipeline of the scenario on the same items, arrivals and channel seed.
+
+    ``ctx``'s seed is used as given (the caller derives it from the scenario, see
+    :func:`simulator.sweep.run_one_point`). Returns ``(items table, summary table, models)``.
+    """
+    t0 = time.perf_counter()
+    models = learning_phase(items, scenario, ctx, progress)
+    t1 = time.perf_counter()
+    if scenario.traffic.arrivals == "batch":
+        arrival_s = np.zeros(len(items))
+    else:
+        arrival_s = poisson_arrivals(len(items), scenario.traffic.rate, ctx.rng("arrivals"))
+    coder = scenario.classical.coder
+    classical_bits = encode_classical(items.images, coder)
+    png_bits = classical_bits if coder == "png" else encode_classical(items.images, "png")
+    equiv = equivalent_classical_packets(png_bits, scenario.link.payload_bits)
+    tables = [run_pipeline(name, items, models, scenario, ctx, arrival_s, equiv, classical_bits, progress)
+              for name in scenario.pipelines]
+    table = pd.concat(tables, ignore_index=True)
+    lang_cx = {}
+    for name, lang in models.languages.items():
+        served = models.served[name]
+        clusters, _ = models.header_clusters(PIPELINES.get(name), len(items))
+        lang_cx[name] = float(lang.complexity_nats(items.images[served], clusters[served]))
+    summary = summarize(table, content_complexity(items.labels, items.memorizable), lang_cx)
+    models.timings = {"learning_s": round(t1 - t0, 3), "simulation_s": round(time.perf_counter() - t1, 3)}
+    return table, summary, models
+
+
+__all__ = ["Models", "learning_phase", "run_pipeline", "run_point", "equivalent_classical_packets"]

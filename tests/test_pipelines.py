@@ -1,0 +1,114 @@
+"""All three pipelines end to end on a few hundred digits (short training), through the
+Python entry point: routes, exactness, lengths, headers, determinism."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import simulator
+from simulator.classical import source_coding
+from simulator.classical.packets import (ROUTE_CLASSICAL, ROUTE_SEMANTIC, min_header_bits, packetize, packets_needed,
+                                         read_header, reassemble)
+from simulator.context import RunContext
+from simulator.point import learning_phase
+from simulator.scenario import parse_scenario
+from simulator.sources import load_items
+
+E2E = {
+    "name": "e2e", "seed": 4, "device": "cpu",
+    "pipelines": ["classical", "vanilla-semantic", "contrastive"],
+    "source": {"dataset": "digits", "max_items": 300, "memorizable": {"kind": "shuffled", "fraction": 0.2}},
+    "preprocess": {"epochs": 3, "warmup_epochs": 1, "batch_size": 64},
+    "semantic": {"epochs": 3},
+    "link": {"bler": 0.0, "modulation": "qpsk", "code": {"k": 256, "n": 512}, "header_bits": 16},
+}
+
+
+@pytest.fixture(scope="module")
+def e2e(tmp_path_factory):
+    cache = tmp_path_factory.mktemp("cache")
+    sc = parse_scenario(E2E)
+    first = simulator.run(sc, cache_dir=cache, threads=1)
+    again = simulator.run(sc, cache_dir=cache, threads=1)
+    return sc, cache, first, again
+
+
+def test_three_pipelines_route_score_and_count_as_specified(e2e):
+    sc, cache, res, _ = e2e
+    items = res.items
+    assert list(items["pipeline"].unique()) == ["classical", "vanilla-semantic", "contrastive"]
+    by = {p: g.reset_index(drop=True) for p, g in items.groupby("pipeline", sort=False)}
+    assert (by["classical"]["route"] == "classical").all()
+    assert (by["vanilla-semantic"]["route"] == "semantic").all()
+    con = by["contrastive"]
+    # Contrastive routes are the predicted split: X_m classically, X_l semantically.
+    assert ((con["route"] == "classical") == con["predicted_memorizable"]).all()
+    assert 0 < con["predicted_memorizable"].sum() < len(con)
+    # Lossless classical items are exact (bler 0: everything is delivered).
+    assert items["delivered"].all()
+    classical_rows = items[items["route"] == "classical"]
+    assert np.isinf(classical_rows["psnr_db"]).all() and classical_rows["semantic_ok"].all()
+    # representation_bits is the stream length: the PNG stream for classical items ...
+    ctx = RunContext(seed=sc.seed, cache_dir=cache, progress=False)
+    src = load_items(sc.source, ctx)
+    png_bits = np.array([8 * len(source_coding.encode(img, "png")) for img in src.images])
+    assert (by["classical"]["representation_bits"].to_numpy() == png_bits).all()
+    # ... and the language's coded stream for semantic ones (re-encoded here from the cached model).
+    models = learning_phase(src, sc, ctx)
+    lang = models.languages["contrastive"]
+    sem = np.flatnonzero(con["route"] == "semantic")
+    reps = lang.encode(src.images[sem], models.cluster[sem])
+    assert (con.loc[sem, "representation_bits"].to_numpy() == [r.n_bits for r in reps]).all()
+    payload = sc.link.code.k - sc.link.header_bits
+    assert (items["packets"] == [packets_needed(b, payload) for b in items["representation_bits"]]).all()
+    assert (items["bits_on_air"] == items["transmissions"] * sc.link.code.n).all()
+
+
+def test_a_rerun_is_byte_identical_and_matches_what_is_written(e2e, tmp_path):
+    sc, cache, first, again = e2e
+    for a, b in ((first.items, again.items), (first.summary, again.summary)):
+        assert a.to_csv(index=False) == b.to_csv(index=False)
+    written = simulator.run(sc, out=tmp_path / "o", cache_dir=cache, threads=1)
+    assert (tmp_path / "o" / "items.csv").read_text() == first.items.to_csv(index=False, lineterminator="\n")
+    assert (tmp_path / "o" / "summary.csv").read_text() == first.summary.to_csv(index=False, lineterminator="\n")
+    assert written.path == tmp_path / "o"
+    pd.testing.assert_frame_equal(written.items, pd.read_csv(io.StringIO(first.items.to_csv(index=False))))
+
+
+def test_run_without_out_writes_nothing(e2e, tmp_path, monkeypatch):
+    sc, cache, _, _ = e2e
+    monkeypatch.chdir(tmp_path)
+    res = simulator.run(sc, cache_dir=cache, threads=1)
+    assert res.path is None and list(tmp_path.iterdir()) == []
+    assert res.meta["run_id"].startswith("run-") and res.meta["seed"] == 4
+
+
+def test_classical_rows_do_not_depend_on_the_other_pipelines(e2e):
+    sc, cache, res, _ = e2e
+    alone = simulator.run(parse_scenario({**E2E, "pipelines": ["classical"]}), cache_dir=cache, threads=1)
+    both = res.items[res.items["pipeline"] == "classical"].reset_index(drop=True)
+    pd.testing.assert_frame_equal(alone.items, both)
+
+
+@pytest.mark.parametrize("k", [64, 256, 1024, 8448])
+def test_the_packet_header_carries_route_and_length(k):
+    rng = np.random.default_rng(k)
+    h = min_header_bits(k)
+    assert 2 + (k - h).bit_length() <= h and 2 + (k - (h - 1)).bit_length() > h - 1
+    for n_bits in (0, 1, k - h - 1, k - h, k - h + 1, 5 * (k - h) + 3):
+        bits = rng.integers(0, 2, n_bits, dtype=np.uint8)
+        for route in (ROUTE_CLASSICAL, ROUTE_SEMANTIC):
+            packets = packetize(bits, k, h + 3, route)
+            assert packets.shape == (packets_needed(n_bits, k - h - 3), k)
+            got_route, got = reassemble(packets, h + 3)
+            assert got_route == route and np.array_equal(got, bits)
+            assert read_header(packets[-1], h + 3).last and not any(read_header(p, h + 3).last for p in packets[:-1])
+    with pytest.raises(ValueError, match="header_bits"):
+        packetize(np.zeros(10, np.uint8), k, h - 1, ROUTE_CLASSICAL)
+    three = packetize(np.ones(3 * (k - h - 2), np.uint8), k, h + 2, ROUTE_SEMANTIC)
+    with pytest.raises(ValueError, match="inconsistent"):
+        reassemble(three[[0, 2]], h + 2)  # a missing middle packet shows in the sequence numbers
