@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import io
 from pathlib import Path
+from typing import Any, Callable, TypeVar
 
 import numpy as np
 import torch
@@ -32,6 +33,7 @@ from .errors import InputError
 from .files import atomic_write_bytes, waiting_lock
 
 MAGIC = b"SEMSIMMC"
+T = TypeVar("T")
 
 
 def digest(*parts) -> str:
@@ -89,3 +91,36 @@ def load(path: Path, key: str, fmt: str, what: str) -> dict:
         raise InputError(f"cached {what} was trained for another configuration (data, "
                          "hyper-parameters or seed differ from its key); delete it to retrain", where=where)
     return payload
+
+
+def load_or_train(path: Path, key: str, fmt: str, what: str, rebuild: Callable[[dict], T],
+                  train: Callable[[], tuple[T, dict[str, Any]]]) -> tuple[T, bool]:
+    """The one load-or-train routine of every cached model.
+
+    Under the per-key lock: if ``path`` exists, verify it (:func:`load`) and rebuild the model
+    with ``rebuild(payload)``; otherwise ``model, payload = train()`` and save ``payload`` (plain
+    tensors, numbers, strings) with its format and key.
+
+    Args:
+        path: the cache file (``ctx.cache_path(kind, key[:32] + ".pt")``).
+        key: the full digest of everything that determines the model (:func:`digest`).
+        fmt: the kind's format string (its code version).
+        what: the model's name in messages (e.g. ``"semantic language"``).
+        rebuild: payload -> model; a ``RuntimeError`` or ``KeyError`` (state that does not fit)
+            becomes an :class:`InputError` naming the file.
+        train: () -> (model, payload).
+
+    Returns:
+        ``(model, from_cache)``.
+    """
+    with training_lock(path):
+        if path.exists():
+            payload = load(path, key, fmt, what)
+            try:
+                return rebuild(payload), True
+            except (RuntimeError, KeyError) as err:
+                raise InputError(f"cached {what} does not fit its configuration ({err}); delete it",
+                                 where=str(path)) from None
+        model, payload = train()
+        save(path, {"format": fmt, "key": key, **payload})
+        return model, False

@@ -148,7 +148,7 @@ def run_pipeline(name: str, items: ItemSet, models: Models, scenario: Scenario, 
     # Teacher: route and encode.
     encoded = encode_items(items.images, semantic, classical_bits, language,
                            clusters if spec.needs_preprocessor or language is not None else None,
-                           flops_per_s=scenario.nodes.teacher_flops, extra_flops_per_item=pre_flops)
+                           flops_per_s=scenario.nodes.teacher_flop_per_s, extra_flops_per_item=pre_flops)
 
     # Link: packets (with headers) through the PHY with ARQ (attempts drawn in rounds), then the DES.
     payloads = [packetize(b, link.code.k, link.header_bits, ROUTE_SEMANTIC if r == SEMANTIC else ROUTE_CLASSICAL)
@@ -171,7 +171,7 @@ def run_pipeline(name: str, items: ItemSet, models: Models, scenario: Scenario, 
     attempts = [arq.attempts[s] for s in per_item]
     app_flops = np.where(semantic, language.flops_decode if language is not None else 0, 0).astype(np.float64)
     timeline = simulate(arrival_s, attempts, link.airtime_s, link.ack_delay_s,
-                        encoded.compute_s, app_flops / scenario.nodes.apprentice_flops)
+                        encoded.compute_s, app_flops / scenario.nodes.apprentice_flop_per_s)
 
     # Apprentice: what arrived, read from the packet headers.
     recon = reconstruct(items.shape, [arq.received[s] for s in per_item], [arq.ok[s] for s in per_item],

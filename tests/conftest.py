@@ -13,9 +13,12 @@ CIFAR_TEST = SHARED / "data" / "cifar10" / "test"
 
 
 @pytest.fixture
-def ctx(tmp_path) -> RunContext:
-    """A CPU context with seed 0 and a private cache directory."""
-    return RunContext(seed=0, device="cpu", cache_dir=tmp_path / "cache", progress=False)
+def ctx(request, tmp_path) -> RunContext:
+    """The one RunContext fixture: CPU, one torch thread while learning, a private cache
+    directory, and the seed the test module names as ``CTX_SEED`` (default 0), so each
+    module keeps its own random streams."""
+    seed = getattr(request.module, "CTX_SEED", 0)
+    return RunContext(seed=seed, device="cpu", cache_dir=tmp_path / "cache", progress=False, num_threads=1)
 
 
 @pytest.fixture

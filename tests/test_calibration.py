@@ -18,9 +18,7 @@ from simulator.errors import InputError
 from simulator.scenario import LinkConfig
 
 
-@pytest.fixture
-def ctx(tmp_path):
-    return RunContext(seed=5, device="cpu", cache_dir=tmp_path / "cache", progress=False)
+CTX_SEED = 5  # the seed of this module's `ctx` (tests/conftest.py)
 
 
 def small_link(**kw):

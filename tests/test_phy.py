@@ -19,9 +19,7 @@ from simulator.errors import InputError
 from simulator.scenario import LinkConfig, parse_scenario
 
 
-@pytest.fixture
-def ctx(tmp_path):
-    return RunContext(seed=1, device="cpu", cache_dir=tmp_path / "cache", progress=False)
+CTX_SEED = 1  # the seed of this module's `ctx` (tests/conftest.py)
 
 
 def q(x):

@@ -21,12 +21,6 @@ from simulator.sources.mixture import build_mixture
 TINY = dict(epochs=3, warmup_epochs=1, batch_size=64, queue_size=256, width=8, feature_dim=16)
 
 
-@pytest.fixture
-def ctx1(ctx):
-    """The test context with one torch thread (much faster on a shared CPU); restores threads."""
-    prev = torch.get_num_threads()
-    yield dataclasses.replace(ctx, num_threads=1)
-    torch.set_num_threads(prev)
 
 
 @pytest.fixture(scope="module")
@@ -40,8 +34,8 @@ def small(digits) -> ItemSet:
 
 
 @pytest.mark.parametrize("keys", ["momentum", "batch"])
-def test_loss_decreases_on_a_tiny_run(small, ctx1, keys):
-    pre = fit_preprocessor(small, PreprocessConfig(clusters=5, instance_keys=keys, **dict(TINY, epochs=6)), ctx1)
+def test_loss_decreases_on_a_tiny_run(small, ctx, keys):
+    pre = fit_preprocessor(small, PreprocessConfig(clusters=5, instance_keys=keys, **dict(TINY, epochs=6)), ctx)
     h = pre.history
     assert len(h) == 6 and not pre.from_cache
     assert h[-1]["L_I"] < h[0]["L_I"]
@@ -49,9 +43,9 @@ def test_loss_decreases_on_a_tiny_run(small, ctx1, keys):
     assert all(np.isfinite(r["loss"]) for r in h)
 
 
-def test_digits_training_does_not_collapse_and_clusters_digits(digits, ctx1):
+def test_digits_training_does_not_collapse_and_clusters_digits(digits, ctx):
     cfg = PreprocessConfig(epochs=10, warmup_epochs=3)
-    pre = fit_preprocessor(digits, cfg, ctx1)
+    pre = fit_preprocessor(digits, cfg, ctx)
     a = pre.assign(digits.images)
     sizes = np.bincount(a.cluster, minlength=10)
     assert sizes.min() >= 0.02 * len(digits), sizes  # every cluster keeps items
@@ -61,84 +55,84 @@ def test_digits_training_does_not_collapse_and_clusters_digits(digits, ctx1):
 
 
 @pytest.mark.parametrize("keys", ["momentum", "batch"])
-def test_fixed_seed_is_deterministic_on_cpu(small, ctx1, tmp_path, keys):
+def test_fixed_seed_is_deterministic_on_cpu(small, ctx, tmp_path, keys):
     cfg = PreprocessConfig(clusters=4, instance_keys=keys, **TINY)
-    a = fit_preprocessor(small, cfg, ctx1)
-    b = fit_preprocessor(small, cfg, dataclasses.replace(ctx1, cache_dir=tmp_path / "other"))
+    a = fit_preprocessor(small, cfg, ctx)
+    b = fit_preprocessor(small, cfg, dataclasses.replace(ctx, cache_dir=tmp_path / "other"))
     assert not b.from_cache
     assert torch.equal(a.prototypes, b.prototypes)
     aa, ab = a.assign(small.images), b.assign(small.images)
     assert np.array_equal(aa.cluster, ab.cluster) and np.array_equal(aa.confidence, ab.confidence)
-    c = fit_preprocessor(small, cfg, dataclasses.replace(ctx1, seed=1, cache_dir=tmp_path / "seed1"))
+    c = fit_preprocessor(small, cfg, dataclasses.replace(ctx, seed=1, cache_dir=tmp_path / "seed1"))
     assert not torch.equal(a.prototypes, c.prototypes)
 
 
-def test_channels_last_training_is_deterministic_and_cached(small, ctx1, tmp_path):
+def test_channels_last_training_is_deterministic_and_cached(small, ctx, tmp_path):
     rgb = ItemSet(np.repeat(small.images[:200], 3, axis=3), small.labels[:200], small.kinds[:200], small.class_names)
     cfg = PreprocessConfig(clusters=4, channels_last=True, symmetric=False, **TINY)
-    a = fit_preprocessor(rgb, cfg, ctx1)
-    b = fit_preprocessor(rgb, cfg, dataclasses.replace(ctx1, cache_dir=tmp_path / "other"))
+    a = fit_preprocessor(rgb, cfg, ctx)
+    b = fit_preprocessor(rgb, cfg, dataclasses.replace(ctx, cache_dir=tmp_path / "other"))
     assert torch.equal(a.prototypes, b.prototypes)
-    again = fit_preprocessor(rgb, cfg, ctx1)
+    again = fit_preprocessor(rgb, cfg, ctx)
     assert again.from_cache and np.array_equal(again.assign(rgb.images).confidence, a.assign(rgb.images).confidence)
     # channels_last is part of the cache key (it changes the arithmetic)
-    assert not fit_preprocessor(rgb, cfg.model_copy(update={"channels_last": False}), ctx1).from_cache
+    assert not fit_preprocessor(rgb, cfg.model_copy(update={"channels_last": False}), ctx).from_cache
     # so is the source of eq. (2)'s keys
-    assert not fit_preprocessor(rgb, cfg.model_copy(update={"instance_keys": "batch"}), ctx1).from_cache
+    assert not fit_preprocessor(rgb, cfg.model_copy(update={"instance_keys": "batch"}), ctx).from_cache
 
 
-def test_bfloat16_training_tracks_float32_is_deterministic_and_cached(small, ctx1, tmp_path):
+def test_bfloat16_training_tracks_float32_is_deterministic_and_cached(small, ctx, tmp_path):
     cfg = PreprocessConfig(clusters=4, instance_keys="batch", channels_last=True, **dict(TINY, epochs=4))
-    ref = fit_preprocessor(small, cfg, ctx1)
+    ref = fit_preprocessor(small, cfg, ctx)
     low_cfg = cfg.model_copy(update={"precision": "bfloat16"})
-    a = fit_preprocessor(small, low_cfg, ctx1)
+    a = fit_preprocessor(small, low_cfg, ctx)
     assert not a.from_cache  # the precision is part of the cache key
     h, r = a.history, ref.history
     assert h[-1]["L_I"] < h[0]["L_I"] and all(np.isfinite(e["loss"]) for e in h)
     # same seed, same views and initial weights: the first epoch differs by bf16 rounding only
     assert abs(h[0]["L_I"] - r[0]["L_I"]) < 0.02 * r[0]["L_I"], (h[0], r[0])
     assert h[0]["L_I"] != r[0]["L_I"]
-    b = fit_preprocessor(small, low_cfg, dataclasses.replace(ctx1, cache_dir=tmp_path / "other"))
+    b = fit_preprocessor(small, low_cfg, dataclasses.replace(ctx, cache_dir=tmp_path / "other"))
     assert torch.equal(a.prototypes, b.prototypes)
-    assert fit_preprocessor(small, low_cfg, ctx1).from_cache
+    assert fit_preprocessor(small, low_cfg, ctx).from_cache
 
 
-def test_training_never_reads_labels_or_kinds(small, ctx1, tmp_path):
+def test_training_never_reads_labels_or_kinds(small, ctx, tmp_path):
     cfg = PreprocessConfig(clusters=4, **TINY)
-    a = fit_preprocessor(small, cfg, ctx1)
+    a = fit_preprocessor(small, cfg, ctx)
     scrambled = ItemSet(small.images, np.zeros(len(small), dtype=np.int64), np.full(len(small), "noise", dtype=object),
                         ["x"])
-    b = fit_preprocessor(scrambled, cfg, dataclasses.replace(ctx1, cache_dir=tmp_path / "c2"))
+    b = fit_preprocessor(scrambled, cfg, dataclasses.replace(ctx, cache_dir=tmp_path / "c2"))
     assert torch.equal(a.prototypes, b.prototypes)
 
 
-def test_cache_hit_corrupt_and_foreign_files(small, ctx1):
+def test_cache_hit_corrupt_and_foreign_files(small, ctx):
     cfg = PreprocessConfig(clusters=4, **TINY)
-    first = fit_preprocessor(small, cfg, ctx1)
+    first = fit_preprocessor(small, cfg, ctx)
     assert not first.from_cache and first.cache_file.exists()
     assert not list(first.cache_file.parent.glob("*.tmp"))
-    again = fit_preprocessor(small, cfg, ctx1)
+    again = fit_preprocessor(small, cfg, ctx)
     assert again.from_cache
     assert np.array_equal(first.assign(small.images).confidence, again.assign(small.images).confidence)
     assert again.history == first.history and again.flops_per_item == first.flops_per_item
     # the split threshold is not part of the key: changing it reuses the model
-    other_cut = fit_preprocessor(small, cfg.model_copy(update={"memorizable_threshold": ThresholdConfig(fraction=0.5)}), ctx1)
+    other_cut = fit_preprocessor(small, cfg.model_copy(update={"memorizable_threshold": ThresholdConfig(fraction=0.5)}), ctx)
     assert other_cut.from_cache and other_cut.cut != first.cut
     # a model from another configuration under this configuration's name
     cfg2 = PreprocessConfig(clusters=4, **dict(TINY, epochs=2))
-    foreign = fit_preprocessor(small, cfg2, ctx1)
+    foreign = fit_preprocessor(small, cfg2, ctx)
     shutil.copy(foreign.cache_file, first.cache_file)
     with pytest.raises(InputError, match="another configuration"):
-        fit_preprocessor(small, cfg, ctx1)
+        fit_preprocessor(small, cfg, ctx)
     # a corrupt file (one flipped byte, then a truncated one)
     data = bytearray(foreign.cache_file.read_bytes())
     data[len(data) // 2] ^= 0xFF
     first.cache_file.write_bytes(bytes(data))
     with pytest.raises(InputError, match="corrupt"):
-        fit_preprocessor(small, cfg, ctx1)
+        fit_preprocessor(small, cfg, ctx)
     first.cache_file.write_bytes(b"SEMSIMPP")
     with pytest.raises(InputError, match="corrupt"):
-        fit_preprocessor(small, cfg, ctx1)
+        fit_preprocessor(small, cfg, ctx)
 
 
 @pytest.mark.parametrize("update,key", [
@@ -146,23 +140,24 @@ def test_cache_hit_corrupt_and_foreign_files(small, ctx1):
     ({"batch_size": 500}, "preprocess.batch_size"),
     ({"batch_size": 398}, "preprocess.batch_size"),  # bank of 2 keys for 4 clusters
 ])
-def test_bad_settings_raise_input_error(small, ctx1, update, key):
+def test_bad_settings_raise_input_error(small, ctx, update, key):
     cfg = PreprocessConfig(clusters=4, **TINY).model_copy(update=update)
     with pytest.raises(InputError, match=key):
-        fit_preprocessor(small, cfg, ctx1)
-    assert not (ctx1.cache_dir / "preprocess").exists() or not list((ctx1.cache_dir / "preprocess").iterdir())
+        fit_preprocessor(small, cfg, ctx)
+    assert not (ctx.cache_dir / "preprocess").exists() or not list((ctx.cache_dir / "preprocess").iterdir())
 
 
-def test_threshold_outside_unit_interval_raises(small, ctx1):
-    bad = ThresholdConfig.model_construct(fraction=1.5, confidence=None)  # bypasses pydantic on purpose
-    cfg = PreprocessConfig(clusters=4, **TINY).model_copy(update={"memorizable_threshold": bad})
-    with pytest.raises(InputError, match="memorizable_threshold.fraction"):
-        fit_preprocessor(small, cfg, ctx1)
+def test_threshold_outside_unit_interval_is_refused_by_the_schema():
+    from simulator.scenario import parse_scenario
+
+    for key in ("fraction", "confidence"):
+        with pytest.raises(InputError, match=f"preprocess.memorizable_threshold.{key}"):
+            parse_scenario({"name": "x", "preprocess": {"memorizable_threshold": {key: 1.5}}})
 
 
-def test_split_by_fraction_and_by_confidence(small, ctx1):
+def test_split_by_fraction_and_by_confidence(small, ctx):
     cfg = PreprocessConfig(clusters=4, memorizable_threshold={"fraction": 0.25}, **TINY)
-    pre = fit_preprocessor(small, cfg, ctx1)
+    pre = fit_preprocessor(small, cfg, ctx)
     a = pre.assign(small.images)
     assert a.cluster.dtype == np.int64 and a.confidence.dtype == np.float64
     assert ((a.confidence >= 0) & (a.confidence <= 1)).all() and a.cluster.max() < pre.num_clusters
@@ -171,16 +166,16 @@ def test_split_by_fraction_and_by_confidence(small, ctx1):
     one = pre.assign(small.images[:1])  # routing one item at a time meets the same cut
     assert pre.split(one)[0] == mask[0]
     cfg_c = cfg.model_copy(update={"memorizable_threshold": ThresholdConfig(confidence=0.5)})
-    pre_c = fit_preprocessor(small, cfg_c, ctx1)
+    pre_c = fit_preprocessor(small, cfg_c, ctx)
     assert np.array_equal(pre_c.split(pre_c.assign(small.images)), a.confidence < 0.5)
     with pytest.raises(InputError, match="do not match"):
         pre.assign(np.zeros((2, 4, 4, 1), dtype=np.uint8))
 
 
-def test_report_tables_and_figure(small, ctx1):
+def test_report_tables_and_figure(small, ctx):
     rng = np.random.default_rng(0)
     mixed = build_mixture(small, "noise", 0.2, rng)
-    pre = fit_preprocessor(mixed, PreprocessConfig(clusters=4, **TINY), ctx1)
+    pre = fit_preprocessor(mixed, PreprocessConfig(clusters=4, **TINY), ctx)
     tables, fig = preprocess_report(mixed, pre)
     assert {"quality", "clusters", "items", "training"} <= set(tables)
     q = tables["quality"].set_index(["scope", "metric"])["value"]
@@ -194,18 +189,18 @@ def test_report_tables_and_figure(small, ctx1):
     assert len(tables["items"]) == len(mixed)
     assert fig.axes and fig.axes[0].get_xlabel().startswith("confidence")
     # the same model ranked by kappa (the previous default) comes from the cache
-    pre_k = fit_preprocessor(mixed, PreprocessConfig(clusters=4, rank_by="cluster", **TINY), ctx1)
+    pre_k = fit_preprocessor(mixed, PreprocessConfig(clusters=4, rank_by="cluster", **TINY), ctx)
     assert pre_k.from_cache and np.array_equal(pre_k.train_cluster, pre.train_cluster)
     assert np.allclose(pre_k.cluster_confidence, pre.cluster_shared_structure)
     assert np.allclose(pre.cluster_confidence, pre.cluster_distinctiveness)
     # the other side reuses the model and reverses the cluster ranking
-    pre_s = fit_preprocessor(mixed, PreprocessConfig(clusters=4, density_side="sparse", **TINY), ctx1)
+    pre_s = fit_preprocessor(mixed, PreprocessConfig(clusters=4, density_side="sparse", **TINY), ctx)
     assert pre_s.from_cache and pre_s.density_side == "sparse"
     assert np.allclose(pre_s.cluster_confidence, 1.0 - pre.cluster_distinctiveness)
     assert np.array_equal(pre_s.cluster_rank, 3 - pre.cluster_rank)
 
 
-def test_shuffled_digits_are_detected_on_the_sparse_side(digits, ctx1):
+def test_shuffled_digits_are_detected_on_the_sparse_side(digits, ctx):
     """On 8x8 digits the pixel-shuffled items are the sparse ones in the representation
     (docs/preprocess.md): the ``sparse`` side finds them, the ``dense`` side is inverted. The
     margin varies by seed (this seed: AUROC 0.914 with the fast preset, 0.757 with its previous
@@ -213,11 +208,11 @@ def test_shuffled_digits_are_detected_on_the_sparse_side(digits, ctx1):
     orientation, not the best case."""
     from simulator.metrics import detection_scores
     mixed = build_mixture(digits, "shuffled", 0.2, np.random.default_rng(1))
-    pre = fit_preprocessor(mixed, PreprocessConfig(density_side="sparse"), ctx1)
+    pre = fit_preprocessor(mixed, PreprocessConfig(density_side="sparse"), ctx)
     a = pre.assign(mixed.images)
     res = detection_scores(mixed.memorizable, 1 - a.confidence, pre.split(a))
     assert res["auroc"] > 0.7, res
-    dense = fit_preprocessor(mixed, PreprocessConfig(density_side="dense"), ctx1)
+    dense = fit_preprocessor(mixed, PreprocessConfig(density_side="dense"), ctx)
     assert dense.from_cache
     a_d = dense.assign(mixed.images)
     assert detection_scores(mixed.memorizable, 1 - a_d.confidence, dense.split(a_d))["auroc"] < 0.3
@@ -225,13 +220,13 @@ def test_shuffled_digits_are_detected_on_the_sparse_side(digits, ctx1):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("kind,floor", [("noise", 0.95), ("shuffled", 0.9)])
-def test_memorizable_among_cifar_is_detected(cifar_test_dir, ctx1, kind, floor):
+def test_memorizable_among_cifar_is_detected(cifar_test_dir, ctx, kind, floor):
     from simulator.metrics import detection_scores
     from simulator.scenario import SourceConfig
     from simulator.sources import load_items
     src = SourceConfig(dataset=f"imagefolder:{cifar_test_dir}", max_items=4000,
                        memorizable={"kind": kind, "fraction": 0.2})
-    items = load_items(src, ctx1)
-    pre = fit_preprocessor(items, PreprocessConfig(epochs=8, warmup_epochs=2), ctx1)
+    items = load_items(src, ctx)
+    pre = fit_preprocessor(items, PreprocessConfig(epochs=8, warmup_epochs=2), ctx)
     a = pre.assign(items.images)
     assert detection_scores(items.memorizable, 1 - a.confidence, pre.split(a))["auroc"] > floor

@@ -198,8 +198,7 @@ def test_complexity_and_flops(langs, digits):
     assert br["parameter_nats"] == pytest.approx(lang.parameter_bits() * math.log(2))
     assert 0 < lang.parameter_bits() < 32 * br["num_receiver_parameters"]
     assert lang.complexity_nats(images[:300], clusters[:300]) == pytest.approx(br["total_nats"])
-    assert isinstance(lang.flops_encode, int) and isinstance(lang.flops_decode, int)
-    assert lang.flops_encode > 10_000 and lang.flops_decode > 10_000
+    assert lang.flops_encode > 10_000 and lang.flops_decode > 10_000  # the exact count: tests/test_flops.py
 
 
 # --------------------------------------------------------------------------- determinism / cache

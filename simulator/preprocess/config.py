@@ -12,17 +12,18 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from ..section import Section
 
 
-class ThresholdConfig(BaseModel):
+class ThresholdConfig(Section):
     """How X_m is chosen from the confidence ranking: exactly one of the two keys.
 
     ``fraction``: the target share of items routed to X_m (lowest confidence first).
     ``confidence``: items whose confidence is below this value go to X_m.
     """
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     fraction: float | None = Field(default=None, ge=0.0, le=1.0)
     confidence: float | None = Field(default=None, ge=0.0, le=1.0)
 
@@ -97,13 +98,12 @@ PRESETS: dict[str, dict] = {
 }
 
 
-class PreprocessConfig(BaseModel):
+class PreprocessConfig(Section):
     """The teacher's contrastive pre-processor (design.md section 4).
 
     ``None`` means "from the preset"; see :data:`PRESETS` and :meth:`resolved`.
     """
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     preset: Literal["fast", "paper"] = "fast"
     clusters: int = Field(default=10, ge=2)
     memorizable_threshold: ThresholdConfig = Field(default_factory=lambda: ThresholdConfig(fraction=0.2))

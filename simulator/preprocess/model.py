@@ -138,11 +138,6 @@ def _validate(images: np.ndarray, cfg: PreprocessConfig, r: ResolvedPreprocess) 
     if not 2 <= cfg.clusters <= n:
         raise InputError(f"must be between 2 and the number of items ({n}) (got {cfg.clusters})",
                          where="preprocess.clusters")
-    t = cfg.memorizable_threshold
-    for name in ("fraction", "confidence"):
-        v = getattr(t, name)
-        if v is not None and not 0.0 <= v <= 1.0:
-            raise InputError(f"must lie in [0, 1] (got {v})", where=f"preprocess.memorizable_threshold.{name}")
     if r.batch_size > n:
         raise InputError(f"batch of {r.batch_size} is larger than the {n} items; lower preprocess.batch_size",
                          where="preprocess.batch_size")
@@ -159,29 +154,19 @@ def fit_preprocessor(items: ItemSet, cfg: PreprocessConfig, ctx: RunContext) -> 
     """Train the pre-processor on ``items.images`` (labels and kinds are never read), or load it
     from the cache when a model with the same data, hyper-parameters and seed exists.
 
-    Raises :class:`InputError` for impossible settings (clusters < 2 or > N, a threshold outside
-    [0, 1], a batch larger than the data) and for a corrupt or foreign cache file.
+    Raises :class:`InputError` for impossible settings (clusters < 2 or > N, a batch larger
+    than the data) and for a corrupt or foreign cache file.
     """
     images = items.images
     r = cfg.resolved()
     _validate(images, cfg, r)
     key = model_cache.digest(FORMAT, images, r.to_json(), int(ctx.seed))
     path = ctx.cache_path("preprocess", f"{key[:32]}.pt")
-    with model_cache.training_lock(path):
-        return _load_or_train(images, cfg, r, ctx, key, path)
-
-
-def _load_or_train(images: np.ndarray, cfg: PreprocessConfig, r: ResolvedPreprocess, ctx: RunContext, key: str,
-                   path) -> Preprocessor:
     shape = tuple(images.shape[1:])
-    if path.exists():
-        payload = model_cache.load(path, key, FORMAT, "pre-processor model")
+
+    def rebuild(payload: dict) -> Preprocessor:
         encoder = Encoder(shape, r.backbone, r.width, r.feature_dim)
-        try:
-            encoder.load_state_dict(payload["state"])
-        except (RuntimeError, KeyError) as err:
-            raise InputError(f"cached pre-processor model does not fit its configuration ({err}); delete it",
-                             where=str(path)) from None
+        encoder.load_state_dict(payload["state"])
         result = TrainResult(encoder, payload["prototypes"], payload["mean"], payload["std"],
                              json.loads(payload["history"]), payload["images_per_s"], payload["train_seconds"])
         log.info("loaded cached model %s", path)
@@ -189,16 +174,19 @@ def _load_or_train(images: np.ndarray, cfg: PreprocessConfig, r: ResolvedPreproc
                             train_cluster=payload["train_cluster"].numpy(), train_beta=payload["train_beta"].numpy(),
                             train_assign=payload["train_assign"].numpy(), train_z=payload["train_z"].numpy(),
                             train_density=payload["train_density"].numpy())
-    result = train(images, r, ctx)
-    pre = Preprocessor(result, r, cfg, shape, ctx.device, False, path, train_images=images)
-    model_cache.save(path, {
-        "format": FORMAT, "key": key, "config": r.to_json(), "seed": int(ctx.seed),
-        "state": {k: v.detach().cpu() for k, v in result.encoder.state_dict().items()},
-        "prototypes": result.prototypes.cpu(), "mean": result.mean.cpu(), "std": result.std.cpu(),
-        "train_cluster": torch.as_tensor(pre.train_cluster), "train_beta": torch.as_tensor(pre.train_beta),
-        "train_assign": torch.as_tensor(pre.train_assignment_confidence),
-        "train_z": torch.as_tensor(pre.train_embeddings), "train_density": torch.as_tensor(pre.train_density),
-        "history": json.dumps(result.history), "images_per_s": float(result.images_per_s),
-        "train_seconds": float(result.train_seconds),
-    })
-    return pre
+
+    def fit() -> tuple[Preprocessor, dict]:
+        result = train(images, r, ctx)
+        pre = Preprocessor(result, r, cfg, shape, ctx.device, False, path, train_images=images)
+        return pre, {
+            "config": r.to_json(), "seed": int(ctx.seed),
+            "state": {k: v.detach().cpu() for k, v in result.encoder.state_dict().items()},
+            "prototypes": result.prototypes.cpu(), "mean": result.mean.cpu(), "std": result.std.cpu(),
+            "train_cluster": torch.as_tensor(pre.train_cluster), "train_beta": torch.as_tensor(pre.train_beta),
+            "train_assign": torch.as_tensor(pre.train_assignment_confidence),
+            "train_z": torch.as_tensor(pre.train_embeddings), "train_density": torch.as_tensor(pre.train_density),
+            "history": json.dumps(result.history), "images_per_s": float(result.images_per_s),
+            "train_seconds": float(result.train_seconds),
+        }
+
+    return model_cache.load_or_train(path, key, FORMAT, "pre-processor model", rebuild, fit)[0]

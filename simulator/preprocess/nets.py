@@ -20,6 +20,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..flops import forward_flops
+
 
 def _conv_bn(cin: int, cout: int, stride: int = 1) -> list[nn.Module]:
     return [nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
@@ -137,15 +139,12 @@ def momentum_update(key: nn.Module, query: nn.Module, omega: float) -> None:
 
 
 def count_flops(encoder: nn.Module, shape: tuple[int, int, int]) -> int:
-    """Forward FLOPs of ``encoder`` for one item of ``shape = (H, W, C)`` (counted by torch's
-    FlopCounterMode: 2 x multiply-accumulates of convolutions and matrix products)."""
-    from torch.utils.flop_counter import FlopCounterMode
-
+    """Forward FLOPs of ``encoder`` for one item of ``shape = (H, W, C)`` (:mod:`simulator.flops`)."""
     h, w, c = shape
     was_training = encoder.training
     encoder.eval()
     device = next(encoder.parameters()).device
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        encoder(torch.zeros(1, c, h, w, device=device))
-    encoder.train(was_training)
-    return int(counter.get_total_flops())
+    try:
+        return forward_flops(lambda: encoder(torch.zeros(1, c, h, w, device=device)))
+    finally:
+        encoder.train(was_training)

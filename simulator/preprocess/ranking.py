@@ -85,9 +85,6 @@ def item_shared_structure(z: np.ndarray, mu: np.ndarray, cluster: np.ndarray) ->
     return np.clip((1.0 + (sim.sum(axis=1) - own) / (sim.shape[1] - 1)) / 2.0, 0.0, 1.0)
 
 
-RANK_BY = ("density", "cluster", "item", "product", "assignment")
-
-
 def knn_density(z: np.ndarray, reference: np.ndarray, k: int, self_excluded: bool = False,
                 chunk: int = 1024) -> np.ndarray:
     """``(N,)`` d_i: mean cosine similarity of each unit row of ``z`` to its ``k`` nearest rows of

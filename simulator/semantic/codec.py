@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..flops import forward_flops
 from .config import SemanticConfig
 from .entropy import FactorizedDensity
 
@@ -157,50 +158,16 @@ class SemanticCodec(nn.Module):
 # --------------------------------------------------------------------------- FLOPs
 
 
-def _layer_flops(module: nn.Module, inp: torch.Tensor, out: torch.Tensor) -> int:
-    if isinstance(module, nn.Conv2d):
-        k = module.in_channels // module.groups * module.kernel_size[0] * module.kernel_size[1]
-        return 2 * out.numel() * k + (out.numel() if module.bias is not None else 0)
-    if isinstance(module, nn.ConvTranspose2d):
-        k = module.out_channels // module.groups * module.kernel_size[0] * module.kernel_size[1]
-        return 2 * inp.numel() * k + (out.numel() if module.bias is not None else 0)
-    if isinstance(module, nn.Linear):
-        return 2 * inp.numel() * module.out_features + (out.numel() if module.bias is not None else 0)
-    if isinstance(module, nn.LeakyReLU):
-        return out.numel()
-    return 0
-
-
-@torch.no_grad()
 def count_flops(codec: SemanticCodec) -> tuple[int, int]:
-    """Forward FLOPs per item ``(encode, decode)`` of the networks.
-
-    Counted with forward hooks on one item: a multiply-accumulate of a convolution, transposed
-    convolution or linear layer counts 2, each bias add and each activation output 1; the
-    normalization, the prototype add and the rounding count 1 per element. Entropy coding
-    (table look-ups) is not counted.
-    """
+    """Forward FLOPs per item ``(encode, decode)`` of the networks (:mod:`simulator.flops`:
+    2 per multiply-accumulate of the convolutions and linear layers; entropy coding, a table
+    look-up, is not counted)."""
     h, w, c = codec.shape
-    total = {"n": 0}
-
-    def hook(module, inputs, output):
-        total["n"] += _layer_flops(module, inputs[0], output)
-
-    handles = [m.register_forward_hook(hook) for m in codec.modules()
-               if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear, nn.LeakyReLU))]
-    try:
-        x = torch.zeros(1, c, h, w)
-        cl = torch.zeros(1, dtype=torch.long)
-        total["n"] = 0
-        y = codec.encode(x, cl)
-        enc = total["n"] + h * w * c + y.numel()  # normalization + rounding
-        total["n"] = 0
-        codec.decode(torch.round(y), cl)
-        dec = total["n"] + 2 * h * w * c  # prototype add + de-normalization
-    finally:
-        for hd in handles:
-            hd.remove()
-    return int(enc), int(dec)
+    x = torch.zeros(1, c, h, w)
+    cl = torch.zeros(1, dtype=torch.long)
+    with torch.no_grad():
+        y = torch.round(codec.encode(x, cl))
+    return forward_flops(lambda: codec.encode(x, cl)), forward_flops(lambda: codec.decode(y, cl))
 
 
 def param_count(params: list[torch.Tensor]) -> int:

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from ..section import Section
 
 
-class SemanticConfig(BaseModel):
+class SemanticConfig(Section):
     """The semantic encoder/decoder, its entropy model and its rate-distortion training.
 
     Loss per item: ``R + lambda * D`` where R is the rate in bits per item (entropy model with
@@ -22,8 +24,6 @@ class SemanticConfig(BaseModel):
     at high rate the optimum has MSE ~ 1 / (2 ln2 lambda), e.g. lambda = 0.01 -> MSE ~ 72
     (PSNR ~ 29.6 dB); small images at low rate deviate from that rule of thumb.
     """
-
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, allow_inf_nan=False)
 
     # ---- rate-distortion trade-off
     lambda_: float = Field(default=0.01, gt=0.0, alias="lambda",

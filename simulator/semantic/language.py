@@ -269,23 +269,21 @@ def fit_language(images: np.ndarray, clusters: np.ndarray, num_clusters: int, cf
                          where="semantic.downsample")
     key = cache_key(images, clusters, num_clusters, cfg, ctx.seed)
     path = ctx.cache_path("semantic", f"{key[:32]}.pt")
-    with model_cache.training_lock(path):
-        if path.exists():
-            blob = model_cache.load(path, key, CODE_VERSION, "semantic language")
-            codec = _build((h, w, c), int(num_clusters), cfg, ctx)
-            try:
-                codec.load_state_dict(blob["state"])
-            except (RuntimeError, KeyError) as err:
-                raise InputError(f"cached semantic language does not fit its configuration ({err}); delete it",
-                                 where=str(path)) from None
-            log.info("semantic language %s loaded from %s", tag, path)
-            return SemanticLanguage(codec, cfg, tag, key, True, json.loads(blob["history"]))
+
+    def rebuild(blob: dict) -> SemanticLanguage:
+        codec = _build((h, w, c), int(num_clusters), cfg, ctx)
+        codec.load_state_dict(blob["state"])
+        log.info("semantic language %s loaded from %s", tag, path)
+        return SemanticLanguage(codec, cfg, tag, key, True, json.loads(blob["history"]))
+
+    def train() -> tuple[SemanticLanguage, dict]:
         codec = _build((h, w, c), int(num_clusters), cfg, ctx)
         with ctx.threads():
             history = _train(codec, images, clusters, cfg, ctx, tag)
-        model_cache.save(path, {"format": CODE_VERSION, "key": key, "history": json.dumps(history),
-                                "state": {k: v.detach().cpu() for k, v in codec.state_dict().items()}})
-    return SemanticLanguage(codec, cfg, tag, key, False, history)
+        return (SemanticLanguage(codec, cfg, tag, key, False, history),
+                {"history": json.dumps(history), "state": {k: v.detach().cpu() for k, v in codec.state_dict().items()}})
+
+    return model_cache.load_or_train(path, key, CODE_VERSION, "semantic language", rebuild, train)[0]
 
 
 def _train(codec: SemanticCodec, images: np.ndarray, clusters: np.ndarray, cfg: SemanticConfig,

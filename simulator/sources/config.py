@@ -1,0 +1,35 @@
+"""Scenario section ``[source]``: the dataset and the injected memorizable items (docs/scenarios.md).
+
+Names are checked against :data:`~simulator.registry.DATASETS` and
+:data:`~simulator.registry.MEMORIZABLE_KINDS`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import AfterValidator, Field
+
+from ..registry import MEMORIZABLE_KINDS
+from ..section import Section
+from . import check_dataset_spec
+
+
+class MemorizableConfig(Section):
+    """Injected memorizable items (ground truth is kept)."""
+
+    kind: Annotated[str, AfterValidator(MEMORIZABLE_KINDS.check)] = "shuffled"
+    fraction: float = Field(default=0.0, ge=0.0, le=1.0)
+    ood_dataset: Annotated[str, AfterValidator(check_dataset_spec)] = "digits"
+
+
+class SourceConfig(Section):
+    """Where items come from and how memorizable items are injected."""
+
+    dataset: Annotated[str, AfterValidator(check_dataset_spec)] = "digits"
+    classes: int | None = Field(default=None, ge=1)
+    max_items: int | None = Field(default=None, ge=1)
+    memorizable: MemorizableConfig = Field(default_factory=MemorizableConfig)
+
+
+__all__ = ["MemorizableConfig", "SourceConfig"]
