@@ -11,6 +11,14 @@
   one item at a time (FIFO), spending the item's modelled compute time.
 
 All times are seconds of simulated time; nothing depends on wall-clock time.
+
+The two queues are FIFO and only ever hold item indices in order, so each is kept as a counter
+(items put so far) with the event its consumer sleeps on while it is empty; a consumer that
+finds work waiting takes it without an event. Per packet the loop schedules one timeout per
+attempt group (plus the ACK wait), the teacher one per arrival, and a wake-up only when a
+process was idle: about half the events of a textbook simpy queue (a process per customer and
+a ``Resource``), with event times computed by the same float operations (the timeline is bit
+for bit that of the Store-based loop it replaces).
 """
 
 from __future__ import annotations
@@ -47,63 +55,114 @@ def poisson_arrivals(n: int, rate: float, rng: np.random.Generator) -> np.ndarra
     return np.cumsum(rng.exponential(1.0 / rate, size=n))
 
 
+def _link_delays(attempts: list[np.ndarray], airtime_s: float, ack_delay_s: float) -> tuple[list[float], list[int]]:
+    """The channel-time delays of every item's attempts, flattened, and each item's offset.
+
+    Packet j of an item, taking ``a_j`` attempts, holds the channel ``a_j (airtime + ack)``,
+    except the item's last packet, which is received ``(a_last - 1)(airtime + ack) + airtime``
+    after it starts (its last ACK wait follows the reception). Returns ``(delays, offsets)``
+    with ``delays[offsets[i]:offsets[i + 1]]`` the delays (s) of item i; each is computed with
+    exactly the float operations of the event loop it replaces, so event times are bit for bit
+    the same.
+    """
+    counts = np.fromiter((len(a) for a in attempts), dtype=np.int64, count=len(attempts))
+    if np.any(counts == 0):
+        raise ValueError("every item needs at least one packet")
+    offsets = np.zeros(len(attempts) + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    flat = np.concatenate(attempts).astype(np.int64, copy=False) if len(attempts) else np.zeros(0, np.int64)
+    step = airtime_s + ack_delay_s
+    delays = flat * step
+    last = offsets[1:] - 1
+    delays[last] = (flat[last] - 1) * step + airtime_s
+    return delays.tolist(), offsets.tolist()
+
+
 def simulate(arrival_s: np.ndarray, attempts: list[np.ndarray], airtime_s: float, ack_delay_s: float,
              teacher_compute_s: np.ndarray | None = None, apprentice_compute_s: np.ndarray | None = None) -> Timeline:
     """Run the discrete-event model for N items.
 
     Args:
         arrival_s: ``(N,)`` nondecreasing arrival times at the teacher (s).
-        attempts: N arrays; ``attempts[i]`` is ``(P_i,)`` int, the attempts each packet of item i takes.
+        attempts: N arrays; ``attempts[i]`` is ``(P_i,)`` int, the attempts each packet of item i
+            takes (``P_i >= 1``).
         airtime_s: channel time of one codeword (s).
         ack_delay_s: wait for ACK/NACK after each attempt (s).
         teacher_compute_s, apprentice_compute_s: ``(N,)`` per-item compute times (s), default 0.
     Returns:
         the :class:`Timeline` of every item.
+
+    The queues between the processes are FIFO and hold item indices in order, so they are
+    kept as counters: a process waits on an event only when the queue it reads is empty, and
+    the producer wakes it. An apprentice with no compute time finishes each item when it is
+    received, so it needs no process.
     """
     n = len(arrival_s)
-    zero = np.zeros(n)
-    t_cmp = zero if teacher_compute_s is None else np.asarray(teacher_compute_s, dtype=np.float64)
-    a_cmp = zero if apprentice_compute_s is None else np.asarray(apprentice_compute_s, dtype=np.float64)
     arrival = np.asarray(arrival_s, dtype=np.float64)
     if n and np.any(np.diff(arrival) < 0):
         raise ValueError("arrival times must be nondecreasing")
-    enq, start, recv, done = (np.full(n, np.nan) for _ in range(4))
+    if len(attempts) != n:
+        raise ValueError(f"attempts must have one array per item ({n}); got {len(attempts)}")
+    t_cmp = [0.0] * n if teacher_compute_s is None else np.asarray(teacher_compute_s, dtype=np.float64).tolist()
+    a_cmp = None if apprentice_compute_s is None else np.asarray(apprentice_compute_s, dtype=np.float64)
+    if a_cmp is not None and not np.any(a_cmp > 0):
+        a_cmp = None
+    delays, offsets = _link_delays(attempts, airtime_s, ack_delay_s)
+    arr = arrival.tolist()
+    enq, start, recv, done = ([0.0] * n for _ in range(4))
     env = simpy.Environment()
-    tx_queue = simpy.Store(env)
-    rx_queue = simpy.Store(env)
-    step = airtime_s + ack_delay_s
+    timeout, event = env.timeout, env.event
+    # Items put in the link's queue / received so far, and the event a waiting consumer sleeps on.
+    n_enq = n_recv = 0
+    link_wake = app_wake = None
 
     def teacher():
+        nonlocal n_enq, link_wake
         for i in range(n):
-            if arrival[i] > env.now:
-                yield env.timeout(arrival[i] - env.now)
+            if arr[i] > env.now:
+                yield timeout(arr[i] - env.now)
             if t_cmp[i] > 0:
-                yield env.timeout(t_cmp[i])
+                yield timeout(t_cmp[i])
             enq[i] = env.now
-            tx_queue.put(i)
+            n_enq = i + 1
+            if link_wake is not None:
+                wake, link_wake = link_wake, None
+                wake.succeed()
 
     def link():
-        while True:
-            i = yield tx_queue.get()
+        nonlocal n_recv, link_wake, app_wake
+        for i in range(n):
+            if n_enq <= i:
+                link_wake = event()
+                yield link_wake
             start[i] = env.now
-            att = attempts[i]
-            for a in att[:-1]:
-                yield env.timeout(a * step)
-            yield env.timeout((att[-1] - 1) * step + airtime_s)
+            for j in range(offsets[i], offsets[i + 1]):
+                yield timeout(delays[j])
             recv[i] = env.now
-            rx_queue.put(i)
+            n_recv = i + 1
+            if app_wake is not None:
+                wake, app_wake = app_wake, None
+                wake.succeed()
             if ack_delay_s > 0:
-                yield env.timeout(ack_delay_s)
+                yield timeout(ack_delay_s)
 
     def apprentice():
-        while True:
-            i = yield rx_queue.get()
-            if a_cmp[i] > 0:
-                yield env.timeout(a_cmp[i])
+        nonlocal app_wake
+        cmp = a_cmp.tolist()
+        for i in range(n):
+            if n_recv <= i:
+                app_wake = event()
+                yield app_wake
+            if cmp[i] > 0:
+                yield timeout(cmp[i])
             done[i] = env.now
 
     env.process(teacher())
     env.process(link())
-    env.process(apprentice())
+    if a_cmp is not None:
+        env.process(apprentice())
     env.run()
-    return Timeline(arrival.copy(), enq, start, recv, done)
+    as_array = lambda v: np.array(v, dtype=np.float64)  # noqa: E731
+    received = as_array(recv)
+    return Timeline(arrival.copy(), as_array(enq), as_array(start), received,
+                    as_array(done) if a_cmp is not None else received.copy())
