@@ -21,7 +21,7 @@ import time
 import numpy as np
 import simpy
 
-from simulator.classical.phy import build_phy
+from simulator.classical.modes import build_phy
 from simulator.context import RunContext
 from simulator.network.arq import run_arq
 from simulator.network.des import poisson_arrivals, simulate

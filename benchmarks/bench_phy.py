@@ -30,7 +30,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from simulator.classical.calibration import clopper_pearson  # noqa: E402
-from simulator.classical.phy import build_phy, noise_variance, torch_device  # noqa: E402
+from simulator.classical.link import noise_variance, torch_device  # noqa: E402
+from simulator.classical.modes import build_phy  # noqa: E402
 from simulator.context import RunContext  # noqa: E402
 from simulator.scenario import LinkConfig  # noqa: E402
 

@@ -16,7 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from . import __version__
-from .errors import SemsimError, Terminated
+from .errors import InputError, SemsimError, Terminated
 
 SHOWN = [("pipeline", "pipeline", "{}"), ("avg_representation_bits", "|Z| bits", "{:.1f}"),
          ("avg_bits_on_air", "bits on air/item", "{:.0f}"), ("transmissions_per_packet", "tx/packet", "{:.3f}"),
@@ -132,7 +132,14 @@ def cmd_calibrate(args, out: Console, err: Console) -> int:
 
     scenario = _load(args)
     ctx = _context(scenario, args)
-    grid = [float(x) for x in args.snr_grid.split(",")] if args.snr_grid else None
+    grid = None
+    if args.snr_grid:
+        from .classical.config import check_snr_grid
+
+        try:
+            grid = check_snr_grid(args.snr_grid.split(","))
+        except ValueError as bad:
+            raise InputError(str(bad), where="--snr-grid") from None
     with ctx.threads():
         table = calibrate(scenario.link, ctx, snr_grid_db=grid)
     out.print(table.to_frame().to_string(index=False))

@@ -12,7 +12,17 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-COLORS = {"classical": "#4c72b0", "vanilla-semantic": "#dd8452", "contrastive": "#55a868"}
+from .registry import PIPELINES
+
+# One colour per registered pipeline, in registration order (the built-ins first).
+PALETTE = ["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3", "#8c8c8c", "#ccb974", "#64b5cd"]
+
+
+def color(pipeline: str) -> str:
+    """The plot colour of ``pipeline`` (grey if it is not registered)."""
+    names = PIPELINES.names()
+    return PALETTE[names.index(pipeline) % len(PALETTE)] if pipeline in names else "grey"
+
 LABELS = {
     "avg_bits_on_air": "bits on air per item",
     "semantic_impact": "semantic impact (packets / (repr. x s))",
@@ -37,7 +47,7 @@ def overview(summary: pd.DataFrame) -> Figure:
         g = summary.groupby("pipeline", sort=False)[m]
         mean, std = g.mean().reindex(names), g.std().reindex(names).fillna(0.0)
         ax.bar(range(len(names)), mean.values, yerr=std.values, capsize=4,
-               color=[COLORS.get(p, "grey") for p in names])
+               color=[color(p) for p in names])
         ax.set_xticks(range(len(names)), names, rotation=15)
         ax.set_title(LABELS[m], fontsize=10)
         ax.grid(axis="y", alpha=0.3)
@@ -53,7 +63,7 @@ def delivery_cdf(items: pd.DataFrame) -> Figure:
     for p in _pipelines(items):
         t = np.sort(items.loc[(items["pipeline"] == p) & items["delivered"].astype(bool), "delivery_time_s"].to_numpy())
         if len(t):
-            ax.step(t, np.arange(1, len(t) + 1) / len(t), where="post", label=p, color=COLORS.get(p))
+            ax.step(t, np.arange(1, len(t) + 1) / len(t), where="post", label=p, color=color(p))
     ax.set_xscale("log")
     ax.set_xlabel("delivery time t_i (s)")
     ax.set_ylabel("share of items delivered by t")
@@ -82,7 +92,7 @@ def versus(summary: pd.DataFrame, x: str, y: str, pipelines: list[str] | None = 
         agg = (g.groupby(keys).agg(xm=(x, "mean"), xs=(x, "std"), ym=(y, "mean"), ys=(y, "std"))
                .sort_values("xm"))
         ax.errorbar(agg["xm"], agg["ym"], yerr=agg["ys"].fillna(0.0), xerr=agg["xs"].fillna(0.0),
-                    marker="o", capsize=3, label=p, color=COLORS.get(p))
+                    marker="o", capsize=3, label=p, color=color(p))
     ax.set_xlabel(LABELS.get(x, x))
     ax.set_ylabel(LABELS.get(y, y))
     ax.grid(alpha=0.3)
@@ -96,7 +106,8 @@ def all_plots(items: pd.DataFrame, summary: pd.DataFrame, sweep_keys: list[str])
     figs = {"overview": overview(summary), "delivery_time_cdf": delivery_cdf(items)}
     varying = [k for k in sweep_keys if k != "seed" and k in summary and summary[k].nunique() > 1]
     if summary["complexity_nats"].nunique() > 1:
-        sem = [p for p in _pipelines(summary) if p != "classical"]
+        served = summary.groupby("pipeline", sort=False)["semantic_items"].sum()
+        sem = [p for p in _pipelines(summary) if served[p] > 0]
         if sem:
             fig = versus(summary, "complexity_nats", "avg_representation_bits", sem, varying)
             fig.axes[0].set_title("Average representation length vs content complexity (paper Fig. 2)")

@@ -19,7 +19,7 @@ import pandas as pd
 
 from .apprentice import reconstruct
 from .classical.packets import ROUTE_CLASSICAL, ROUTE_SEMANTIC, packetize, packets_needed
-from .classical.phy import build_phy
+from .classical.modes import build_phy
 from .context import RunContext
 from .ledger import item_records, score, summarize
 from .metrics import content_complexity

@@ -71,10 +71,6 @@ class Registry(Generic[T]):
 
         return add if component is None else add(component)
 
-    def unregister(self, name: str) -> None:
-        """Remove ``name`` (for tests and user code that registered it)."""
-        self._items.pop(name, None)
-
     def names(self) -> list[str]:
         """Registered names, in registration order (built-ins first)."""
         self._load_builtins()

@@ -91,7 +91,7 @@ class Scenario(Section):
 # --------------------------------------------------------------------------- errors
 
 
-def _format_validation_error(err: ValidationError, where: str, data: dict[str, Any] | None = None) -> InputError:
+def _format_validation_error(err: ValidationError, where: str) -> InputError:
     first = err.errors()[0]
     loc = [str(p) for p in first["loc"]]
     key = ".".join(loc) or "(top level)"
@@ -129,7 +129,7 @@ def parse_scenario(data: dict[str, Any], where: str = "scenario") -> Scenario:
     try:
         scenario = Scenario.model_validate(data)
     except ValidationError as err:
-        raise _format_validation_error(err, where, data) from None
+        raise _format_validation_error(err, where) from None
     expand_sweep(scenario, where=where)  # a bad sweep table fails before anything runs
     return scenario
 

@@ -12,10 +12,10 @@ from simulator.classical import calibration as cal
 from simulator.classical.abstraction import AbstractionPhy
 from simulator.classical.calibration import (BlerPoint, BlerTable, CalibrationKey, calibrate, calibration_key,
                                              clopper_pearson, table_path)
-from simulator.classical.phy import build_phy
+from simulator.classical.modes import build_phy
 from simulator.context import RunContext
 from simulator.errors import InputError
-from simulator.scenario import LinkConfig
+from simulator.scenario import LinkConfig, parse_scenario
 
 
 CTX_SEED = 5  # the seed of this module's `ctx` (tests/conftest.py)
@@ -104,9 +104,11 @@ def test_grid_in_ebn0_is_converted():
 
 @pytest.mark.parametrize("grid,fragment", [([1.0, 1.0, 2.0], "strictly increasing"), ([3.0, 2.0], "strictly increasing"),
                                            ([1.0], "at least 2"), ([0.0, float("nan")], "finite")])
-def test_bad_grid_is_an_input_error(ctx, grid, fragment):
-    with pytest.raises(InputError, match=fragment) as err:
+def test_bad_grid_is_refused_by_the_schema_and_by_calibrate(ctx, grid, fragment):
+    with pytest.raises(ValueError, match=fragment):
         calibrate(small_link(), ctx, snr_grid_db=grid)
+    with pytest.raises(InputError, match=fragment) as err:
+        parse_scenario({"name": "x", "link": {"calibration": {"snr_grid_db": grid}}})
     assert "link.calibration.snr_grid_db" in str(err.value) and "\n" not in str(err.value)
 
 

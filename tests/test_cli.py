@@ -23,6 +23,7 @@ dataset = "{dataset}"
 max_items = 40
 memorizable = { kind = "noise", fraction = 0.25 }
 [link]
+mode = "fixed-bler"
 bler = 0.3
 modulation = "qpsk"
 snr_db = 1.0
@@ -138,7 +139,7 @@ def test_report_redraws_from_results(tmp_path, capsys):
 
 
 def test_bit_true_run_is_byte_identical(tmp_path):
-    text = (SMALL.replace("{dataset}", "digits").replace("bler = 0.3", 'mode = "bit-true"')
+    text = (SMALL.replace("{dataset}", "digits").replace('mode = "fixed-bler"\nbler = 0.3', 'mode = "bit-true"')
             .replace("max_items = 40", "max_items = 12"))
     path = write(tmp_path, text)
     for out in ("a", "b"):
@@ -179,7 +180,7 @@ def test_more_bad_input_exit_2(tmp_path, capsys, case):
 
 
 def test_calibrate_command_measures_then_reuses(tmp_path, capsys):
-    text = SMALL.replace("{dataset}", "digits").replace("bler = 0.3", 'mode = "abstraction"')
+    text = SMALL.replace("{dataset}", "digits").replace('mode = "fixed-bler"\nbler = 0.3', 'mode = "abstraction"')
     text = text.replace("k = 256, n = 512", "k = 64, n = 128")
     path = write(tmp_path, text)
     args = ["calibrate", str(path), "--snr-grid", "0,2,4", "--cache-dir", str(tmp_path / "c"), "-q"]

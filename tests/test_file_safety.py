@@ -32,6 +32,7 @@ dataset = "digits"
 max_items = {items}
 memorizable = {{ kind = "noise", fraction = 0.25 }}
 [link]
+mode = "fixed-bler"
 bler = 0.3
 modulation = "qpsk"
 code = {{ k = 256, n = 512 }}
@@ -383,7 +384,7 @@ def test_a_write_error_is_one_line_and_the_previous_run_stays_intact(tmp_path, c
 
 def test_a_full_disk_while_caching_a_model_keeps_the_cache_usable(tmp_path, capsys, monkeypatch):
     path = scenario(tmp_path, LEARNING.replace('"classical", "vanilla-semantic", "contrastive"', '"vanilla-semantic"')
-                    .replace('mode = "abstraction"', 'bler = 0.1'))
+                    .replace('mode = "abstraction"', 'mode = "fixed-bler"\nbler = 0.1'))
     real = simulator.files._write_fully
 
     def failing(fh, data, target):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from simulator.classical.phy import build_phy
+from simulator.classical.modes import build_phy
 from simulator.network.arq import expected_transmissions, run_arq
 from simulator.network.des import poisson_arrivals, simulate
 from simulator.scenario import LinkConfig
@@ -39,7 +39,7 @@ def test_md1_mean_waiting_time_matches_theory(ctx):
 
 @pytest.mark.parametrize("p,max_retx", [(0.1, 4), (0.3, 2), (0.5, 8)])
 def test_arq_mean_transmissions_match_truncated_geometric(ctx, p, max_retx):
-    link = LinkConfig(bler=p, max_retx=max_retx, code={"k": 64, "n": 128}, header_bits=8)
+    link = LinkConfig(mode="fixed-bler", bler=p, max_retx=max_retx, code={"k": 64, "n": 128}, header_bits=8)
     phy = build_phy(link, ctx)
     payloads = ctx.rng("payload").integers(0, 2, size=(40_000, 64), dtype=np.uint8)
     out = run_arq(phy, payloads, max_retx)

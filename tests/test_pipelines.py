@@ -24,7 +24,7 @@ E2E = {
     "source": {"dataset": "digits", "max_items": 300, "memorizable": {"kind": "shuffled", "fraction": 0.2}},
     "preprocess": {"epochs": 3, "warmup_epochs": 1, "batch_size": 64},
     "semantic": {"epochs": 3},
-    "link": {"bler": 0.0, "modulation": "qpsk", "code": {"k": 256, "n": 512}, "header_bits": 16},
+    "link": {"mode": "fixed-bler", "bler": 0.0, "modulation": "qpsk", "code": {"k": 256, "n": 512}, "header_bits": 16},
 }
 
 

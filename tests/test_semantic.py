@@ -275,4 +275,4 @@ def test_cifar_roundtrip(cifar_test_dir, ctx):
     np.testing.assert_array_equal(cl, clusters)
     lat, _ = lang.decode_latents([r.bitstream for r in reps])
     np.testing.assert_array_equal(lat, lang.quantize(images, clusters))
-    assert np.isfinite(psnr_db(images, rec))
+    assert 10.0 < psnr_db(images, rec) < 60.0  # a lossy reconstruction of real photos after 2 epochs

@@ -26,6 +26,7 @@ dataset = "digits"
 max_items = {items}
 memorizable = {{ kind = "noise", fraction = 0.1 }}
 [link]
+mode = "fixed-bler"
 bler = 0.2
 code = {{ k = 256, n = 512 }}
 header_bits = 16

@@ -16,9 +16,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..context import RunContext
-from ..scenario import LinkConfig
 from .calibration import BlerTable, calibrate
-from .phy import _check_bits, check_link, corrupt_failed
+from .config import LinkConfig
+from .link import check_bits, corrupt_failed
 
 __all__ = ["AbstractionPhy"]
 
@@ -36,7 +36,6 @@ class AbstractionPhy:
     mode = "abstraction"
 
     def __init__(self, link: LinkConfig, ctx: RunContext, table: BlerTable | None = None, progress=None):
-        check_link(link)
         self.link = link
         self.k, self.n, self.bits_per_symbol = link.code.k, link.code.n, link.bits_per_symbol
         self.table = table if table is not None else calibrate(link, ctx, progress=progress)
@@ -46,6 +45,6 @@ class AbstractionPhy:
         self._rng = ctx.rng("phy.abstraction")
 
     def transmit(self, bits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        bits = _check_bits(bits, self.k)
+        bits = check_bits(bits, self.k)
         failed = self._rng.random(bits.shape[0]) < self.bler
         return corrupt_failed(bits, failed, self._rng, self.flip_prob), ~failed

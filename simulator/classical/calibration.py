@@ -29,10 +29,10 @@ from scipy.interpolate import PchipInterpolator
 from scipy.stats import beta
 
 from ..context import RunContext
-from ..errors import InputError
 from ..files import atomic_write_text, waiting_lock
-from ..scenario import LinkConfig
-from .phy import BitTrueLink, check_link, ebn0_to_esn0, esn0_to_ebn0, torch_device
+from .config import MODULATIONS, LinkConfig, check_snr_grid
+from .link import ebn0_to_esn0, esn0_to_ebn0, torch_device
+from .phy import BitTrueLink
 
 __all__ = ["CalibrationKey", "BlerPoint", "BlerTable", "CalibrationProgress", "calibrate", "default_grid_esn0",
            "clopper_pearson", "table_path", "TABLE_FORMAT", "TABLE_VERSION"]
@@ -107,30 +107,23 @@ class CalibrationKey:
 
     @property
     def bits_per_symbol(self) -> int:
-        from ..scenario import MODULATIONS
         return MODULATIONS[self.modulation]
 
 
 def _grid_esn0(link: LinkConfig, snr_grid_db) -> list[float]:
-    """The grid in Es/N0 dB; ``snr_grid_db`` is in the unit of ``link.snr_type``."""
-    key = "link.calibration.snr_grid_db"
+    """The grid in Es/N0 dB; ``snr_grid_db`` is in the unit of ``link.snr_type``
+    (``ValueError`` for a grid that :func:`~simulator.classical.config.check_snr_grid` refuses)."""
     grid = snr_grid_db if snr_grid_db is not None else link.calibration.snr_grid_db
     bps, k, n = link.bits_per_symbol, link.code.k, link.code.n
     if grid is None:
         return default_grid_esn0(k, n, bps, link.channel)
-    from ..scenario import check_snr_grid
-
-    try:
-        grid = check_snr_grid(grid)
-    except ValueError as err:
-        raise InputError(f"key '{key}': {err}") from None
+    grid = check_snr_grid(grid)
     if link.snr_type == "ebn0":
         grid = [ebn0_to_esn0(x, bps, k, n) for x in grid]
     return [round(x, 9) for x in grid]
 
 
 def calibration_key(link: LinkConfig, snr_grid_db=None) -> CalibrationKey:
-    check_link(link)
     cal = link.calibration
     return CalibrationKey(k=link.code.k, n=link.code.n, modulation=link.modulation, channel=link.channel,
                           decoder_iterations=link.decoder_iterations,
@@ -147,6 +140,10 @@ def table_path(ctx: RunContext, key: CalibrationKey) -> Path:
 # --------------------------------------------------------------------------- the table
 
 
+def _bler(block_errors: int, blocks: int) -> float:
+    return block_errors / blocks if blocks else float("nan")
+
+
 @dataclass(frozen=True)
 class BlerPoint:
     """One measured grid point."""
@@ -156,9 +153,7 @@ class BlerPoint:
     block_errors: int
     bit_errors: int
 
-    @property
-    def bler(self) -> float:
-        return self.block_errors / self.blocks if self.blocks else float("nan")
+    bler = property(lambda self: _bler(self.block_errors, self.blocks), doc="block errors / blocks (NaN if none)")
 
 
 @dataclass(frozen=True)
@@ -172,9 +167,7 @@ class CalibrationProgress:
     blocks: int
     block_errors: int
 
-    @property
-    def bler(self) -> float:
-        return self.block_errors / self.blocks if self.blocks else float("nan")
+    bler = property(lambda self: _bler(self.block_errors, self.blocks), doc="block errors / blocks (NaN if none)")
 
     def __str__(self) -> str:
         return (f"[{self.index + 1}/{self.total}] Es/N0 {self.esn0_db:6.2f} dB (Eb/N0 {self.ebn0_db:6.2f} dB): "
@@ -356,8 +349,8 @@ def calibrate(link: LinkConfig, ctx: RunContext, snr_grid_db=None,
         The :class:`BlerTable` (``table.source`` says whether it came from the cache).
 
     Raises:
-        InputError: bad grid (not strictly increasing, < 2 points), code rate outside the 5G
-            LDPC range, unknown modulation or channel.
+        ValueError: a bad grid (not strictly increasing, fewer than 2 points, not finite);
+            the scenario schema and the CLI check grids before they get here.
     """
     key = calibration_key(link, snr_grid_db)
     path = table_path(ctx, key)

@@ -3,7 +3,8 @@ modulation, channel and link physics (docs/phy.md).
 
 The link's derived quantities live here with their definitions: bits per symbol, payload
 bits per packet, symbols and airtime per codeword, and Es/N0 from the given SNR (Es/N0 or
-Eb/N0). Names are checked against :data:`~simulator.registry.CODERS`.
+Eb/N0). Names are checked against :data:`~simulator.registry.CODERS`,
+:data:`~simulator.registry.LINK_MODES` and :data:`~simulator.registry.CHANNELS`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
-from ..registry import CODERS
+from ..registry import CHANNELS, CODERS, LINK_MODES
 from ..section import Section
 from .packets import min_header_bits
 
@@ -91,10 +92,10 @@ class CodeConfig(Section):
 class LinkConfig(Section):
     """The coded wireless link between teacher and apprentice."""
 
-    mode: Literal["bit-true", "abstraction"] = "bit-true"
+    mode: Annotated[str, AfterValidator(LINK_MODES.check)] = "bit-true"
     snr_db: float = 10.0
     snr_type: Literal["esn0", "ebn0"] = "esn0"
-    channel: Literal["awgn", "rayleigh"] = "awgn"
+    channel: Annotated[str, AfterValidator(CHANNELS.check)] = "awgn"
     modulation: Literal["qpsk", "qam16", "qam64", "qam256"] = "qam16"
     code: CodeConfig = Field(default_factory=CodeConfig)
     decoder_iterations: int = Field(default=20, ge=1, le=200)
@@ -108,6 +109,11 @@ class LinkConfig(Section):
 
     @model_validator(mode="after")
     def _header_fits(self) -> "LinkConfig":
+        uses_bler = LINK_MODES.get(self.mode).uses_bler
+        if uses_bler and self.bler is None:
+            raise ValueError(f"mode = '{self.mode}' needs link.bler, the block error probability in [0, 1)")
+        if self.bler is not None and not uses_bler:
+            raise ValueError(f"link.bler is a setting of mode = 'fixed-bler' only (got it with mode = '{self.mode}')")
         if self.header_bits >= self.code.k:
             raise ValueError(f"header_bits must be smaller than code.k (got {self.header_bits} >= {self.code.k})")
         need = min_header_bits(self.code.k)

@@ -78,6 +78,29 @@ def _link_delays(attempts: list[np.ndarray], airtime_s: float, ack_delay_s: floa
     return delays.tolist(), offsets.tolist()
 
 
+class _Handoff:
+    """Items handed from one process to the next, in order: how many so far, and the event the
+    consumer sleeps on while it waits for the next one (a queue reduced to a counter)."""
+
+    __slots__ = ("count", "_waiting")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._waiting = None
+
+    def put(self, count: int) -> None:
+        """``count`` items are available now; wake the consumer if it waits."""
+        self.count = count
+        if self._waiting is not None:
+            wake, self._waiting = self._waiting, None
+            wake.succeed()
+
+    def wait(self, new_event):
+        """The event to yield until the next :meth:`put` (``new_event``: ``env.event``)."""
+        self._waiting = new_event()
+        return self._waiting
+
+
 def simulate(arrival_s: np.ndarray, attempts: list[np.ndarray], airtime_s: float, ack_delay_s: float,
              teacher_compute_s: np.ndarray | None = None, apprentice_compute_s: np.ndarray | None = None) -> Timeline:
     """Run the discrete-event model for N items.
@@ -112,47 +135,34 @@ def simulate(arrival_s: np.ndarray, attempts: list[np.ndarray], airtime_s: float
     enq, start, recv, done = ([0.0] * n for _ in range(4))
     env = simpy.Environment()
     timeout, event = env.timeout, env.event
-    # Items put in the link's queue / received so far, and the event a waiting consumer sleeps on.
-    n_enq = n_recv = 0
-    link_wake = app_wake = None
+    queued, received_so_far = _Handoff(), _Handoff()  # teacher -> link, link -> apprentice
 
     def teacher():
-        nonlocal n_enq, link_wake
         for i in range(n):
             if arr[i] > env.now:
                 yield timeout(arr[i] - env.now)
             if t_cmp[i] > 0:
                 yield timeout(t_cmp[i])
             enq[i] = env.now
-            n_enq = i + 1
-            if link_wake is not None:
-                wake, link_wake = link_wake, None
-                wake.succeed()
+            queued.put(i + 1)
 
     def link():
-        nonlocal n_recv, link_wake, app_wake
         for i in range(n):
-            if n_enq <= i:
-                link_wake = event()
-                yield link_wake
+            if queued.count <= i:
+                yield queued.wait(event)
             start[i] = env.now
             for j in range(offsets[i], offsets[i + 1]):
                 yield timeout(delays[j])
             recv[i] = env.now
-            n_recv = i + 1
-            if app_wake is not None:
-                wake, app_wake = app_wake, None
-                wake.succeed()
+            received_so_far.put(i + 1)
             if ack_delay_s > 0:
                 yield timeout(ack_delay_s)
 
     def apprentice():
-        nonlocal app_wake
         cmp = a_cmp.tolist()
         for i in range(n):
-            if n_recv <= i:
-                app_wake = event()
-                yield app_wake
+            if received_so_far.count <= i:
+                yield received_so_far.wait(event)
             if cmp[i] > 0:
                 yield timeout(cmp[i])
             done[i] = env.now

@@ -1,0 +1,99 @@
+"""The channels of the bit-true link, registered in :data:`~simulator.registry.CHANNELS`.
+
+A channel is built once per link (``ChannelKind.build(device, noise_gen, fading_gen)``) and
+applied per chunk of codewords: ``apply(x, no)`` takes the symbols ``x`` ``[B, S]`` complex64
+(unit energy) and the noise variance ``no`` and returns ``(y, no_eff)``, the equalized
+received symbols and the per-row noise variance the demapper uses.
+
+- ``awgn``: ``y = x + w``, ``w ~ CN(0, no)``.
+- ``rayleigh``: block fading, one ``h ~ CN(0, 1)`` per codeword (row), perfect CSI:
+  ``y = (h x + w) / h`` (zero-forcing with the true h), ``no_eff = no / |h|^2``.
+
+Randomness: no global state. Sionna's blocks draw from Sionna's global RNG; ours are
+subclasses whose ``torch_rng`` is a generator of the :class:`~simulator.context.RunContext`,
+so the same seed gives identical outputs and nothing global is seeded or consumed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from sionna.phy.channel import AWGN, RayleighBlockFading
+
+from ..registry import CHANNELS
+
+
+class _SeededAWGN(AWGN):
+    """Sionna's AWGN drawing from our generator instead of Sionna's global one."""
+
+    def __init__(self, generator: torch.Generator, **kwargs):
+        super().__init__(**kwargs)
+        self._generator = generator
+
+    @property
+    def torch_rng(self) -> torch.Generator:
+        return self._generator
+
+
+class _SeededRayleigh(RayleighBlockFading):
+    """Sionna's single-antenna Rayleigh block fading drawing from our generator."""
+
+    def __init__(self, generator: torch.Generator, **kwargs):
+        super().__init__(num_rx=1, num_rx_ant=1, num_tx=1, num_tx_ant=1, **kwargs)
+        self._generator = generator
+
+    @property
+    def torch_rng(self) -> torch.Generator:
+        return self._generator
+
+
+class AwgnChannel:
+    """Additive white Gaussian noise (see the module doc)."""
+
+    def __init__(self, device: str, noise_gen: torch.Generator, fading_gen: torch.Generator | None = None):
+        self.awgn = _SeededAWGN(noise_gen, precision="single", device=device)
+
+    def apply(self, x: torch.Tensor, no: float) -> tuple[torch.Tensor, torch.Tensor]:
+        no_t = torch.tensor(no, dtype=torch.float32, device=x.device)
+        return self.awgn(x, no_t), no_t
+
+
+class RayleighBlockChannel(AwgnChannel):
+    """Rayleigh block fading, one coefficient per row, perfect CSI (see the module doc)."""
+
+    def __init__(self, device: str, noise_gen: torch.Generator, fading_gen: torch.Generator | None = None):
+        super().__init__(device, noise_gen)
+        if fading_gen is None:
+            raise ValueError("the rayleigh channel needs a fading generator")
+        self.fading = _SeededRayleigh(fading_gen, precision="single", device=device)
+
+    def apply(self, x: torch.Tensor, no: float) -> tuple[torch.Tensor, torch.Tensor]:
+        no_t = torch.tensor(no, dtype=torch.float32, device=x.device)
+        b = x.shape[0]
+        h = self.fading(b, 1)[0].reshape(b, 1)
+        y = self.awgn(h * x, no_t) / h
+        return y, no_t / h.abs().square()
+
+
+@dataclass(frozen=True)
+class ChannelKind:
+    """A registered channel: ``build(device, noise_gen, fading_gen)`` returns an object with
+    ``apply(x, no) -> (y, no_eff)``."""
+
+    build: Callable[[str, torch.Generator, torch.Generator | None], object]
+    description: str
+
+
+CHANNELS.register("awgn", ChannelKind(AwgnChannel, "additive white Gaussian noise"))
+CHANNELS.register("rayleigh", ChannelKind(RayleighBlockChannel,
+                                          "Rayleigh block fading, one h ~ CN(0,1) per codeword, perfect CSI"))
+
+
+def build_channel(name: str, device: str, noise_gen: torch.Generator, fading_gen: torch.Generator | None):
+    """The channel registered as ``name`` (``ValueError`` listing the allowed ones)."""
+    return CHANNELS.get(name).build(device, noise_gen, fading_gen)
+
+
+__all__ = ["AwgnChannel", "RayleighBlockChannel", "ChannelKind", "build_channel"]

@@ -1,0 +1,49 @@
+"""The link modes, registered in :data:`~simulator.registry.LINK_MODES`, and the factory that
+builds a scenario's PHY from its mode.
+
+- ``bit-true``: :class:`~simulator.classical.phy.BitTruePhy`, every codeword through Sionna's
+  5G LDPC encoder, QAM mapper, channel, APP demapper and BP decoder.
+- ``abstraction``: :class:`~simulator.classical.abstraction.AbstractionPhy`, block errors
+  drawn from a BLER table measured bit-true (:mod:`simulator.classical.calibration`).
+- ``fixed-bler``: :class:`~simulator.classical.fixed_bler.FixedBlerPhy`, block errors i.i.d.
+  with probability ``link.bler`` (no Sionna); the only mode that reads ``link.bler``.
+
+Every PHY has ``k``, ``n``, ``bits_per_symbol`` and ``transmit(bits (B, k) uint8) ->
+(decoded (B, k) uint8, ok (B,) bool)`` (see :class:`~simulator.classical.link.Phy`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from ..context import RunContext
+from ..registry import LINK_MODES
+from .abstraction import AbstractionPhy
+from .config import LinkConfig
+from .fixed_bler import FixedBlerPhy
+from .phy import BitTruePhy
+
+
+@dataclass(frozen=True)
+class LinkMode:
+    """A link mode: ``build(link, ctx)`` returns its PHY; ``uses_bler``: it is configured by
+    ``link.bler`` (and only such a mode accepts that key)."""
+
+    build: Callable[[LinkConfig, RunContext], object]
+    description: str
+    uses_bler: bool = False
+
+
+LINK_MODES.register("bit-true", LinkMode(BitTruePhy, "every codeword through the Sionna 5G LDPC + QAM chain"))
+LINK_MODES.register("abstraction", LinkMode(AbstractionPhy, "block errors drawn from a bit-true BLER table"))
+LINK_MODES.register("fixed-bler", LinkMode(FixedBlerPhy, "block errors i.i.d. with probability link.bler",
+                                           uses_bler=True))
+
+
+def build_phy(link: LinkConfig, ctx: RunContext):
+    """The PHY of ``link.mode`` (a name of :data:`~simulator.registry.LINK_MODES`)."""
+    return LINK_MODES.get(link.mode).build(link, ctx)
+
+
+__all__ = ["LinkMode", "build_phy"]
