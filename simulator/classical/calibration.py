@@ -30,6 +30,7 @@ from scipy.stats import beta
 
 from ..context import RunContext
 from ..files import atomic_write_text, waiting_lock
+from ..registry import CHANNELS
 from .config import MODULATIONS, LinkConfig, check_snr_grid
 from .link import ebn0_to_esn0, esn0_to_ebn0, torch_device
 from .phy import BitTrueLink
@@ -69,12 +70,12 @@ def default_grid_esn0(k: int, n: int, bits_per_symbol: int, channel: str) -> lis
 
     S = 10 log10(2^(R m) - 1) for R = k/n and m bits per symbol, rounded down to 0.5 dB.
     AWGN: S - 2 dB to S + 8 dB in 0.5 dB steps (the waterfall of 5G LDPC codes of any length
-    lies inside). Rayleigh block fading: S - 2 dB to S + 30 dB in 2 dB steps (its BLER falls
-    about one decade per 10 dB).
+    lies inside). A fading channel (``ChannelKind.fading``, e.g. Rayleigh block fading): S - 2 dB
+    to S + 30 dB in 2 dB steps (its BLER falls about one decade per 10 dB).
     """
     s = 10.0 * math.log10(2.0 ** (k / n * bits_per_symbol) - 1.0)
     s = math.floor(s * 2.0) / 2.0
-    if channel == "rayleigh":
+    if CHANNELS.get(channel).fading:
         return [round(s - 2.0 + 2.0 * i, 6) for i in range(17)]
     return [round(s - 2.0 + 0.5 * i, 6) for i in range(21)]
 

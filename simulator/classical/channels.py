@@ -80,15 +80,18 @@ class RayleighBlockChannel(AwgnChannel):
 @dataclass(frozen=True)
 class ChannelKind:
     """A registered channel: ``build(device, noise_gen, fading_gen)`` returns an object with
-    ``apply(x, no) -> (y, no_eff)``."""
+    ``apply(x, no) -> (y, no_eff)``; ``fading``: its BLER falls slowly with SNR (the
+    calibration then spans a wider SNR grid)."""
 
     build: Callable[[str, torch.Generator, torch.Generator | None], object]
     description: str
+    fading: bool = False
 
 
 CHANNELS.register("awgn", ChannelKind(AwgnChannel, "additive white Gaussian noise"))
 CHANNELS.register("rayleigh", ChannelKind(RayleighBlockChannel,
-                                          "Rayleigh block fading, one h ~ CN(0,1) per codeword, perfect CSI"))
+                                          "Rayleigh block fading, one h ~ CN(0,1) per codeword, perfect CSI",
+                                          fading=True))
 
 
 def build_channel(name: str, device: str, noise_gen: torch.Generator, fading_gen: torch.Generator | None):
