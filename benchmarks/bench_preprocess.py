@@ -58,6 +58,7 @@ from simulator.context import RunContext, resolve_device
 from simulator.metrics import clustering_scores, detection_scores
 from simulator.preprocess import PreprocessConfig, fit_preprocessor
 from simulator.preprocess.config import PRESETS
+from simulator.registry import MEMORIZABLE_KINDS
 from simulator.scenario import SourceConfig
 from simulator.sources import load_items
 from simulator.sources.digits import load_digits
@@ -73,7 +74,7 @@ CIFAR_RECIPES: dict[str, tuple[dict, int, int]] = {
     "batch": ({"instance_keys": "batch", "tau": 0.5}, 80, 1),
     "momentum": ({"instance_keys": "momentum", "symmetric": False}, 140, 1),
 }
-KINDS = ("noise", "shuffled", "patches", "ood")
+KINDS = tuple(MEMORIZABLE_KINDS.names())
 
 
 def kmeans_pixels(images: np.ndarray, k: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -26,14 +26,12 @@ class Reconstruction:
         images: ``(N, H, W, C)`` uint8 reconstructions (zeros where not delivered).
         route: ``(N,)`` str route read from the headers (``""`` where nothing arrived).
         n_bits: ``(N,)`` int64 stream length read from the headers (-1 where nothing arrived).
-        decoded_cluster: ``(N,)`` int64 cluster header of semantic items (-1 otherwise).
     """
 
     delivered: np.ndarray
     images: np.ndarray
     route: np.ndarray
     n_bits: np.ndarray
-    decoded_cluster: np.ndarray
 
 
 def reconstruct(shape: tuple[int, int, int], packets: list[np.ndarray], packet_ok: list[np.ndarray],
@@ -53,7 +51,6 @@ def reconstruct(shape: tuple[int, int, int], packets: list[np.ndarray], packet_o
     delivered = np.zeros(n, dtype=bool)
     route = np.full(n, "", dtype=object)
     n_bits = np.full(n, -1, dtype=np.int64)
-    cluster = np.full(n, -1, dtype=np.int64)
     sem_idx, sem_streams = [], []
     for i in range(n):
         if not packet_ok[i].all():
@@ -78,8 +75,7 @@ def reconstruct(shape: tuple[int, int, int], packets: list[np.ndarray], packet_o
             continue
         delivered[i] = True
     if sem_idx:
-        decoded, clusters = language.decode(sem_streams)
+        decoded, _ = language.decode(sem_streams)
         images[sem_idx] = decoded
-        cluster[sem_idx] = clusters
         delivered[sem_idx] = True
-    return Reconstruction(delivered, images, route, n_bits, cluster)
+    return Reconstruction(delivered, images, route, n_bits)

@@ -87,6 +87,12 @@ class RunContext:
         gen.manual_seed(self.seed_for(stream))
         return gen
 
+    def training_threads(self) -> int:
+        """The torch thread count models are trained with (:attr:`num_threads`, else torch's
+        current one); part of every model cache key, since float reductions, and so the
+        trained weights, depend on it."""
+        return int(self.num_threads or torch.get_num_threads())
+
     @contextlib.contextmanager
     def threads(self):
         """Run the block with torch's intra-op thread count at :attr:`num_threads` (when set),

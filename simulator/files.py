@@ -21,11 +21,12 @@ together (moving a finished run into place); the signal is re-delivered right af
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import secrets
 import signal
 import socket
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -38,10 +39,16 @@ from .errors import OutputError
 TMP_SUFFIX = ".semsim-tmp"
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+def _create_temporary(path: Path) -> tuple[int, str]:
+    """A new file ``.<name>.<random>.semsim-tmp`` beside ``path``, opened for writing with mode
+    0o666 less the process umask (as any new file; the umask is never changed)."""
+    for _ in range(100):
+        name = path.parent / f".{path.name}.{secrets.token_hex(4)}{TMP_SUFFIX}"
+        try:
+            return os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), str(name)
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no free temporary name", str(path))
 
 
 def describe_os_error(err: OSError) -> str:
@@ -92,10 +99,9 @@ def atomic_write_bytes(path: Path, data: bytes, make_parents: bool = True) -> No
         ensure_dir(path.parent)
     tmp: str | None = None
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
+        fd, tmp = _create_temporary(path)
         with os.fdopen(fd, "wb") as fh:
             _write_fully(fh, data, path)
-        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
         tmp = None
     except OSError as err:
@@ -136,6 +142,20 @@ def describe_owner(owner: dict[str, Any] | None) -> str:
             f"{owner.get('host', '?')}, started {owner.get('started', '?')})")
 
 
+def _check_owner_file(path: Path) -> None:
+    """Refuse to replace an owner file that semsim did not write (a user's file of that name)."""
+    if not os.path.lexists(path):
+        return
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        ours = isinstance(data, dict) and {"pid", "host", "command", "started"} <= set(data) and not path.is_symlink()
+    except (OSError, ValueError):
+        ours = False
+    if not ours:
+        raise OutputError("is in the way of semsim's lock record and was not written by semsim; move it away",
+                          where=str(path))
+
+
 @contextlib.contextmanager
 def exclusive(lock_path: Path, what: str, owner_file: Path | None = None,
               command: str = "semsim") -> Iterator[None]:
@@ -168,6 +188,7 @@ def exclusive(lock_path: Path, what: str, owner_file: Path | None = None,
                           where=str(lock_path)) from None
     try:
         if owner_file is not None:
+            _check_owner_file(Path(owner_file))
             atomic_write_json(owner_file, owner_record(command))
         yield
     finally:

@@ -15,6 +15,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from .classical.link import esn0_to_ebn0
 from .metrics import psnr_db, semantic_impact
 
 ITEM_COLUMNS = [
@@ -22,6 +23,7 @@ ITEM_COLUMNS = [
     "representation_bits", "estimated_bits", "packets", "transmissions", "retransmissions",
     "bits_on_air", "arrival_s", "queue_wait_s", "delivery_time_s", "delivered", "psnr_db",
     "semantic_ok", "meets_fidelity", "equiv_classical_packets", "semantic_impact",
+    "coder", "quality", "quality_target_missed", "mse",
 ]
 
 
@@ -29,12 +31,14 @@ ITEM_COLUMNS = [
 class Scores:
     """Per item (N): ``psnr_db`` (inf when exact, NaN when not delivered), ``semantic_ok``
     (bool: delivered and its meaning kept), ``meets_fidelity`` (bool), ``semantic_impact``
-    (packets per second, design.md's iota_i)."""
+    (packets per second, design.md's iota_i), ``mse`` (float64, on the 0..255 scale: of the
+    reconstruction when delivered, else of the fill-in, the source's mean image)."""
 
     psnr_db: np.ndarray
     semantic_ok: np.ndarray
     meets_fidelity: np.ndarray
     semantic_impact: np.ndarray
+    mse: np.ndarray
 
 
 def score(originals: np.ndarray, recon, delivery_time_s: np.ndarray, equiv_packets: np.ndarray,
@@ -65,19 +69,28 @@ def score(originals: np.ndarray, recon, delivery_time_s: np.ndarray, equiv_packe
     for i in np.flatnonzero(delivered):
         psnr[i] = psnr_db(originals[i], recon.images[i])
         exact[i] = psnr[i] == np.inf
+    ref = originals.astype(np.float64)
+    shown = np.where(delivered[:, None, None, None], recon.images.astype(np.float64), ref.mean(axis=0)[None])
+    mse = ((shown - ref) ** 2).reshape(n, -1).mean(axis=1)
     semantic_ok = exact.copy()
     inexact = np.flatnonzero(delivered & ~exact)
     if judge is not None and len(inexact):
         semantic_ok[inexact] = judge(recon.images[inexact]) == reference_cluster[inexact]
     meets = delivered & ((psnr >= psnr_target_db) | (use_semantic_ok & semantic_ok))
     delivery = np.where(delivered, delivery_time_s, np.inf)
-    return Scores(psnr, semantic_ok, meets, semantic_impact(equiv_packets, meets, delivery))
+    return Scores(psnr, semantic_ok, meets, semantic_impact(equiv_packets, meets, delivery), mse)
 
 
 def item_records(pipeline: str, items, encoded, packets: np.ndarray, transmissions: np.ndarray, n_codeword_bits: int,
                  timeline, recon, scores: Scores, predicted_memorizable: np.ndarray,
-                 equiv_packets: np.ndarray) -> pd.DataFrame:
+                 equiv_packets: np.ndarray, coder: np.ndarray, quality: np.ndarray,
+                 quality_target_missed: np.ndarray) -> pd.DataFrame:
     """The item table of one pipeline run (N rows, :data:`ITEM_COLUMNS`).
+
+    ``coder`` ``(N,)`` str: the classical coder of each classically sent item (``""`` for
+    semantic ones); ``quality`` ``(N,)`` float its codec quality (NaN: lossless or semantic);
+    ``quality_target_missed`` ``(N,)`` bool: no quality met the PSNR target and the highest
+    was sent.
 
     ``route`` and ``representation_bits`` are what the teacher sent (the apprentice's reading
     of the headers agrees wherever the item arrived; :func:`run_pipeline` checks it).
@@ -106,6 +119,10 @@ def item_records(pipeline: str, items, encoded, packets: np.ndarray, transmissio
         "meets_fidelity": scores.meets_fidelity,
         "equiv_classical_packets": equiv_packets,
         "semantic_impact": scores.semantic_impact,
+        "coder": np.asarray(coder).astype(str),
+        "quality": np.asarray(quality, dtype=np.float64),
+        "quality_target_missed": np.asarray(quality_target_missed, dtype=bool),
+        "mse": scores.mse,
     })
     return df[ITEM_COLUMNS]
 
@@ -114,8 +131,25 @@ def _mean(x: pd.Series) -> float:
     return float(x.mean()) if len(x) else float("nan")
 
 
-def summarize(items: pd.DataFrame, complexity_nats: float, language_complexity: dict[str, float]) -> pd.DataFrame:
-    """One row per pipeline: the scenario figures of design.md section 3."""
+def _psnr_of_mean_mse(mse: pd.Series) -> float:
+    if not len(mse):
+        return float("nan")
+    m = float(mse.mean())
+    return float("inf") if m == 0.0 else 10.0 * np.log10(255.0 ** 2 / m)
+
+
+def summarize(items: pd.DataFrame, complexity_nats: float, language_complexity: dict[str, float],
+              link=None, pixels_per_item: int | None = None) -> pd.DataFrame:
+    """One row per pipeline: the scenario figures of design.md section 3, and the link's units.
+
+    Args:
+        items: the item table (:data:`ITEM_COLUMNS`), all pipelines.
+        complexity_nats: content complexity H of the items (nats).
+        language_complexity: pipeline -> its language complexity (nats).
+        link: the :class:`~simulator.classical.config.LinkConfig` (for the unit columns:
+            SNR in both conventions, code rate, bits per symbol, channel uses per pixel).
+        pixels_per_item: H * W of an item (source pixels).
+    """
     rows = []
     for pipeline, g in items.groupby("pipeline", sort=False):
         sem = g[g["route"] == "semantic"]
@@ -139,5 +173,40 @@ def summarize(items: pd.DataFrame, complexity_nats: float, language_complexity: 
             "semantic_impact": _mean(g["semantic_impact"]),
             "semantic_impact_semantic": _mean(sem["semantic_impact"]),
             "language_complexity_nats": language_complexity.get(pipeline, float("nan")),
+            **_fidelity_columns(g),
+            **_unit_columns(g, link, pixels_per_item),
         })
     return pd.DataFrame(rows)
+
+
+def _fidelity_columns(g: pd.DataFrame) -> dict[str, float]:
+    delivered = g["delivered"].astype(bool)
+    return {
+        "undelivered_items": int((~delivered).sum()),
+        "psnr_delivered_db": _psnr_of_mean_mse(g.loc[delivered, "mse"]),
+        "psnr_all_db": _psnr_of_mean_mse(g["mse"]),
+        "quality_target_missed_items": int(g["quality_target_missed"].astype(bool).sum()),
+    }
+
+
+def _unit_columns(g: pd.DataFrame, link, pixels_per_item: int | None) -> dict[str, float]:
+    if link is None or not pixels_per_item:
+        return {k: float("nan") for k in UNIT_COLUMNS}
+    uses = g["transmissions"] * link.symbols_per_packet  # complex channel uses per item
+
+    def per_pixel(mask) -> float:
+        return float(uses[mask].sum() / (mask.sum() * pixels_per_item)) if mask.any() else float("nan")
+
+    return {
+        "esn0_db": float(link.esn0_db),
+        "ebn0_db": float(esn0_to_ebn0(link.esn0_db, link.bits_per_symbol, link.code.k, link.code.n)),
+        "code_rate": link.code.k / link.code.n,
+        "bits_per_symbol": link.bits_per_symbol,
+        "channel_uses_per_pixel": per_pixel(np.ones(len(g), dtype=bool)),
+        "channel_uses_per_pixel_semantic": per_pixel((g["route"] == "semantic").to_numpy()),
+        "channel_uses_per_pixel_classical": per_pixel((g["route"] == "classical").to_numpy()),
+    }
+
+
+UNIT_COLUMNS = ["esn0_db", "ebn0_db", "code_rate", "bits_per_symbol", "channel_uses_per_pixel",
+                "channel_uses_per_pixel_semantic", "channel_uses_per_pixel_classical"]

@@ -97,9 +97,10 @@ def load_or_train(path: Path, key: str, fmt: str, what: str, rebuild: Callable[[
                   train: Callable[[], tuple[T, dict[str, Any]]]) -> tuple[T, bool]:
     """The one load-or-train routine of every cached model.
 
-    Under the per-key lock: if ``path`` exists, verify it (:func:`load`) and rebuild the model
-    with ``rebuild(payload)``; otherwise ``model, payload = train()`` and save ``payload`` (plain
-    tensors, numbers, strings) with its format and key.
+    If ``path`` exists, verify it (:func:`load`) and rebuild the model with ``rebuild(payload)``
+    (no lock needed: files are written atomically, so a read-only cache can be used);
+    otherwise, under the per-key lock (checking again once it is held), ``model, payload =
+    train()`` and save ``payload`` (plain tensors, numbers, strings) with its format and key.
 
     Args:
         path: the cache file (``ctx.cache_path(kind, key[:32] + ".pt")``).
@@ -113,14 +114,19 @@ def load_or_train(path: Path, key: str, fmt: str, what: str, rebuild: Callable[[
     Returns:
         ``(model, from_cache)``.
     """
+    def cached():
+        payload = load(path, key, fmt, what)
+        try:
+            return rebuild(payload), True
+        except (RuntimeError, KeyError) as err:
+            raise InputError(f"cached {what} does not fit its configuration ({err}); delete it",
+                             where=str(path)) from None
+
+    if path.exists():  # files are written atomically: a present one is whole (a read-only cache works)
+        return cached()
     with training_lock(path):
-        if path.exists():
-            payload = load(path, key, fmt, what)
-            try:
-                return rebuild(payload), True
-            except (RuntimeError, KeyError) as err:
-                raise InputError(f"cached {what} does not fit its configuration ({err}); delete it",
-                                 where=str(path)) from None
+        if path.exists():  # another process trained it while this one waited
+            return cached()
         model, payload = train()
         save(path, {"format": fmt, "key": key, **payload})
         return model, False

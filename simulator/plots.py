@@ -101,6 +101,34 @@ def versus(summary: pd.DataFrame, x: str, y: str, pipelines: list[str] | None = 
     return fig
 
 
+def cliff(summary: pd.DataFrame, others: list[str]) -> Figure:
+    """PSNR against Es/N0, one line per pipeline and per value of the other swept keys (e.g.
+    ``link.max_retx``): over all items with the undelivered ones filled in (solid) and over the
+    delivered ones only (dashed, where it differs). Means over seeds."""
+    fig = Figure(figsize=(7.2, 4.6))
+    ax = fig.subplots()
+    styles = ["-", "-.", ":", (0, (5, 1))]
+    keys = [k for k in others if k in summary]
+    for p in _pipelines(summary):
+        g = summary[summary["pipeline"] == p]
+        groups = g.groupby(keys, sort=True) if keys else [((), g)]
+        for j, (values, sub) in enumerate(groups):
+            values = values if isinstance(values, tuple) else (values,)
+            tag = ", ".join(f"{k.split('.')[-1]}={v}" for k, v in zip(keys, values))
+            agg = sub.groupby("esn0_db").agg(all=("psnr_all_db", "mean"), dlv=("psnr_delivered_db", "mean")).sort_index()
+            label = p + (f" ({tag})" if tag else "")
+            ax.plot(agg.index, agg["all"], marker="o", linestyle=styles[j % len(styles)], color=color(p), label=label)
+            if not np.allclose(agg["all"], agg["dlv"], equal_nan=True):
+                ax.plot(agg.index, agg["dlv"], linestyle="--", color=color(p), alpha=0.45, linewidth=1)
+    ax.set_xlabel("Es/N0 (dB)")
+    ax.set_ylabel("PSNR over all items, lost ones as the mean image (dB)")
+    ax.set_title("Cliff effect: fidelity against channel SNR (dashed: delivered items only)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 def all_plots(items: pd.DataFrame, summary: pd.DataFrame, sweep_keys: list[str]) -> dict[str, Figure]:
     """Every plot for a run: name (without .png) -> figure."""
     figs = {"overview": overview(summary), "delivery_time_cdf": delivery_cdf(items)}
@@ -115,6 +143,9 @@ def all_plots(items: pd.DataFrame, summary: pd.DataFrame, sweep_keys: list[str])
         fig = versus(summary, "complexity_nats", "semantic_impact", None, varying)
         fig.axes[0].set_title("Semantic impact vs content complexity (paper Fig. 3)")
         figs["fig3_impact_vs_complexity"] = fig
+    snr = [k for k in varying if k == "link.snr_db"]
+    if snr and "psnr_all_db" in summary:
+        figs["cliff_psnr_vs_snr"] = cliff(summary, [k for k in varying if k != "link.snr_db"])
     for k in varying:
         if pd.api.types.is_numeric_dtype(summary[k]):
             others = [o for o in varying if o != k]

@@ -29,7 +29,7 @@ from .pipelines.spec import PipelineSpec, PointView
 from .registry import PIPELINES
 from .scenario import Scenario
 from .sources import ItemSet
-from .teacher import SEMANTIC, encode_classical, encode_items
+from .teacher import SEMANTIC, ClassicalStreams, encode_classical, encode_items
 
 Progress = Callable[[str, int, int], None]
 
@@ -121,22 +121,30 @@ def learning_phase(items: ItemSet, scenario: Scenario, ctx: RunContext, progress
     return models
 
 
-def equivalent_classical_packets(png_bits: list[np.ndarray], payload_bits: int) -> np.ndarray:
-    """P_i: packets a lossless (PNG) classical delivery of each item needs, from its PNG bits."""
-    return np.array([packets_needed(len(b), payload_bits) for b in png_bits], dtype=np.int64)
+#: The coder of the equivalent classical packets P_i of the impact metric (docs/metrics.md).
+EQUIVALENT_CODER = "best-lossless"
+
+
+def equivalent_classical_packets(lossless_bits: list[np.ndarray], payload_bits: int) -> np.ndarray:
+    """P_i: packets a lossless classical delivery of each item needs, from its
+    :data:`EQUIVALENT_CODER` bits."""
+    return np.array([packets_needed(len(b), payload_bits) for b in lossless_bits], dtype=np.int64)
 
 
 def run_pipeline(name: str, items: ItemSet, models: Models, scenario: Scenario, ctx: RunContext,
-                 arrival_s: np.ndarray, equiv_packets: np.ndarray, classical_bits: list[np.ndarray],
+                 arrival_s: np.ndarray, equiv_packets: np.ndarray, classical: dict[str, ClassicalStreams],
                  progress: Progress | None = None) -> pd.DataFrame:
     """Run pipeline ``name`` over all items; returns its item table (see :mod:`simulator.ledger`).
 
     Args:
         arrival_s: ``(N,)`` arrival time of each item at the teacher (s).
         equiv_packets: ``(N,)`` P_i of the impact metric.
-        classical_bits: every item coded with the scenario's classical coder (shared by the pipelines).
+        classical: every item coded classically, per coder role (``"pipeline"``,
+            ``"memorizable"``; :func:`classical_streams`), shared by the pipelines.
     """
     spec = PIPELINES.get(name)
+    streams = classical[spec.classical_coder]
+    classical_bits = streams.bits
     link, n = scenario.link, len(items)
     view = models.view(spec, items)
     language = models.languages.get(name)
@@ -175,7 +183,7 @@ def run_pipeline(name: str, items: ItemSet, models: Models, scenario: Scenario, 
 
     # Apprentice: what arrived, read from the packet headers.
     recon = reconstruct(items.shape, [arq.received[s] for s in per_item], [arq.ok[s] for s in per_item],
-                        link.header_bits, scenario.classical.coder, language)
+                        link.header_bits, streams.coder, language)
     arrived = recon.n_bits >= 0
     if not (np.array_equal(recon.n_bits[arrived], encoded.n_bits[arrived])
             and np.array_equal(recon.route[arrived], encoded.route[arrived])):
@@ -186,8 +194,25 @@ def run_pipeline(name: str, items: ItemSet, models: Models, scenario: Scenario, 
     scores = score(items.images, recon, timeline.delivery_time_s, equiv_packets, scenario.fidelity.psnr_db,
                    scenario.fidelity.semantic_ok, judge, models.cluster)
     transmissions = np.array([a.sum() for a in attempts], dtype=np.int64)
+    sent_classically = ~semantic
+    coder = np.where(sent_classically, streams.coder, "").astype(object)
+    quality = np.where(sent_classically, streams.quality, np.nan)
+    missed = sent_classically & ~streams.met
     return item_records(name, items, encoded, counts, transmissions, link.code.n, timeline, recon, scores,
-                        predicted, equiv_packets)
+                        predicted, equiv_packets, coder, quality, missed)
+
+
+def classical_streams(items: ItemSet, scenario: Scenario) -> dict[str, ClassicalStreams]:
+    """Every item coded once per classical coder role the scenario's pipelines use:
+    ``"pipeline"`` (``classical.coder``) and ``"memorizable"`` (``classical.memorizable_coder``)."""
+    cl = scenario.classical
+    names = {"pipeline": cl.coder, "memorizable": cl.memorizable_coder}
+    roles = {PIPELINES.get(p).classical_coder for p in scenario.pipelines}
+    by_coder: dict[str, ClassicalStreams] = {}
+    for role in sorted(roles):
+        if names[role] not in by_coder:
+            by_coder[names[role]] = encode_classical(items.images, names[role], cl.quality, scenario.fidelity.psnr_db)
+    return {role: by_coder[names[role]] for role in roles}
 
 
 def run_point(items: ItemSet, scenario: Scenario, ctx: RunContext,
@@ -204,11 +229,11 @@ def run_point(items: ItemSet, scenario: Scenario, ctx: RunContext,
         arrival_s = np.zeros(len(items))
     else:
         arrival_s = poisson_arrivals(len(items), scenario.traffic.rate, ctx.rng("arrivals"))
-    coder = scenario.classical.coder
-    classical_bits = encode_classical(items.images, coder)
-    png_bits = classical_bits if coder == "png" else encode_classical(items.images, "png")
-    equiv = equivalent_classical_packets(png_bits, scenario.link.payload_bits)
-    tables = [run_pipeline(name, items, models, scenario, ctx, arrival_s, equiv, classical_bits, progress)
+    classical = classical_streams(items, scenario)
+    known = {s.coder: s for s in classical.values()}
+    lossless = known.get(EQUIVALENT_CODER) or encode_classical(items.images, EQUIVALENT_CODER)
+    equiv = equivalent_classical_packets(lossless.bits, scenario.link.payload_bits)
+    tables = [run_pipeline(name, items, models, scenario, ctx, arrival_s, equiv, classical, progress)
               for name in scenario.pipelines]
     table = pd.concat(tables, ignore_index=True)
     lang_cx = {}
@@ -216,9 +241,11 @@ def run_point(items: ItemSet, scenario: Scenario, ctx: RunContext,
         served = models.served[name]
         clusters, _ = models.header_clusters(PIPELINES.get(name), len(items))
         lang_cx[name] = float(lang.complexity_nats(items.images[served], clusters[served]))
-    summary = summarize(table, content_complexity(items.labels, items.memorizable), lang_cx)
+    h, w, _ = items.shape
+    summary = summarize(table, content_complexity(items.labels, items.memorizable), lang_cx, scenario.link, h * w)
     models.timings = {"learning_s": round(t1 - t0, 3), "simulation_s": round(time.perf_counter() - t1, 3)}
     return table, summary, models
 
 
-__all__ = ["Models", "learning_phase", "run_pipeline", "run_point", "equivalent_classical_packets"]
+__all__ = ["Models", "learning_phase", "run_pipeline", "run_point", "classical_streams", "equivalent_classical_packets",
+           "EQUIVALENT_CODER"]

@@ -18,6 +18,7 @@ run state, and the package registers its built-ins when the defining module is i
 from __future__ import annotations
 
 import importlib
+import sys
 from typing import Any, Generic, Iterator, TypeVar
 
 T = TypeVar("T")
@@ -29,7 +30,7 @@ _BUILTIN_MODULES = {
     "link mode": "simulator.classical.modes",
     "channel": "simulator.classical.channels",
     "dataset": "simulator.sources",
-    "classical coder": "simulator.classical.source_coding",
+    "classical coder": ("simulator.classical.source_coding", "simulator.classical.codecs"),
     "memorizable kind": "simulator.sources.mixture",
 }
 
@@ -43,18 +44,26 @@ class Registry(Generic[T]):
 
     def __init__(self, kind: str):
         self.kind = kind
-        self._items: dict[str, T] = {}
+        self._builtin: dict[str, T] = {}
+        self._user: dict[str, T] = {}
         self._loaded = False
+
+    def _modules(self) -> tuple[str, ...]:
+        modules = _BUILTIN_MODULES.get(self.kind, ())
+        return (modules,) if isinstance(modules, str) else tuple(modules)
 
     def _load_builtins(self) -> None:
         if not self._loaded:
             self._loaded = True
-            module = _BUILTIN_MODULES.get(self.kind)
-            if module:
+            for module in self._modules():
                 importlib.import_module(module)
 
     def register(self, name: str, component: T | None = None, *, replace: bool = False):
         """Register ``component`` under ``name``; usable as a decorator when ``component`` is omitted.
+
+        A registration from the package's own modules is a built-in; any other is the user's.
+        Built-ins are listed first, whenever either is registered; a user's registration with
+        ``replace=True`` replaces a built-in of the same name (also one not loaded yet).
 
         Raises:
             ValueError: ``name`` is empty, not a plain name, or already registered (unless ``replace``).
@@ -62,19 +71,23 @@ class Registry(Generic[T]):
         if not isinstance(name, str) or not name or not all(c.isalnum() or c in "-_." for c in name):
             raise ValueError(f"a {self.kind} name must be a non-empty word of letters, digits, '-', '_' or '.' "
                              f"(got {name!r})")
+        builtin = sys._getframe(1).f_globals.get("__name__", "") in self._modules()
+        if not builtin:
+            self._load_builtins()
 
         def add(obj: T) -> T:
-            if name in self._items and not replace:
+            table = self._builtin if builtin else self._user
+            if (name in table or (not builtin and name in self._builtin)) and not replace:
                 raise ValueError(f"{self.kind} {name!r} is already registered")
-            self._items[name] = obj
+            table[name] = obj
             return obj
 
         return add if component is None else add(component)
 
     def names(self) -> list[str]:
-        """Registered names, in registration order (built-ins first)."""
+        """Registered names: the built-ins in registration order, then the user's."""
         self._load_builtins()
-        return list(self._items)
+        return list(self._builtin) + [n for n in self._user if n not in self._builtin]
 
     def allowed(self) -> str:
         """``"a, b, c"``: the names as error messages list them."""
@@ -87,8 +100,10 @@ class Registry(Generic[T]):
         return name
 
     def get(self, name: str) -> T:
-        """The component registered under ``name`` (``ValueError`` naming the allowed ones)."""
-        return self._items[self.check(name)]
+        """The component registered under ``name`` (``ValueError`` naming the allowed ones); a
+        user's replacement of a built-in wins."""
+        self.check(name)
+        return self._user[name] if name in self._user else self._builtin[name]
 
     def __contains__(self, name: object) -> bool:
         return name in self.names()

@@ -154,6 +154,19 @@ def _remove_ours(root: Path, ours: Callable[[str], bool], what: str) -> None:
         raise OutputError(f"cannot remove {what} ({describe_os_error(err)})", where=str(err.filename or root)) from None
 
 
+def _usable_dir_path(path: Path) -> Path:
+    """``path`` made absolute and normalized (so ``.`` and ``..`` have a name); the file-system
+    root and mount points cannot be run directories (semsim replaces a run directory by
+    renaming, which a mount point refuses)."""
+    p = Path(os.path.abspath(path))
+    if p == Path(p.anchor):
+        raise OutputError("the file-system root cannot be a run directory; choose a folder below it", where=str(p))
+    if os.path.ismount(p):
+        raise OutputError("is a mount point; semsim replaces a run directory by renaming it, which a mount point "
+                          "does not allow: choose a folder inside it", where=str(p))
+    return p
+
+
 def _is_real_dir(path: Path) -> bool:
     return path.is_dir() and not path.is_symlink()
 
@@ -190,7 +203,7 @@ class RunDirectory:
                  scenario: str = "", fresh: bool = False, overwrite: bool = False):
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS} (got {kind!r})")
-        self.final = Path(final)
+        self.final = _usable_dir_path(final)
         self.staging = self.final.with_name(self.final.name + ".partial")
         self.lock_path = self.final.with_name(f".{self.final.name}.lock")
         self.owner_path = self.final.with_name(f".{self.final.name}.owner.json")
@@ -366,8 +379,14 @@ class RunDirectory:
             atomic_write_json(self.staging / MANIFEST, self._manifest("final", files), make_parents=False)
             old_record = self._final_record()
             try:
-                if old_record is None:
-                    os.replace(self.staging, self.final)  # onto nothing, or onto an empty directory
+                if old_record is None and os.path.lexists(self.final):
+                    # An empty directory of the user's: keep it (its inode, permissions, a shell
+                    # inside it) and move the files in, the manifest last.
+                    for name in sorted(files) + [MANIFEST]:
+                        os.replace(self.staging / name, self.final / name)
+                    os.rmdir(self.staging)
+                elif old_record is None:
+                    os.replace(self.staging, self.final)
                 else:
                     aside = Path(tempfile.mkdtemp(prefix=f".{self.final.name}.replaced-", suffix=TMP_SUFFIX,
                                                   dir=self.final.parent))
@@ -393,7 +412,7 @@ class ExistingRun:
     """
 
     def __init__(self, root: Path):
-        self.root = Path(root)
+        self.root = _usable_dir_path(root)
         self.lock_path = self.root.with_name(f".{self.root.name}.lock")
         self.owner_path = self.root.with_name(f".{self.root.name}.owner.json")
         self._check()

@@ -205,7 +205,7 @@ class Result:
 
 
 def run(scenario: Scenario | str | Path, out: str | Path | None = None, *, cache_dir: str | Path | None = None,
-        device: str | None = None, threads: int | None = None, progress: Progress | None = None,
+        device: str | None = None, threads: int = 1, progress: Progress | None = None,
         fresh: bool = False, overwrite: bool = False) -> Result:
     """Run every sweep point of a scenario; the Python entry point.
 
@@ -217,7 +217,8 @@ def run(scenario: Scenario | str | Path, out: str | Path | None = None, *, cache
             results (trained models and BLER tables still go to the cache).
         cache_dir: the model and calibration cache (default: ``$SEMSIM_CACHE`` or ``~/.cache/semsim``).
         device: ``"auto" | "cpu" | "cuda"``, overriding the scenario's.
-        threads: torch CPU threads while learning (default: torch's own setting).
+        threads: torch CPU threads (default 1, as ``semsim run``: the same numbers on every
+            machine; the count is part of the model cache key).
         progress: ``progress(step, done, total)`` callback.
         fresh, overwrite: as ``semsim run --fresh`` / ``--overwrite`` (with ``out``).
 

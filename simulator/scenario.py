@@ -76,6 +76,13 @@ class Scenario(Section):
     nodes: NodesConfig = Field(default_factory=NodesConfig)
     sweep: dict[str, list[Any]] = Field(default_factory=dict)
 
+    @field_validator("name")
+    @classmethod
+    def _name_is_a_folder(cls, v: str) -> str:
+        if v in (".", ".."):
+            raise ValueError(f"must name a folder of its own, not {v!r} (results go to results/<name>/)")
+        return v
+
     @field_validator("pipelines")
     @classmethod
     def _unique(cls, v: list[str]) -> list[str]:

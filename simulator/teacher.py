@@ -1,6 +1,6 @@
 """The teacher: decides a route per item and encodes it into the bits it hands to the link.
 
-Routes: ``classical`` (the scenario's classical source coder, lossless) or ``semantic`` (a
+Routes: ``classical`` (a classical source coder, see :func:`encode_classical`) or ``semantic`` (a
 learned language's entropy-coded representation, cluster header included). Which items go
 which way is the pipeline's choice (see :mod:`simulator.pipelines`); the teacher never reads
 ground truth.
@@ -14,6 +14,8 @@ import numpy as np
 
 from .classical import source_coding
 from .classical.packets import bytes_to_bits
+from .classical.quality import encode_at_quality, encode_to_target
+from .registry import CODERS
 
 CLASSICAL, SEMANTIC = "classical", "semantic"
 
@@ -43,9 +45,52 @@ class Encoded:
         return np.array([len(b) for b in self.bits], dtype=np.int64)
 
 
-def encode_classical(images: np.ndarray, coder: str) -> list[np.ndarray]:
-    """Bits of each ``(H, W, C)`` uint8 image coded with the classical ``coder``."""
-    return [bytes_to_bits(source_coding.encode(img, coder)) for img in images]
+@dataclass
+class ClassicalStreams:
+    """Every item of a sweep point coded with one classical coder (shared by the pipelines).
+
+    Attributes:
+        coder: the coder's registered name.
+        bits: N uint8 bit arrays, the codec's real streams (headers included).
+        quality: ``(N,)`` float64 codec quality used (NaN for a lossless coder).
+        met: ``(N,)`` bool, the decode meets the PSNR target (always True for a lossless coder;
+            False where no quality reaches it and the highest was sent).
+    """
+
+    coder: str
+    bits: list[np.ndarray]
+    quality: np.ndarray
+    met: np.ndarray
+
+
+def encode_classical(images: np.ndarray, coder: str, quality: str | int = "target",
+                     psnr_db: float | None = None) -> ClassicalStreams:
+    """Code each ``(H, W, C)`` uint8 image of ``images`` ``(N, H, W, C)`` with ``coder``.
+
+    A lossless coder ignores ``quality``. A lossy one codes at the integer ``quality``, or
+    with ``quality = "target"`` at the shortest stream whose decode meets ``psnr_db`` (dB)
+    (:func:`~simulator.classical.quality.encode_to_target`).
+    """
+    n = len(images)
+    spec = CODERS.get(coder)
+    q = np.full(n, np.nan)
+    met = np.ones(n, dtype=bool)
+    if spec.lossless:
+        streams = [source_coding.encode(img, coder) for img in images]
+    elif quality == "target":
+        if psnr_db is None:
+            raise ValueError("a quality target needs psnr_db")
+        results = [encode_to_target(coder, img, psnr_db) for img in images]
+        streams = [r.stream for r in results]
+        q[:] = [r.quality for r in results]
+        met[:] = [r.met for r in results]
+    else:
+        results = [encode_at_quality(coder, img, int(quality)) for img in images]
+        streams = [r.stream for r in results]
+        q[:] = int(quality)
+        if psnr_db is not None:
+            met[:] = [r.psnr_db >= psnr_db for r in results]
+    return ClassicalStreams(coder, [bytes_to_bits(b) for b in streams], q, met)
 
 
 def encode_items(images: np.ndarray, semantic: np.ndarray, classical_bits: list[np.ndarray], language=None,
@@ -56,7 +101,7 @@ def encode_items(images: np.ndarray, semantic: np.ndarray, classical_bits: list[
     Args:
         images: ``(N, H, W, C)`` uint8.
         semantic: ``(N,)`` bool route mask.
-        classical_bits: N bit arrays, every item coded with the classical coder
+        classical_bits: N bit arrays, every item coded with the pipeline's classical coder
             (:func:`encode_classical`, computed once per sweep point and shared by the pipelines).
         language: a trained language (``encode(images, clusters)``) if any item is semantic.
         cluster: ``(N,)`` int64 pre-processor clusters (required for semantic items).

@@ -43,12 +43,16 @@ def test_every_metric_column_is_documented():
     summary_cols = ["items", "semantic_items", "complexity_nats", "avg_representation_bits", "avg_estimated_bits",
                     "avg_item_bits", "avg_bits_on_air", "avg_packets", "transmissions_per_packet", "delivered_share",
                     "avg_delivery_time_s", "avg_queue_wait_s", "avg_psnr_semantic_db", "fidelity_share",
-                    "semantic_impact", "semantic_impact_semantic", "language_complexity_nats"]
+                    "semantic_impact", "semantic_impact_semantic", "language_complexity_nats", "undelivered_items",
+                    "psnr_delivered_db", "psnr_all_db", "quality_target_missed_items", "esn0_db", "ebn0_db", "code_rate",
+                    "bits_per_symbol", "channel_uses_per_pixel", "channel_uses_per_pixel_semantic",
+                    "channel_uses_per_pixel_classical"]
     import pandas as pd
 
     from simulator.ledger import summarize
     row = {c: [1] for c in ITEM_COLUMNS}
-    row.update(pipeline=["classical"], route=["classical"], delivered=[True], meets_fidelity=[True])
+    row.update(pipeline=["classical"], route=["classical"], delivered=[True], meets_fidelity=[True],
+               quality_target_missed=[False])
     cols = summarize(pd.DataFrame(row), 0.0, {}).columns
     assert list(cols) == ["pipeline"] + summary_cols
     for col in ITEM_COLUMNS + summary_cols:

@@ -23,3 +23,18 @@ def test_the_extension_examples_run_from_user_code(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "bz2 bits per 8x8 digit" in proc.stdout
     assert not list(tmp_path.glob("results*")), "simulator.run without out writes no results"
+
+
+def test_builtins_come_first_whenever_user_code_registers():
+    code = ("from simulator.registry import PIPELINES, CODERS\n"
+            "from simulator.pipelines.spec import PipelineSpec\n"
+            "from simulator.classical.source_coding import Coder\n"
+            "PIPELINES.register('mine', PipelineSpec(description='x'))\n"
+            "CODERS.register('png', Coder(lambda i: b'', lambda d, s: b'', description='mine'), replace=True)\n"
+            "assert PIPELINES.names()[:3] == ['classical', 'vanilla-semantic', 'contrastive'], PIPELINES.names()\n"
+            "assert PIPELINES.names()[-1] == 'mine'\n"
+            "assert CODERS.get('png').description == 'mine' and CODERS.names()[:3] == ['raw', 'png', 'zlib']\n"
+            "try:\n    PIPELINES.register('classical', PipelineSpec(description='y'))\n"
+            "except ValueError as e:\n    assert 'already registered' in str(e)\nelse:\n    raise SystemExit(1)\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr

@@ -474,3 +474,42 @@ def test_a_really_full_disk_keeps_the_previous_results(tmp_path, tiny_tmpfs, cap
     line = one_error_line(capsys.readouterr().err)
     assert "No space left on device" in line
     assert snapshot(out) == before
+
+
+def test_out_dot_and_report_dot_work_from_inside(tmp_path, monkeypatch):
+    path = scenario(tmp_path, SMALL.format(items=20))
+    work = tmp_path / "w"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    assert run(tmp_path, path, ".") == 0  # an empty current directory is a fine --out
+    assert (work / "items.csv").is_file() and (work / MANIFEST).is_file()
+    assert main(["report", ".", "-q"]) == 0
+
+
+def test_a_mount_point_is_refused_before_any_work(tmp_path, tiny_tmpfs, capsys):
+    assert run(tmp_path, scenario(tmp_path, SMALL.format(items=20)), tiny_tmpfs) == 2
+    assert "mount point" in one_error_line(capsys.readouterr().err)
+    assert not list(tiny_tmpfs.iterdir())
+
+
+def test_a_read_only_cache_with_every_model_is_usable(tmp_path, tiny_tmpfs):
+    path = scenario(tmp_path, LEARNING.replace('"classical", "vanilla-semantic", "contrastive"', '"vanilla-semantic"')
+                    .replace('mode = "abstraction"', 'mode = "fixed-bler"\nbler = 0.1'))
+    cache = tiny_tmpfs / "cache"
+    assert main(["run", str(path), "--out", str(tmp_path / "a"), "--cache-dir", str(cache), "-q"]) == 0
+    subprocess.run(["mount", "-o", "remount,ro", str(tiny_tmpfs)], check=True)
+    assert main(["run", str(path), "--out", str(tmp_path / "b"), "--cache-dir", str(cache), "-q"]) == 0
+    assert (tmp_path / "a" / "items.csv").read_bytes() == (tmp_path / "b" / "items.csv").read_bytes()
+
+
+def test_a_users_file_named_like_the_lock_record_is_kept(tmp_path, capsys):
+    (tmp_path / ".o.owner.json").write_text("my notes")
+    assert run(tmp_path, scenario(tmp_path, SMALL.format(items=20)), tmp_path / "o") == 2
+    assert ".o.owner.json" in one_error_line(capsys.readouterr().err)
+    assert (tmp_path / ".o.owner.json").read_text() == "my notes"
+
+
+@pytest.mark.parametrize("name", [".", ".."])
+def test_a_scenario_name_cannot_leave_the_results_folder(tmp_path, capsys, name):
+    assert main(["validate", str(scenario(tmp_path, SMALL.format(items=20).replace('"safe"', f'"{name}"')))]) == 2
+    assert "name" in one_error_line(capsys.readouterr().err)

@@ -52,11 +52,14 @@ def test_three_pipelines_route_score_and_count_as_specified(e2e):
     assert items["delivered"].all()
     classical_rows = items[items["route"] == "classical"]
     assert np.isinf(classical_rows["psnr_db"]).all() and classical_rows["semantic_ok"].all()
-    # representation_bits is the stream length: the PNG stream for classical items ...
+    # representation_bits is the stream length: the best lossless stream (tag included) for
+    # classical items ...
     ctx = RunContext(seed=sc.seed, cache_dir=cache, progress=False)
     src = load_items(sc.source, ctx)
-    png_bits = np.array([8 * len(source_coding.encode(img, "png")) for img in src.images])
-    assert (by["classical"]["representation_bits"].to_numpy() == png_bits).all()
+    stream_bits = np.array([8 * len(source_coding.encode(img, "best-lossless")) for img in src.images])
+    assert (by["classical"]["representation_bits"].to_numpy() == stream_bits).all()
+    assert (classical_rows["coder"] == "best-lossless").all()
+    assert items.loc[items["route"] == "semantic", "coder"].isna().all()  # empty in the CSV
     # ... and the language's coded stream for semantic ones (re-encoded here from the cached model).
     models = learning_phase(src, sc, ctx)
     lang = models.languages["contrastive"]

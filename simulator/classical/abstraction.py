@@ -33,8 +33,6 @@ class AbstractionPhy:
             and reads the cache afterwards).
     """
 
-    mode = "abstraction"
-
     def __init__(self, link: LinkConfig, ctx: RunContext, table: BlerTable | None = None, progress=None):
         self.link = link
         self.k, self.n, self.bits_per_symbol = link.code.k, link.code.n, link.bits_per_symbol

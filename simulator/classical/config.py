@@ -22,9 +22,33 @@ MODULATIONS = {"qpsk": 2, "qam16": 4, "qam64": 6, "qam256": 8}
 
 
 class ClassicalConfig(Section):
-    """The classical source coder used for X_m and the classical pipeline."""
+    """The classical source coders: the ``classical`` pipeline's, and the one of the X_m route
+    of the pipelines that split (memorizable items are meant to be kept as they are, so a
+    lossless one by default). ``quality`` applies to lossy coders: ``"target"`` searches each
+    item's codec quality for the shortest stream whose decode meets ``fidelity.psnr_db``
+    (docs/codecs.md); an integer fixes the quality (within the codec's range)."""
 
-    coder: Annotated[str, AfterValidator(CODERS.check)] = "png"
+    coder: Annotated[str, AfterValidator(CODERS.check)] = "best-lossless"
+    memorizable_coder: Annotated[str, AfterValidator(CODERS.check)] = "best-lossless"
+    quality: Literal["target"] | int = "target"
+
+    @field_validator("quality", mode="before")
+    @classmethod
+    def _quality(cls, v):
+        if v == "target" or (isinstance(v, int) and not isinstance(v, bool)):
+            return v
+        raise ValueError(f'must be "target" or an integer codec quality (got {v!r})')
+
+    @model_validator(mode="after")
+    def _quality_in_range(self) -> "ClassicalConfig":
+        if isinstance(self.quality, int):
+            for key in ("coder", "memorizable_coder"):
+                spec = CODERS.get(getattr(self, key))
+                if spec.qualities is not None and not spec.qualities[0] <= self.quality <= spec.qualities[1]:
+                    lo, hi = spec.qualities
+                    raise ValueError(f"quality {self.quality} is outside the range of {key} "
+                                     f"'{getattr(self, key)}': {lo}..{hi}")
+        return self
 
 
 # 5G NR LDPC (TS 38.212) code-rate range supported by the Sionna encoder without repetition:
@@ -113,7 +137,8 @@ class LinkConfig(Section):
         if uses_bler and self.bler is None:
             raise ValueError(f"mode = '{self.mode}' needs link.bler, the block error probability in [0, 1)")
         if self.bler is not None and not uses_bler:
-            raise ValueError(f"link.bler is a setting of mode = 'fixed-bler' only (got it with mode = '{self.mode}')")
+            takers = ", ".join(f"'{m}'" for m in LINK_MODES.names() if LINK_MODES.get(m).uses_bler)
+            raise ValueError(f"link.bler is a setting of mode {takers} only (got it with mode = '{self.mode}')")
         if self.header_bits >= self.code.k:
             raise ValueError(f"header_bits must be smaller than code.k (got {self.header_bits} >= {self.code.k})")
         need = min_header_bits(self.code.k)

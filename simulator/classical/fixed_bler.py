@@ -23,8 +23,6 @@ class FixedBlerPhy:
         bler: overrides ``link.bler`` (in [0, 1)).
     """
 
-    mode = "fixed-bler"
-
     def __init__(self, link: LinkConfig, ctx: RunContext, bler: float | None = None):
         self.link = link
         self.bler = float(link.bler if bler is None else bler)

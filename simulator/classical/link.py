@@ -30,7 +30,6 @@ class Phy(Protocol):
     detection: ``ok[i]`` is ``True`` iff ``decoded[i] == bits[i]`` (an ideal CRC).
     """
 
-    mode: str
     k: int
     n: int
     bits_per_symbol: int

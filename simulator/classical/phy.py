@@ -385,8 +385,6 @@ class BitTruePhy:
         [True, True, True, True]
     """
 
-    mode = "bit-true"
-
     def __init__(self, link: LinkConfig, ctx: RunContext):
         self.link = link
         self.esn0_db = float(link.esn0_db)
@@ -423,7 +421,7 @@ class UncodedModem:
 
     Args:
         modulation: ``qpsk | qam16 | qam64 | qam256``.
-        channel: ``awgn | rayleigh``.
+        channel: a name of :data:`~simulator.registry.CHANNELS`.
         ctx: run context (device and the streams ``phy.uncoded.noise`` / ``.fading``).
 
     :meth:`transmit` takes ``bits`` ``(B, m)`` uint8 with ``m`` a multiple of the bits per

@@ -25,13 +25,25 @@ class CorruptStream(Exception):
 
 @dataclass(frozen=True)
 class Coder:
-    """A classical source coder: ``encode(image) -> bytes`` and ``decode(bytes, shape) -> raw
-    pixel bytes``; ``lossless`` when the decode is the original exactly."""
+    """A classical source coder.
+
+    Attributes:
+        encode: ``(H, W, C)`` uint8 image -> bytes (a lossy coder: at ``default_quality``).
+        decode: ``(bytes, (H, W, C))`` -> the raw pixel bytes (``H * W * C`` of them).
+        lossless: the decode is the original exactly.
+        description: one line for docs and messages.
+        encode_at: lossy coders: ``(image, quality) -> bytes`` at an integer quality.
+        qualities: lossy coders: the valid ``(lowest, highest)`` quality, higher = better.
+        default_quality: lossy coders: the quality of :attr:`encode`.
+    """
 
     encode: Callable[[np.ndarray], bytes]
     decode: Callable[[bytes, tuple[int, int, int]], bytes]
     lossless: bool = True
     description: str = ""
+    encode_at: Callable[[np.ndarray, int], bytes] | None = None
+    qualities: tuple[int, int] | None = None
+    default_quality: int | None = None
 
 
 def _png_encode(image: np.ndarray) -> bytes:

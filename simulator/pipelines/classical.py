@@ -4,5 +4,5 @@ from ..registry import PIPELINES
 from .spec import PipelineSpec
 
 SPEC = PIPELINES.register("classical", PipelineSpec(
-    default=True,
+    default=True, classical_coder="pipeline",
     description="every item through the classical source coder"))

@@ -68,6 +68,9 @@ class PipelineSpec:
         memorizable: items the pipeline declares memorizable (``None``: none).
         reads_ground_truth: whether the masks read ``PointView.true_memorizable`` (an oracle).
         default: part of a scenario's default ``pipelines`` list.
+        classical_coder: which coder its classical items use: ``"pipeline"``
+            (``classical.coder``, the classical baseline's, possibly lossy) or
+            ``"memorizable"`` (``classical.memorizable_coder``, the X_m route's).
     """
 
     description: str
@@ -78,8 +81,11 @@ class PipelineSpec:
     memorizable: Mask | None = None
     reads_ground_truth: bool = False
     default: bool = False
+    classical_coder: str = "memorizable"
 
     def __post_init__(self) -> None:
+        if self.classical_coder not in ("pipeline", "memorizable"):
+            raise ValueError(f"classical_coder must be 'pipeline' or 'memorizable' (got {self.classical_coder!r})")
         if self.language is not None and (self.train is None or self.semantic is None):
             raise ValueError("a pipeline with a language needs 'train' and 'semantic' masks")
 

@@ -160,7 +160,7 @@ def fit_preprocessor(items: ItemSet, cfg: PreprocessConfig, ctx: RunContext) -> 
     images = items.images
     r = cfg.resolved()
     _validate(images, cfg, r)
-    key = model_cache.digest(FORMAT, images, r.to_json(), int(ctx.seed))
+    key = model_cache.digest(FORMAT, images, r.to_json(), int(ctx.seed), f"threads={ctx.training_threads()}")
     path = ctx.cache_path("preprocess", f"{key[:32]}.pt")
     shape = tuple(images.shape[1:])
 

@@ -19,12 +19,9 @@ With the final prototypes mu_l (unit rows) and an item's representation z_i:
   tell them apart and packs them together (the densest clusters); on 8x8 digits the real
   items of a class are near-copies of each other, and noise items are the ones spread out
   (the sparsest clusters).
-* Which side (``density_side``, default ``dense``) is a property of the source and encoder that
-  we could not decide without labels: we tried structure-destroyed controls (pixel-shuffled
-  copies of training items) and compared their density with the training items' (right on
-  digits, wrong on CIFAR-10 noise, ood and patches) and with the unshuffled originals' among
-  themselves (right on CIFAR-10, wrong on digits); see docs/preprocess.md. Scenarios on 8x8
-  digits set ``sparse``.
+* Which side (``density_side``, default ``dense``) is a property of the source and encoder
+  that no label-free rule measured here decides reliably (docs/preprocess.md, "Which side");
+  scenarios on 8x8 digits set ``sparse``.
 * Oriented density score (:func:`density_score`), in [0, 1], low = memorizable-like:
   ``(1 - d) / 2`` (distinctiveness) on the dense side, ``(1 + d) / 2`` on the sparse side.
 * Routing confidence (``rank_by``), all in [0, 1]:

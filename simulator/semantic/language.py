@@ -225,10 +225,12 @@ class SemanticLanguage:
 # --------------------------------------------------------------------------- training
 
 
-def cache_key(images: np.ndarray, clusters: np.ndarray, num_clusters: int, cfg: SemanticConfig, seed: int) -> str:
-    """sha256 of everything that determines a trained language."""
+def cache_key(images: np.ndarray, clusters: np.ndarray, num_clusters: int, cfg: SemanticConfig, seed: int,
+              threads: int = 1) -> str:
+    """sha256 of everything that determines a trained language (``threads``: torch's thread
+    count during training, which changes float reductions)."""
     meta = json.dumps({"num_clusters": int(num_clusters), "seed": int(seed), "torch": torch.__version__.split("+")[0],
-                       "cfg": cfg.model_dump(mode="json", by_alias=True)}, sort_keys=True)
+                       "threads": int(threads), "cfg": cfg.model_dump(mode="json", by_alias=True)}, sort_keys=True)
     return model_cache.digest(CODE_VERSION, meta, images, np.asarray(clusters, dtype=np.int64))
 
 
@@ -267,7 +269,7 @@ def fit_language(images: np.ndarray, clusters: np.ndarray, num_clusters: int, cf
     if h % f or w % f:
         raise InputError(f"item size {h}x{w} must be divisible by 2^downsample = {f}; lower semantic.downsample",
                          where="semantic.downsample")
-    key = cache_key(images, clusters, num_clusters, cfg, ctx.seed)
+    key = cache_key(images, clusters, num_clusters, cfg, ctx.seed, ctx.training_threads())
     path = ctx.cache_path("semantic", f"{key[:32]}.pt")
 
     def rebuild(blob: dict) -> SemanticLanguage:
