@@ -62,6 +62,8 @@ CASES = {
     "unknown modulation": (SMALL.replace('"qpsk"', '"qam17"'), "link.modulation"),
     "missing data path": (SMALL.replace("{dataset}", "cifar10:/nonexistent/cifar"), "/nonexistent/cifar"),
     "k > n": (SMALL.replace("k = 256, n = 512", "k = 600, n = 512"), "k must not exceed n"),
+    "unknown codec": (SMALL + '[classical]\ncoder = "bpg"\n', "raw, png, zlib, jpeg, webp, avif, heif, webp-lossless, jpegxl-lossless, brotli, best-lossless"),
+    "quality outside the codec's range": (SMALL + '[classical]\ncoder = "jpeg"\nquality = 101\n', "1..100"),
 }
 
 
@@ -80,7 +82,7 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(tmp_path, capsys, case
     assert len(err.splitlines()) == 1, err
     assert err.startswith("error: ") and needle in err
     assert "Traceback" not in err
-    if case in ("unknown key", "wrong type", "fraction outside [0, 1]", "unknown modulation", "k > n"):
+    if case in ("unknown key", "wrong type", "fraction outside [0, 1]", "unknown modulation", "k > n", "unknown codec"):
         assert str(path) in err  # names the file
     assert not (tmp_path / "results").exists()
 
