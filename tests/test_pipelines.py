@@ -115,3 +115,32 @@ def test_the_packet_header_carries_route_and_length(k):
     three = packetize(np.ones(3 * (k - h - 2), np.uint8), k, h + 2, ROUTE_SEMANTIC)
     with pytest.raises(ValueError, match="inconsistent"):
         reassemble(three[[0, 2]], h + 2)  # a missing middle packet shows in the sequence numbers
+
+
+def test_units_of_a_row_against_a_hand_computation(e2e):
+    sc, _, res, _ = e2e
+    row = res.summary[res.summary["pipeline"] == "contrastive"].iloc[0]
+    items = res.items[res.items["pipeline"] == "contrastive"]
+    symbols = -(-512 // 2)  # ceil(n / bits per symbol), QPSK: 256 complex channel uses per codeword
+    pixels = 8 * 8
+    assert row["esn0_db"] == sc.link.snr_db and row["ebn0_db"] == pytest.approx(sc.link.snr_db - 10 * np.log10(2 * 0.5))
+    assert row["code_rate"] == 0.5 and row["bits_per_symbol"] == 2
+    assert row["channel_uses_per_pixel"] == pytest.approx(items["transmissions"].sum() * symbols / (len(items) * pixels))
+    sem = items[items["route"] == "semantic"]
+    assert row["channel_uses_per_pixel_semantic"] == pytest.approx(sem["transmissions"].sum() * symbols / (len(sem) * pixels))
+    assert row["psnr_all_db"] == pytest.approx(10 * np.log10(255**2 / items["mse"].mean()))
+
+
+def test_an_unreachable_quality_target_sends_the_highest_quality_and_is_counted(e2e):
+    _, cache, _, _ = e2e
+    doc = {**E2E, "pipelines": ["classical"], "classical": {"coder": "jpeg"}, "fidelity": {"psnr_db": 80.0}}
+    res = simulator.run(parse_scenario(doc), cache_dir=cache, threads=1)
+    missed = res.items["quality_target_missed"]
+    assert missed.sum() > len(res.items) // 2  # 80 dB is out of JPEG's reach for most digits ...
+    assert (res.items.loc[missed, "quality"] == 100).all() and (res.items.loc[missed, "psnr_db"] < 80).all()
+    assert (res.items.loc[~missed, "psnr_db"] >= 80).all()  # ... a few are exact at quality 100
+    assert (res.items["meets_fidelity"] == ~missed).all()
+    assert res.summary["quality_target_missed_items"].iloc[0] == missed.sum()
+    reachable = simulator.run(parse_scenario({**doc, "fidelity": {"psnr_db": 30.0}}), cache_dir=cache, threads=1)
+    assert reachable.items["meets_fidelity"].all() and not reachable.items["quality_target_missed"].any()
+    assert (reachable.items["psnr_db"] >= 30.0).all() and (reachable.items["quality"] < 100).any()
