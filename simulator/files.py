@@ -30,13 +30,14 @@ import socket
 import threading
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, TypeVar
 
 import filelock
 
 from .errors import OutputError
 
 TMP_SUFFIX = ".semsim-tmp"
+T = TypeVar("T")
 
 
 def _create_temporary(path: Path) -> tuple[int, str]:
@@ -215,6 +216,25 @@ def waiting_lock(lock_path: Path) -> Iterator[None]:
         lock.release()
 
 
+def fill_once(lock_path: Path, read: Callable[[], T | None], fill: Callable[[], T]) -> tuple[T, bool]:
+    """A cache entry that is computed once across processes: the one routine of every cache.
+
+    ``read()`` returns the cached value or ``None``; it runs first without the lock (files are
+    written atomically, so a present one is whole, and a read-only cache works). Otherwise,
+    under the blocking lock ``lock_path``, ``read()`` runs again (another process may have
+    filled the entry while this one waited) and, still ``None``, ``fill()`` computes and writes
+    it. Returns ``(value, was_cached)``.
+    """
+    got = read()
+    if got is not None:
+        return got, True
+    with waiting_lock(lock_path):
+        got = read()
+        if got is not None:
+            return got, True
+        return fill(), False
+
+
 @contextlib.contextmanager
 def deferred_interrupts() -> Iterator[None]:
     """Postpone SIGINT and SIGTERM until the block has finished (main thread only).
@@ -244,6 +264,6 @@ def deferred_interrupts() -> Iterator[None]:
             signal.raise_signal(pending[0])
 
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_write_json", "ensure_dir", "exclusive",
+__all__ = ["fill_once", "atomic_write_bytes", "atomic_write_text", "atomic_write_json", "ensure_dir", "exclusive",
            "waiting_lock", "deferred_interrupts", "is_temporary", "describe_os_error", "owner_record",
            "describe_owner", "TMP_SUFFIX"]

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from .classical.link import esn0_to_ebn0
-from .metrics import psnr_db, semantic_impact
+from .metrics import psnr_from_mse, semantic_impact
 
 ITEM_COLUMNS = [
     "pipeline", "item", "label", "kind", "route", "cluster", "predicted_memorizable",
@@ -64,14 +64,11 @@ def score(originals: np.ndarray, recon, delivery_time_s: np.ndarray, equiv_packe
     """
     n = len(originals)
     delivered = recon.delivered
-    psnr = np.full(n, np.nan)
-    exact = np.zeros(n, dtype=bool)
-    for i in np.flatnonzero(delivered):
-        psnr[i] = psnr_db(originals[i], recon.images[i])
-        exact[i] = psnr[i] == np.inf
     ref = originals.astype(np.float64)
     shown = np.where(delivered[:, None, None, None], recon.images.astype(np.float64), ref.mean(axis=0)[None])
     mse = ((shown - ref) ** 2).reshape(n, -1).mean(axis=1)
+    psnr = np.array([psnr_from_mse(m) if d else np.nan for m, d in zip(mse, delivered)], dtype=np.float64)
+    exact = delivered & (mse == 0.0)
     semantic_ok = exact.copy()
     inexact = np.flatnonzero(delivered & ~exact)
     if judge is not None and len(inexact):
@@ -132,10 +129,7 @@ def _mean(x: pd.Series) -> float:
 
 
 def _psnr_of_mean_mse(mse: pd.Series) -> float:
-    if not len(mse):
-        return float("nan")
-    m = float(mse.mean())
-    return float("inf") if m == 0.0 else 10.0 * np.log10(255.0 ** 2 / m)
+    return psnr_from_mse(float(mse.mean())) if len(mse) else float("nan")
 
 
 def summarize(items: pd.DataFrame, complexity_nats: float, language_complexity: dict[str, float],

@@ -48,10 +48,14 @@ def psnr_db(reference: np.ndarray, reconstruction: np.ndarray, peak: float = 255
     rec = np.asarray(reconstruction, dtype=np.float64)
     if ref.shape != rec.shape:
         raise ValueError(f"shapes differ: {ref.shape} vs {rec.shape}")
-    mse = float(np.mean((ref - rec) ** 2))
+    return psnr_from_mse(float(np.mean((ref - rec) ** 2)), peak)
+
+
+def psnr_from_mse(mse: float, peak: float = 255.0) -> float:
+    """PSNR in dB of a mean squared error on the 0..``peak`` scale; ``inf`` for 0, NaN for NaN."""
     if mse == 0.0:
         return math.inf
-    return 10.0 * math.log10(peak * peak / mse)
+    return 10.0 * math.log10(peak * peak / mse) if mse == mse else math.nan
 
 
 def semantic_impact(equiv_packets: np.ndarray, meets_fidelity: np.ndarray, delivery_time_s: np.ndarray) -> np.ndarray:

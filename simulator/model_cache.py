@@ -15,8 +15,9 @@ payload holds its kind's format string and its key. On load:
 We raise rather than silently retrain, so that a damaged cache never goes unnoticed; the
 message names the file and says to delete it. Files are written to a temporary name and
 renamed, so an interrupted write never leaves a half-written model under the final name.
-Training is serialized per key with a file lock (:func:`training_lock`), so parallel sweep
-workers on one machine that need the same model train it once and the others load it.
+Training is serialized per key with a file lock (:func:`lock_file`, through
+:func:`~simulator.files.fill_once`), so parallel sweep workers on one machine that need the
+same model train it once and the others load it.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import numpy as np
 import torch
 
 from .errors import InputError
-from .files import atomic_write_bytes, waiting_lock
+from .files import atomic_write_bytes, fill_once
 
 MAGIC = b"SEMSIMMC"
 T = TypeVar("T")
@@ -51,10 +52,9 @@ def digest(*parts) -> str:
     return h.hexdigest()
 
 
-def training_lock(path: Path):
-    """Hold an exclusive lock on ``<path>.lock`` (blocking) while a model is trained, so that
-    processes that need the same model train it once (the others wait, then load it)."""
-    return waiting_lock(Path(str(path) + ".lock"))
+def lock_file(path: Path) -> Path:
+    """``<path>.lock``: the lock under which the cache file ``path`` is filled."""
+    return Path(str(path) + ".lock")
 
 
 def save(path: Path, payload: dict) -> None:
@@ -97,10 +97,9 @@ def load_or_train(path: Path, key: str, fmt: str, what: str, rebuild: Callable[[
                   train: Callable[[], tuple[T, dict[str, Any]]]) -> tuple[T, bool]:
     """The one load-or-train routine of every cached model.
 
-    If ``path`` exists, verify it (:func:`load`) and rebuild the model with ``rebuild(payload)``
-    (no lock needed: files are written atomically, so a read-only cache can be used);
-    otherwise, under the per-key lock (checking again once it is held), ``model, payload =
-    train()`` and save ``payload`` (plain tensors, numbers, strings) with its format and key.
+    If ``path`` exists, verify it (:func:`load`) and rebuild the model with ``rebuild(payload)``;
+    otherwise ``model, payload = train()`` and save ``payload`` (plain tensors, numbers,
+    strings) with its format and key; once across processes (:func:`~simulator.files.fill_once`).
 
     Args:
         path: the cache file (``ctx.cache_path(kind, key[:32] + ".pt")``).
@@ -117,16 +116,15 @@ def load_or_train(path: Path, key: str, fmt: str, what: str, rebuild: Callable[[
     def cached():
         payload = load(path, key, fmt, what)
         try:
-            return rebuild(payload), True
+            return rebuild(payload)
         except (RuntimeError, KeyError) as err:
             raise InputError(f"cached {what} does not fit its configuration ({err}); delete it",
                              where=str(path)) from None
 
-    if path.exists():  # files are written atomically: a present one is whole (a read-only cache works)
-        return cached()
-    with training_lock(path):
-        if path.exists():  # another process trained it while this one waited
-            return cached()
+    def fill():
         model, payload = train()
         save(path, {"format": fmt, "key": key, **payload})
-        return model, False
+        return model
+
+    model, from_cache = fill_once(lock_file(path), lambda: cached() if path.exists() else None, fill)
+    return model, from_cache

@@ -34,6 +34,7 @@ A process writes a run directory only while it holds the directory's lock
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -167,6 +168,12 @@ def _usable_dir_path(path: Path) -> Path:
     return p
 
 
+def _lock_files(run_dir: Path) -> tuple[Path, Path]:
+    """The lock of a run directory and the record of its holder, beside it:
+    ``.<name>.lock`` and ``.<name>.owner.json``."""
+    return run_dir.with_name(f".{run_dir.name}.lock"), run_dir.with_name(f".{run_dir.name}.owner.json")
+
+
 def _is_real_dir(path: Path) -> bool:
     return path.is_dir() and not path.is_symlink()
 
@@ -205,8 +212,7 @@ class RunDirectory:
             raise ValueError(f"kind must be one of {KINDS} (got {kind!r})")
         self.final = _usable_dir_path(final)
         self.staging = self.final.with_name(self.final.name + ".partial")
-        self.lock_path = self.final.with_name(f".{self.final.name}.lock")
-        self.owner_path = self.final.with_name(f".{self.final.name}.owner.json")
+        self.lock_path, self.owner_path = _lock_files(self.final)
         self.run_id = run_id
         self.fingerprint = fingerprint or run_id
         self.kind = kind
@@ -290,8 +296,6 @@ class RunDirectory:
             OutputError: another process holds the lock, the paths may not be used (checked
                 again under the lock), or the staging directory cannot be written.
         """
-        import contextlib
-
         @contextlib.contextmanager
         def _opened() -> Iterator[RunDirectory]:
             with exclusive(self.lock_path, what=str(self.final), owner_file=self.owner_path,
@@ -413,8 +417,7 @@ class ExistingRun:
 
     def __init__(self, root: Path):
         self.root = _usable_dir_path(root)
-        self.lock_path = self.root.with_name(f".{self.root.name}.lock")
-        self.owner_path = self.root.with_name(f".{self.root.name}.owner.json")
+        self.lock_path, self.owner_path = _lock_files(self.root)
         self._check()
 
     def _check(self) -> dict[str, Any]:
@@ -429,8 +432,6 @@ class ExistingRun:
 
     def open(self):
         """Context manager: hold the lock; yields a function ``write(name, bytes)`` for plots."""
-        import contextlib
-
         @contextlib.contextmanager
         def _opened():
             with exclusive(self.lock_path, what=str(self.root), owner_file=self.owner_path, command="semsim report"):

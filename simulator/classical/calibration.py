@@ -29,7 +29,7 @@ from scipy.interpolate import PchipInterpolator
 from scipy.stats import beta
 
 from ..context import RunContext
-from ..files import atomic_write_text, waiting_lock
+from ..files import atomic_write_text, fill_once
 from ..registry import CHANNELS
 from .config import MODULATIONS, LinkConfig, check_snr_grid
 from .link import ebn0_to_esn0, esn0_to_ebn0, torch_device
@@ -356,24 +356,23 @@ def calibrate(link: LinkConfig, ctx: RunContext, snr_grid_db=None,
     key = calibration_key(link, snr_grid_db)
     path = table_path(ctx, key)
 
-    def cached() -> tuple[BlerTable | None, str]:
-        if force or not path.is_file():
-            return None, "forced" if force else "no cached table"
-        try:
-            return BlerTable.from_json(path.read_text(encoding="utf-8"), key), ""
-        except (OSError, ValueError) as err:
-            return None, f"cached table not trusted: {err}"  # remeasure below and overwrite
+    reason = "forced" if force else "no cached table"
 
-    table, reason = cached()
-    if table is not None:
-        return table
-    # One process measures a key at a time; one that waited here finds the table just written.
-    with waiting_lock(Path(str(path) + ".lock")):
-        if not force:
-            table, reason = cached()
-            if table is not None:
-                return table
+    def cached() -> BlerTable | None:
+        nonlocal reason
+        if force or not path.is_file():
+            return None
+        try:
+            return BlerTable.from_json(path.read_text(encoding="utf-8"), key)
+        except (OSError, ValueError) as err:
+            reason = f"cached table not trusted: {err}"  # remeasure and overwrite
+            return None
+
+    def measure() -> BlerTable:
         table = BlerTable(key, _measure(link, key, ctx, progress), source="measured")
         table.reason = reason
         atomic_write_text(path, table.to_json())
-    return table
+        return table
+
+    # One process measures a key at a time; one that waited finds the table just written.
+    return fill_once(Path(str(path) + ".lock"), cached, measure)[0]

@@ -44,7 +44,7 @@ import numpy as np
 import pillow_heif
 
 from ..registry import CODERS
-from .source_coding import Coder
+from .source_coding import Coder, quality_in_range
 
 JPEG_SUBSAMPLING = "444"
 WEBP_LOSSY_METHOD = 6
@@ -66,12 +66,6 @@ def _check_image(image: np.ndarray) -> np.ndarray:
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[-1] not in (1, 3) or 0 in image.shape:
         raise ValueError(f"expected an (H, W, C) uint8 image with C = 1 or 3, got {image.dtype} {image.shape}")
     return np.ascontiguousarray(image)
-
-
-def _check_quality(name: str, quality, lo: int, hi: int) -> int:
-    if isinstance(quality, bool) or not isinstance(quality, (int, np.integer)) or not lo <= quality <= hi:
-        raise ValueError(f"codec {name!r}: quality must be an integer in {lo}..{hi} (got {quality!r})")
-    return int(quality)
 
 
 def _grey(image: np.ndarray) -> np.ndarray:
@@ -161,7 +155,7 @@ def _heif_decode(data: bytes) -> np.ndarray:
 
 def _lossy(name: str, encode_at, decode, lo: int, hi: int, default: int, description: str) -> Coder:
     def at(image: np.ndarray, quality: int) -> bytes:
-        return encode_at(image, _check_quality(name, quality, lo, hi))
+        return encode_at(image, quality_in_range(name, quality, (lo, hi)))
 
     return Coder(encode=partial(at, quality=default), decode=_decoder(name, decode), lossless=False,
                  description=description, encode_at=at, qualities=(lo, hi), default_quality=default)

@@ -17,6 +17,7 @@ from pydantic import AfterValidator, Field, field_validator, model_validator
 from ..registry import CHANNELS, CODERS, LINK_MODES
 from ..section import Section
 from .packets import min_header_bits
+from .source_coding import check_quality
 
 MODULATIONS = {"qpsk": 2, "qam16": 4, "qam64": 6, "qam256": 8}
 
@@ -43,11 +44,11 @@ class ClassicalConfig(Section):
     def _quality_in_range(self) -> "ClassicalConfig":
         if isinstance(self.quality, int):
             for key in ("coder", "memorizable_coder"):
-                spec = CODERS.get(getattr(self, key))
-                if spec.qualities is not None and not spec.qualities[0] <= self.quality <= spec.qualities[1]:
-                    lo, hi = spec.qualities
-                    raise ValueError(f"quality {self.quality} is outside the range of {key} "
-                                     f"'{getattr(self, key)}': {lo}..{hi}")
+                if not CODERS.get(getattr(self, key)).lossless:  # a lossless coder ignores the quality
+                    try:
+                        check_quality(getattr(self, key), self.quality)
+                    except ValueError as err:
+                        raise ValueError(f"{key}: {err}") from None
         return self
 
 

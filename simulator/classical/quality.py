@@ -37,7 +37,7 @@ import numpy as np
 from ..metrics import psnr_db
 from ..registry import CODERS
 from . import codecs  # noqa: F401  (registers the codecs)
-from .source_coding import Coder
+from .source_coding import Coder, check_quality
 
 #: ``codec -> (step, window)`` of the coarse-then-refine search; codecs not listed are
 #: scanned exhaustively.
@@ -91,25 +91,6 @@ def _decode_psnr(coder: Coder, stream: bytes, image: np.ndarray) -> float:
     if len(raw) != image.size:
         raise ValueError(f"decoded {len(raw)} bytes, expected {image.size}")
     return psnr_db(image, np.frombuffer(raw, dtype=np.uint8).reshape(image.shape))
-
-
-def check_quality(coder_name: str, quality) -> int | None:
-    """``quality`` as an int if valid for the coder (``None`` for a lossless one).
-
-    Raises:
-        ValueError: unknown coder (lists the registered names), a lossless coder given a
-            quality, or a quality that is not an integer in the codec's range (names the
-            codec and its range).
-    """
-    coder = _coder(coder_name)
-    if coder.lossless or coder.encode_at is None:
-        if quality is not None:
-            raise ValueError(f"codec {coder_name!r} is lossless and takes no quality (got {quality!r})")
-        return None
-    lo, hi = coder.qualities
-    if isinstance(quality, bool) or not isinstance(quality, (int, np.integer)) or not lo <= quality <= hi:
-        raise ValueError(f"codec {coder_name!r}: quality must be an integer in {lo}..{hi} (got {quality!r})")
-    return int(quality)
 
 
 def encode_at_quality(coder_name: str, image: np.ndarray, quality: int | None) -> TargetResult:

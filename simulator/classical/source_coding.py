@@ -66,6 +66,30 @@ CODERS.register("zlib", Coder(lambda img: zlib.compress(img.tobytes(), 9), lambd
                               description="zlib (DEFLATE level 9) of the raw pixels"))
 
 
+def quality_in_range(name: str, quality, qualities: tuple[int, int]) -> int:
+    """``quality`` as an int if it is an integer in ``qualities = (lo, hi)`` of codec ``name``;
+    else ``ValueError`` naming the codec and its range. The one check of a codec quality."""
+    lo, hi = qualities
+    if isinstance(quality, bool) or not isinstance(quality, (int, np.integer)) or not lo <= quality <= hi:
+        raise ValueError(f"codec {name!r}: quality must be an integer in {lo}..{hi} (got {quality!r})")
+    return int(quality)
+
+
+def check_quality(coder_name: str, quality) -> int | None:
+    """``quality`` as an int if valid for the registered coder (``None`` for a lossless one).
+
+    Raises:
+        ValueError: unknown coder (lists the registered names), a lossless coder given a
+            quality, or a quality outside the codec's range (:func:`quality_in_range`).
+    """
+    coder = CODERS.get(coder_name)
+    if coder.lossless or coder.encode_at is None:
+        if quality is not None:
+            raise ValueError(f"codec {coder_name!r} is lossless and takes no quality (got {quality!r})")
+        return None
+    return quality_in_range(coder_name, quality, coder.qualities)
+
+
 def encode(image: np.ndarray, coder: str) -> bytes:
     """Encode one ``(H, W, C)`` uint8 image (C = 1 or 3) with the registered ``coder``."""
     return CODERS.get(coder).encode(np.ascontiguousarray(image, dtype=np.uint8))
