@@ -149,6 +149,7 @@ def cmd_calibrate(args, out: Console, err: Console) -> int:
 def cmd_preprocess(args, out: Console, err: Console) -> int:
     from .preprocess import fit_preprocessor
     from .preprocess.report import preprocess_report
+    from .preprocess.score import CostModel
     from .results import RunDirectory
     from .sources import load_items
     from .runner import run_id
@@ -160,11 +161,11 @@ def cmd_preprocess(args, out: Console, err: Console) -> int:
                           overwrite=args.overwrite)
     with ctx.threads():
         items = load_items(scenario.source, ctx)
-        pre = fit_preprocessor(items, scenario.preprocess, ctx)
+        pre = fit_preprocessor(items, scenario.preprocess, ctx, CostModel.of(scenario))
     err.print("pre-processor: " + ("loaded cached model" if pre.from_cache else "trained")
-              + f"; ranked by {pre.resolved.rank_by}"
-              + (f" (memorizable on the {pre.density_side} side)" if pre.resolved.rank_by == "density" else ""),
-              soft_wrap=True)
+              + f"; ranked by {pre.score_name}, clusters first; cut {pre.cut_rule} at confidence {pre.cut:.3f}"
+              + (f" ({len(pre.x_m_clusters)} of {pre.num_clusters} clusters to X_m)"
+                 if pre.x_m_clusters is not None else ""), soft_wrap=True)
     with ctx.threads():
         tables, fig = preprocess_report(items, pre)
     with rundir.open(command="semsim preprocess"):

@@ -132,6 +132,12 @@ def _psnr_of_mean_mse(mse: pd.Series) -> float:
     return psnr_from_mse(float(mse.mean())) if len(mse) else float("nan")
 
 
+def _reads_ground_truth(pipeline: str) -> bool:
+    """Whether a registered pipeline routes by the ground truth (an oracle upper bound)."""
+    from .registry import PIPELINES
+    return pipeline in PIPELINES.names() and bool(PIPELINES.get(pipeline).reads_ground_truth)
+
+
 def summarize(items: pd.DataFrame, complexity_nats: float, language_complexity: dict[str, float],
               link=None, pixels_per_item: int | None = None) -> pd.DataFrame:
     """One row per pipeline: the scenario figures of design.md section 3, and the link's units.
@@ -150,6 +156,7 @@ def summarize(items: pd.DataFrame, complexity_nats: float, language_complexity: 
         finite_psnr = sem["psnr_db"][np.isfinite(sem["psnr_db"])]
         rows.append({
             "pipeline": pipeline,
+            "reads_ground_truth": _reads_ground_truth(pipeline),
             "items": len(g),
             "semantic_items": len(sem),
             "complexity_nats": complexity_nats,

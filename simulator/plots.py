@@ -23,6 +23,13 @@ def color(pipeline: str) -> str:
     names = PIPELINES.names()
     return PALETTE[names.index(pipeline) % len(PALETTE)] if pipeline in names else "grey"
 
+def pipeline_label(pipeline: str) -> str:
+    """The legend name of ``pipeline``: an oracle says that it reads the ground truth."""
+    if pipeline in PIPELINES.names() and PIPELINES.get(pipeline).reads_ground_truth:
+        return f"{pipeline} (ground-truth split)"
+    return pipeline
+
+
 LABELS = {
     "avg_bits_on_air": "bits on air per item",
     "semantic_impact": "semantic impact (packets / (repr. x s))",
@@ -48,7 +55,7 @@ def overview(summary: pd.DataFrame) -> Figure:
         mean, std = g.mean().reindex(names), g.std().reindex(names).fillna(0.0)
         ax.bar(range(len(names)), mean.values, yerr=std.values, capsize=4,
                color=[color(p) for p in names])
-        ax.set_xticks(range(len(names)), names, rotation=15)
+        ax.set_xticks(range(len(names)), [pipeline_label(p) for p in names], rotation=15)
         ax.set_title(LABELS[m], fontsize=10)
         ax.grid(axis="y", alpha=0.3)
     fig.suptitle("Pipelines compared")
@@ -63,7 +70,7 @@ def delivery_cdf(items: pd.DataFrame) -> Figure:
     for p in _pipelines(items):
         t = np.sort(items.loc[(items["pipeline"] == p) & items["delivered"].astype(bool), "delivery_time_s"].to_numpy())
         if len(t):
-            ax.step(t, np.arange(1, len(t) + 1) / len(t), where="post", label=p, color=color(p))
+            ax.step(t, np.arange(1, len(t) + 1) / len(t), where="post", label=pipeline_label(p), color=color(p))
     ax.set_xscale("log")
     ax.set_xlabel("delivery time t_i (s)")
     ax.set_ylabel("share of items delivered by t")
@@ -92,7 +99,7 @@ def versus(summary: pd.DataFrame, x: str, y: str, pipelines: list[str] | None = 
         agg = (g.groupby(keys).agg(xm=(x, "mean"), xs=(x, "std"), ym=(y, "mean"), ys=(y, "std"))
                .sort_values("xm"))
         ax.errorbar(agg["xm"], agg["ym"], yerr=agg["ys"].fillna(0.0), xerr=agg["xs"].fillna(0.0),
-                    marker="o", capsize=3, label=p, color=color(p))
+                    marker="o", capsize=3, label=pipeline_label(p), color=color(p))
     ax.set_xlabel(LABELS.get(x, x))
     ax.set_ylabel(LABELS.get(y, y))
     ax.grid(alpha=0.3)
@@ -116,7 +123,7 @@ def cliff(summary: pd.DataFrame, others: list[str]) -> Figure:
             values = values if isinstance(values, tuple) else (values,)
             tag = ", ".join(f"{k.split('.')[-1]}={v}" for k, v in zip(keys, values))
             agg = sub.groupby("esn0_db").agg(all=("psnr_all_db", "mean"), dlv=("psnr_delivered_db", "mean")).sort_index()
-            label = p + (f" ({tag})" if tag else "")
+            label = pipeline_label(p) + (f" ({tag})" if tag else "")
             ax.plot(agg.index, agg["all"], marker="o", linestyle=styles[j % len(styles)], color=color(p), label=label)
             if not np.allclose(agg["all"], agg["dlv"], equal_nan=True):
                 ax.plot(agg.index, agg["dlv"], linestyle="--", color=color(p), alpha=0.45, linewidth=1)

@@ -74,11 +74,14 @@ def _mask(fn, view: PointView, what: str, name: str) -> np.ndarray:
     return mask
 
 
-def learning_phase(items: ItemSet, scenario: Scenario, ctx: RunContext, progress: Progress | None = None) -> Models:
+def learning_phase(items: ItemSet, scenario: Scenario, ctx: RunContext, progress: Progress | None = None,
+                   route_streams: ClassicalStreams | None = None) -> Models:
     """Train (or load from the cache) what the scenario's pipelines need.
 
     ``progress(step, done, total)`` is told when each model starts (0/1) and is ready (1/1).
     Pipelines whose languages have the same name and training items share one model.
+    ``route_streams``: the items coded with ``classical.memorizable_coder``, if already coded
+    (the pre-processor's cut prices the X_m route with them).
     """
     def step(name: str, done: int) -> None:
         if progress:
@@ -90,14 +93,17 @@ def learning_phase(items: ItemSet, scenario: Scenario, ctx: RunContext, progress
         return models
     if any(s.needs_preprocessor for s in specs.values()):
         from .preprocess import fit_preprocessor
+        from .preprocess.score import CostModel
 
         step("learning: pre-processor", 0)
-        pre = fit_preprocessor(items, scenario.preprocess, ctx)
+        pre = fit_preprocessor(items, scenario.preprocess, ctx, CostModel.of(scenario), route_streams)
         assign = pre.assign(items.images)
         step("learning: pre-processor", 1)
         models.preprocessor, models.cluster, models.confidence = pre, assign.cluster, assign.confidence
         models.memorizable = pre.split(assign)
-        models.notes.append(f"pre-processor: {'loaded cached model' if pre.from_cache else 'trained'}")
+        models.notes.append(f"pre-processor: {'loaded cached model' if pre.from_cache else 'trained'}; split by "
+                            f"{pre.score_name}, cut {pre.cut_rule}: {int(models.memorizable.sum())} of {len(items)} "
+                            "items to X_m")
     from .semantic import fit_language
 
     trained: dict[tuple[str, bytes], object] = {}
@@ -115,7 +121,10 @@ def learning_phase(items: ItemSet, scenario: Scenario, ctx: RunContext, progress
             lang = fit_language(items.images[train], clusters[train], alphabet, scenario.semantic, ctx, spec.language)
             step(f"learning: {spec.language} language", 1)
             trained[shared] = lang
-            models.notes.append(f"{spec.language} language: {'loaded cached model' if lang.from_cache else 'trained'}")
+            shared_with_score = models.preprocessor is not None and lang.key == models.preprocessor.language.key
+            models.notes.append(f"{spec.language} language: " + (
+                "the pre-processor's scoring language" if shared_with_score
+                else 'loaded cached model' if lang.from_cache else 'trained'))
         models.languages[name] = trained[shared]
         models.served[name] = _mask(spec.semantic, view, "semantic", name)
     return models
@@ -190,7 +199,7 @@ def run_pipeline(name: str, items: ItemSet, models: Models, scenario: Scenario, 
         raise RuntimeError(f"pipeline {name!r}: the apprentice read other routes or lengths than the teacher sent")
 
     # Ledger: scores and records.
-    judge = (lambda images: models.preprocessor.assign(images).cluster) if models.preprocessor is not None else None
+    judge = models.preprocessor.clusters if models.preprocessor is not None else None
     scores = score(items.images, recon, timeline.delivery_time_s, equiv_packets, scenario.fidelity.psnr_db,
                    scenario.fidelity.semantic_ok, judge, models.cluster)
     transmissions = np.array([a.sum() for a in attempts], dtype=np.int64)
@@ -222,14 +231,14 @@ def run_point(items: ItemSet, scenario: Scenario, ctx: RunContext,
     ``ctx``'s seed is used as given (the caller derives it from the scenario, see
     :func:`simulator.sweep.run_one_point`). Returns ``(items table, summary table, models)``.
     """
+    classical = classical_streams(items, scenario)
     t0 = time.perf_counter()
-    models = learning_phase(items, scenario, ctx, progress)
+    models = learning_phase(items, scenario, ctx, progress, classical.get("memorizable"))
     t1 = time.perf_counter()
     if scenario.traffic.arrivals == "batch":
         arrival_s = np.zeros(len(items))
     else:
         arrival_s = poisson_arrivals(len(items), scenario.traffic.rate, ctx.rng("arrivals"))
-    classical = classical_streams(items, scenario)
     known = {s.coder: s for s in classical.values()}
     lossless = known.get(EQUIVALENT_CODER) or encode_classical(items.images, EQUIVALENT_CODER)
     equiv = equivalent_classical_packets(lossless.bits, scenario.link.payload_bits)

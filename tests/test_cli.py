@@ -202,13 +202,15 @@ def test_preprocess_command_reports_and_writes(tmp_path, capsys):
     out = tmp_path / "pp"
     assert main(["preprocess", str(path), "--out", str(out), "--cache-dir", str(tmp_path / "c"), "-q"]) == 0
     captured = capsys.readouterr()
-    assert "trained" in captured.err and "memorizable on the dense side" in captured.err
+    assert "trained" in captured.err and "ranked by cost-atypicality" in captured.err and "cut auto" in captured.err
     assert (out / "quality.csv").is_file() and (out / "confidence_by_kind.png").is_file()
-    sparse = write(tmp_path, text + 'density_side = "sparse"\n')
+    quality = pd.read_csv(out / "quality.csv").set_index(["scope", "metric"])["value"]
+    assert quality[("split", "score")] == "cost-atypicality" and quality[("split", "cut")] == "auto"
+    sparse = write(tmp_path, text + 'memorizable_threshold = { fraction = 0.3 }\n')
     # Another scenario into the same --out is refused, and replaces it with --overwrite.
     assert main(["preprocess", str(sparse), "--out", str(out), "--cache-dir", str(tmp_path / "c"), "-q"]) == 2
     assert "another scenario" in capsys.readouterr().err
     assert main(["preprocess", str(sparse), "--out", str(out), "--cache-dir", str(tmp_path / "c"), "-q",
                  "--overwrite"]) == 0
     err = capsys.readouterr().err
-    assert "loaded cached model" in err and "memorizable on the sparse side" in err
+    assert "loaded cached model" in err and "cut fraction" in err

@@ -40,7 +40,7 @@ def test_every_metric_column_is_documented():
     from simulator.ledger import ITEM_COLUMNS
 
     text = (DOCS / "metrics.md").read_text()
-    summary_cols = ["items", "semantic_items", "complexity_nats", "avg_representation_bits", "avg_estimated_bits",
+    summary_cols = ["reads_ground_truth", "items", "semantic_items", "complexity_nats", "avg_representation_bits", "avg_estimated_bits",
                     "avg_item_bits", "avg_bits_on_air", "avg_packets", "transmissions_per_packet", "delivered_share",
                     "avg_delivery_time_s", "avg_queue_wait_s", "avg_psnr_semantic_db", "fidelity_share",
                     "semantic_impact", "semantic_impact_semantic", "language_complexity_nats", "undelivered_items",

@@ -60,6 +60,7 @@ memorizable = { kind = "shuffled", fraction = 0.2 }
 epochs = 3
 warmup_epochs = 1
 batch_size = 64
+memorizable_threshold = { fraction = 0.2 }
 [semantic]
 epochs = 3
 [link]
@@ -293,12 +294,14 @@ def test_two_runs_sharing_the_caches_train_each_model_once(tmp_path):
         _, err = p.communicate(timeout=600)
         assert p.returncode == 0, err
     notes = [n for i in range(2) for n in json.loads((tmp_path / f"o{i}" / "meta.json").read_text())["points"][0]["notes"]]
-    assert sorted(n for n in notes if n.startswith("pre-processor")) == ["pre-processor: loaded cached model",
-                                                                          "pre-processor: trained"]
-    for tag in ("vanilla", "contrastive"):
-        mine = sorted(n.split(": ")[1] for n in notes if n.startswith(tag))
-        assert mine == ["loaded cached model", "trained"], notes
+    assert sorted(n.split(";")[0] for n in notes if n.startswith("pre-processor")) == [
+        "pre-processor: loaded cached model", "pre-processor: trained"]
+    mine = sorted(n.split(": ")[1] for n in notes if n.startswith("contrastive"))
+    assert mine == ["loaded cached model", "trained"], notes
+    # the vanilla language is the pre-processor's scoring language, trained once for both runs
+    assert [n for n in notes if n.startswith("vanilla")] == ["vanilla language: the pre-processor's scoring language"] * 2
     cache = tmp_path / "shared"
+    assert len(list(cache.glob("semantic/*.pt"))) == 2  # the vanilla (scoring) and the contrastive language
     assert len(list(cache.glob("phy/bler-*.json"))) == 1
     assert not [p for p in cache.rglob("*") if p.name.endswith(".semsim-tmp")]
     for name in ("items.csv", "summary.csv"):

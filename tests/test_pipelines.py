@@ -22,7 +22,8 @@ E2E = {
     "name": "e2e", "seed": 4, "device": "cpu",
     "pipelines": ["classical", "vanilla-semantic", "contrastive"],
     "source": {"dataset": "digits", "max_items": 300, "memorizable": {"kind": "shuffled", "fraction": 0.2}},
-    "preprocess": {"epochs": 3, "warmup_epochs": 1, "batch_size": 64},
+    # the split's mechanics at a fixed share (its quality is tested in test_preprocess_train.py)
+    "preprocess": {"epochs": 3, "warmup_epochs": 1, "batch_size": 64, "memorizable_threshold": {"fraction": 0.2}},
     "semantic": {"epochs": 3},
     "link": {"mode": "fixed-bler", "bler": 0.0, "modulation": "qpsk", "code": {"k": 256, "n": 512}, "header_bits": 16},
 }
@@ -35,6 +36,24 @@ def e2e(tmp_path_factory):
     first = simulator.run(sc, cache_dir=cache, threads=1)
     again = simulator.run(sc, cache_dir=cache, threads=1)
     return sc, cache, first, again
+
+
+def test_the_oracle_routes_exactly_the_injected_items_and_says_so(e2e):
+    sc, cache, res, _ = e2e
+    oracle = parse_scenario(dict(E2E, pipelines=["contrastive", "contrastive-oracle"]))
+    out = simulator.run(oracle, cache_dir=cache, threads=1)
+    o = out.items[out.items["pipeline"] == "contrastive-oracle"]
+    injected = (o["kind"] != "structured").to_numpy()
+    assert injected.sum() == round(0.2 * 300)
+    assert np.array_equal(o["predicted_memorizable"].to_numpy(), injected)
+    assert np.array_equal((o["route"] == "classical").to_numpy(), injected)
+    flags = out.summary.set_index("pipeline")["reads_ground_truth"]
+    assert bool(flags["contrastive-oracle"]) and not bool(flags["contrastive"])
+    assert not res.summary["reads_ground_truth"].any()
+    # the contrastive pipeline's rows are the same with or without the oracle beside it
+    mine = res.items[res.items["pipeline"] == "contrastive"].reset_index(drop=True)
+    again = out.items[out.items["pipeline"] == "contrastive"].reset_index(drop=True)
+    assert mine.equals(again)
 
 
 def test_three_pipelines_route_score_and_count_as_specified(e2e):

@@ -15,8 +15,8 @@ from simulator.preprocess.config import PRESETS, PreprocessConfig
 from simulator.preprocess.losses import (batch_instance_loss, cluster_loss, cluster_probabilities, instance_loss, marginal_loss, prototypes,
                                          spherical_kmeans)
 from simulator.preprocess.nets import Encoder, count_flops, momentum_copy, momentum_update
-from simulator.preprocess.ranking import (cluster_distinctiveness, cluster_shared_structure, confidence_cut, density_score,
-                                         item_shared_structure, knn_density, routing_confidence)
+from simulator.preprocess.ranking import auto_cut, fit_ranking, fraction_cut, lexicographic_confidence, log_cost
+from simulator.preprocess.score import cost_profile, dct_matrix, exp_golomb_bits, reference_cost
 
 
 def _unit(rows: int, dim: int, seed: int) -> torch.Tensor:
@@ -212,70 +212,141 @@ def test_spherical_kmeans_finds_separated_groups_and_keeps_every_cluster():
     assert torch.bincount(labels, minlength=7).min() >= 1
 
 
-def test_confidence_cut_and_routing():
+def test_fraction_cut_takes_that_many_least_confident_items():
     conf = np.array([0.9, 0.1, 0.5, 0.3, 0.7, 0.2, 0.8, 0.6, 0.4, 1.0])
-    cut = confidence_cut(conf, 0.3, None)
+    cut = fraction_cut(conf, 0.3)
     assert (conf < cut).sum() == 3 and set(np.flatnonzero(conf < cut)) == {1, 3, 5}
-    assert confidence_cut(conf, 0.0, None) == 0.0 and (conf < confidence_cut(conf, 1.0, None)).all()
-    assert confidence_cut(conf, None, 0.45) == 0.45
+    assert fraction_cut(conf, 0.0) == 0.0 and (conf < fraction_cut(conf, 1.0)).all()
 
 
-def test_shared_structure_confidences_match_direct_computation():
-    mu = _unit(4, 3, 7).numpy()
-    z = _unit(5, 3, 8).numpy()
-    cluster = np.array([0, 1, 1, 3, 2])
-    kappa = cluster_shared_structure(mu)
-    for l in range(4):
-        others = [float(mu[l] @ mu[m]) for m in range(4) if m != l]
-        assert kappa[l] == pytest.approx((1 + sum(others) / 3) / 2)
-    beta = item_shared_structure(z, mu, cluster)
-    for i in range(5):
-        others = [float(z[i] @ mu[m]) for m in range(4) if m != cluster[i]]
-        assert beta[i] == pytest.approx((1 + sum(others) / 3) / 2)
-    p = np.full(5, 0.7)
-    assert np.allclose(routing_confidence("cluster", cluster, kappa, beta, p), 0.99 * kappa[cluster] + 0.01 * beta)
-    assert np.allclose(routing_confidence("item", cluster, kappa, beta, p), beta)
-    assert np.allclose(routing_confidence("product", cluster, kappa, beta, p), kappa[cluster] * beta)
-    assert np.allclose(routing_confidence("assignment", cluster, kappa, beta, p), p)
-    # an isolated cluster (sharing nothing with the others) is the least confident
-    iso = np.array([[1.0, 0, 0], [0, 1.0, 0], [0, 0.8, 0.6], [0, 0.6, 0.8]])
-    assert cluster_shared_structure(iso).argmin() == 0
+def _synthetic(real_clusters: int, mem_clusters: int, per_cluster: int, seed: int):
+    """Costs of a synthetic source: ``real_clusters`` clusters of items costing ~200 bits on the
+    semantic route, ~300 under the reference coder and ~500 classically, and ``mem_clusters``
+    clusters of memorizable items costing ~5000 semantically, ~350 under the reference and ~520
+    classically (the orders of 8x8 digits)."""
+    rng = np.random.default_rng(seed)
+    l = real_clusters + mem_clusters
+    cluster = np.repeat(rng.permutation(l), per_cluster)
+    mem = np.isin(cluster, rng.permutation(l)[:mem_clusters])
+    cost = np.where(mem, rng.normal(5000, 800, len(cluster)), rng.normal(200, 40, len(cluster))).clip(1)
+    ref = np.where(mem, rng.normal(350, 20, len(cluster)), rng.normal(300, 30, len(cluster)))
+    route = np.where(mem, rng.normal(520, 5, len(cluster)), rng.normal(500, 60, len(cluster)))
+    return cluster, cost_profile(cost, ref), cost, route, mem, l
 
 
-def test_knn_density_and_distinctiveness_match_direct_computation():
-    ref = _unit(9, 4, 11).numpy()
-    k = 3
-    d_self = knn_density(ref, ref, k, self_excluded=True)
-    for i in range(9):
-        sims = sorted((float(ref[i] @ ref[j]) for j in range(9) if j != i), reverse=True)
-        assert d_self[i] == pytest.approx(sum(sims[:k]) / k)
-    # queries that are exact copies of reference rows skip that one copy: same as self-excluded
-    assert np.allclose(knn_density(ref[[2, 5]], ref, k), d_self[[2, 5]])
-    q = _unit(2, 4, 12).numpy()
-    d_q = knn_density(q, ref, k, chunk=1)
-    for i in range(2):
-        sims = sorted((float(q[i] @ ref[j]) for j in range(9)), reverse=True)
-        assert d_q[i] == pytest.approx(sum(sims[:k]) / k)
-    cluster = np.array([0, 0, 1, 1, 1, 2, 2, 2, 2])
-    delta = cluster_distinctiveness(d_self, cluster, 4)
-    for l in range(3):
-        assert delta[l] == pytest.approx((1 - d_self[cluster == l].mean()) / 2)
-    assert delta[3] == pytest.approx((1 - d_self.mean()) / 2)  # empty cluster: the overall mean
-    item = (1 - d_self) / 2
-    kappa = np.zeros(4)
-    conf = routing_confidence("density", cluster, kappa, kappa[cluster], kappa[cluster], delta, item)
-    assert np.allclose(conf, 0.99 * delta[cluster] + 0.01 * item)
-    with pytest.raises(ValueError):
-        routing_confidence("density", cluster, kappa, kappa[cluster], kappa[cluster])
-    # the sparse side: (1 + d) / 2, the ranking of the clusters reversed
-    assert np.allclose(density_score(d_self, "sparse"), (1 + d_self) / 2)
-    assert np.allclose(density_score(d_self, "dense"), item)
-    assert np.allclose(density_score(np.array([-1.0, 1.0]), "sparse"), [0.0, 1.0])
-    with pytest.raises(ValueError):
-        density_score(d_self, "middle")
-    # a tight group of near-identical items (what the encoder cannot tell apart) is the densest,
-    # i.e. the least distinctive cluster
-    tight = np.vstack([ref[:6], np.tile(ref[6], (3, 1)) + 1e-3 * ref[7:8]])
-    tight /= np.linalg.norm(tight, axis=1, keepdims=True)
-    lab = np.array([0, 0, 0, 1, 1, 1, 2, 2, 2])
-    assert cluster_distinctiveness(knn_density(tight, tight, 2, self_excluded=True), lab, 3).argmin() == 2
+def test_ranking_and_confidence_match_direct_computation():
+    cluster, x, cost, route, mem, l = _synthetic(3, 1, 5, 0)
+    r = fit_ranking(x, cluster, l + 1)  # one cluster without training items
+    means = np.array([x[cluster == c].mean(axis=0) for c in range(l)])
+    sizes = np.array([(cluster == c).sum() for c in range(l)])
+    # the size-weighted median per feature (equal sizes: the lower median of the means)
+    for f in range(2):
+        expanded = np.sort(np.repeat(means[:, f], sizes))
+        assert r.centre[f] == pytest.approx(expanded[(len(expanded) - 1) // 2])
+    for c in range(l):
+        assert r.score[c] == pytest.approx(np.linalg.norm(means[c] - r.centre))
+    assert r.score[l] == -np.inf and r.rank[l] == l  # the empty cluster ranks last (most confident)
+    assert sorted(r.rank[:l]) == list(range(l)) and r.rank[np.argmax(r.score[:l])] == 0
+    assert np.allclose(r.item_centre, np.median(x, axis=0))
+    a = np.linalg.norm(x - np.median(x, axis=0), axis=1)
+    assert r.a_scale == pytest.approx(np.median(np.abs(a - np.median(a))))
+    conf = lexicographic_confidence(r, cluster, x)
+    for i in range(len(cost)):
+        c = cluster[i]
+        w = 0.5 - math.atan((a[i] - a[cluster == c].mean()) / r.a_scale) / math.pi
+        assert conf[i] == pytest.approx((r.rank[c] + w) / (l + 1))
+    assert np.array_equal(log_cost(np.array([0.0, 1.0, 3.0])), [0.0, 1.0, 2.0])
+    assert np.allclose(cost_profile(np.array([3.0]), np.array([7.0])), [[2.0, 3.0]])
+
+
+def test_atypicality_is_two_sided():
+    """A cluster far *below* the typical cost is as atypical as one as far above it."""
+    cluster = np.repeat(np.arange(5), 10)
+    base = np.array([10.0, 10.1, 9.9, 14.0, 6.0])  # log2 costs: cluster 3 four doublings above, 4 four below
+    x = np.column_stack([np.repeat(base, 10), np.full(50, 8.0)])
+    r = fit_ranking(x, cluster, 5)
+    assert set(r.rank[[3, 4]]) == {0, 1} and r.score[3] == pytest.approx(r.score[4]) == pytest.approx(4.0)
+
+
+def test_confidence_is_lexicographic_clusters_first():
+    """An item's own profile never lifts it over a more confident cluster."""
+    cluster = np.array([0, 0, 0, 1, 1, 1, 2, 2, 2])
+    x = np.array([[10.0], [10.1], [9.9], [10.0], [10.2], [9.8], [20.0], [10.0], [30.0]])
+    r = fit_ranking(x, cluster, 3)
+    assert r.rank[2] == 0  # cluster 2 sits far from the typical cluster
+    conf = lexicographic_confidence(r, cluster, x)
+    assert conf[cluster == 2].max() < conf[cluster != 2].min()  # its typical item 7 stays below
+    assert conf[8] < conf[6] < conf[7]  # inside a cluster, more atypical = less confident
+    assert (conf >= 0).all() and (conf < 1).all()
+    # a new, wildly atypical item in a confident cluster still ranks above the atypical cluster
+    assert lexicographic_confidence(r, np.array([0]), np.array([[1e6]]))[0] >= 1 / 3
+
+
+@pytest.mark.parametrize("mem_clusters", [0, 1, 2, 4])
+def test_auto_cut_takes_the_memorizable_share_and_nothing_without_it(mem_clusters):
+    cluster, x, cost, route, mem, l = _synthetic(10 - mem_clusters, mem_clusters, 60, mem_clusters)
+    r = fit_ranking(x, cluster, l)
+    conf = lexicographic_confidence(r, cluster, x)
+    cut, k = auto_cut(r, cluster, cost, route, conf)
+    assert k == mem_clusters and cut == pytest.approx(k / l)
+    x_m = conf < cut
+    assert np.array_equal(x_m, mem)  # exactly the memorizable share; empty when there is none
+    # the saving the cut maximises, by brute force over every prefix of the ranking
+    saving = [sum((cost - route)[np.isin(cluster, np.flatnonzero(r.rank < j))]) for j in range(l + 1)]
+    assert saving[k] == max(saving) and all(saving[j] < saving[k] for j in range(k))
+
+
+def test_auto_cut_keeps_everything_when_classical_is_never_cheaper():
+    cluster, x, cost, route, mem, l = _synthetic(8, 2, 30, 5)
+    r = fit_ranking(x, cluster, l)
+    assert auto_cut(r, cluster, cost, route + 1e9, lexicographic_confidence(r, cluster, x)) == (0.0, 0)
+
+
+def test_auto_cut_leaves_the_learnable_items_of_a_mixed_boundary_cluster_in_x_l():
+    """Two clusters of memorizable items and one that mixes 30 memorizable with 30 learnable
+    ones (the memorizable the more atypical): the cut falls inside the mixed cluster, after
+    its memorizable items, found by brute force over every cut of that cluster."""
+    cluster, x, cost, route, mem, l = _synthetic(7, 3, 60, 2)
+    mixed = int(np.flatnonzero(np.bincount(cluster[mem], minlength=l))[-1])
+    rng = np.random.default_rng(9)
+    real = np.flatnonzero(cluster == mixed)[:30]
+    cost[real], mem[real] = rng.normal(200, 40, 30).clip(1), False
+    x = cost_profile(cost, np.where(mem, 350.0, 300.0))
+    r = fit_ranking(x, cluster, l)
+    conf = lexicographic_confidence(r, cluster, x)
+    cut, k = auto_cut(r, cluster, cost, route, conf)
+    assert k == 3 and r.rank[mixed] == 2  # the mixed cluster, the least atypical of the three, is the boundary
+    assert np.array_equal(conf < cut, mem)
+    members = np.flatnonzero(cluster == mixed)
+    order = members[np.argsort(conf[members])]
+    savings = [((cost - route)[order[:j]]).sum() for j in range(len(order) + 1)]
+    assert int(np.argmax(savings)) == 30
+
+
+# --------------------------------------------------------------------------- the reference coder
+
+
+def test_reference_coder_matches_a_direct_dct_computation():
+    d = dct_matrix(8)
+    assert np.allclose(d @ d.T, np.eye(8))  # orthonormal
+    assert np.array_equal(exp_golomb_bits(np.array([0, 1, -1, 2, 3, -7])), [1, 4, 4, 4, 6, 8])
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (1, 16, 8, 1), dtype=np.uint8)
+    lam = 0.01
+    best = np.inf
+    for step in 2.0 ** np.arange(-1.0, 9.0, 0.25):
+        total = 0.0
+        for by in range(2):  # two 8x8 blocks, each its own 2-D DCT
+            block = img[0, 8 * by:8 * by + 8, :, 0].astype(float) - 128
+            coef = d @ block @ d.T
+            q = np.round(coef / step)
+            total += sum(2 * math.floor(math.log2(abs(v) + 1)) + 1 + (v != 0) for v in q.ravel())
+            total += lam * ((coef - q * step) ** 2).sum()
+        best = min(best, total)
+    assert reference_cost(img, lam)[0] == pytest.approx(best)
+    # a flat mid-grey image costs the least: every coefficient 0, one bit each; noise far more
+    flat = np.full((1, 16, 8, 1), 128, dtype=np.uint8)
+    assert reference_cost(flat, lam)[0] == pytest.approx(128) and reference_cost(img, lam)[0] > 4 * 128
+    # sides that are not multiples of 8: one whole-image DCT
+    odd = rng.integers(0, 256, (3, 6, 10, 3), dtype=np.uint8)
+    assert reference_cost(odd, lam).shape == (3,) and (reference_cost(odd, lam) >= 6 * 10 * 3).all()

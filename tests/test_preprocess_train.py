@@ -11,14 +11,18 @@ import torch
 
 from simulator.errors import InputError
 from simulator.metrics import clustering_scores
-from simulator.preprocess import PreprocessConfig, fit_preprocessor
+from simulator.preprocess import PreprocessConfig, fit_encoder, fit_preprocessor
 from simulator.preprocess.config import ThresholdConfig
+from simulator.preprocess.score import CostModel
+from simulator.semantic import SemanticConfig
 from simulator.preprocess.report import preprocess_report
 from simulator.sources.base import ItemSet
 from simulator.sources.digits import load_digits
 from simulator.sources.mixture import build_mixture
 
 TINY = dict(epochs=3, warmup_epochs=1, batch_size=64, queue_size=256, width=8, feature_dim=16)
+#: a small scoring language for the tests of the split's mechanics (not of its quality)
+COSTS = CostModel(SemanticConfig(epochs=2, hidden_channels=8, latent_channels=2, cluster_embedding=4))
 
 
 
@@ -35,7 +39,7 @@ def small(digits) -> ItemSet:
 
 @pytest.mark.parametrize("keys", ["momentum", "batch"])
 def test_loss_decreases_on_a_tiny_run(small, ctx, keys):
-    pre = fit_preprocessor(small, PreprocessConfig(clusters=5, instance_keys=keys, **dict(TINY, epochs=6)), ctx)
+    pre = fit_encoder(small, PreprocessConfig(clusters=5, instance_keys=keys, **dict(TINY, epochs=6)), ctx)
     h = pre.history
     assert len(h) == 6 and not pre.from_cache
     assert h[-1]["L_I"] < h[0]["L_I"]
@@ -45,11 +49,12 @@ def test_loss_decreases_on_a_tiny_run(small, ctx, keys):
 
 def test_digits_training_does_not_collapse_and_clusters_digits(digits, ctx):
     cfg = PreprocessConfig(epochs=10, warmup_epochs=3)
-    pre = fit_preprocessor(digits, cfg, ctx)
-    a = pre.assign(digits.images)
-    sizes = np.bincount(a.cluster, minlength=10)
+    pre = fit_encoder(digits, cfg, ctx)
+    cluster = pre.clusters(digits.images)
+    assert np.array_equal(cluster, pre.train_cluster)
+    sizes = np.bincount(cluster, minlength=10)
     assert sizes.min() >= 0.02 * len(digits), sizes  # every cluster keeps items
-    scores = clustering_scores(digits.labels, a.cluster)
+    scores = clustering_scores(digits.labels, cluster)
     assert scores["acc"] > 0.75 and scores["nmi"] > 0.7, scores  # far above chance (0.1 / 0)
     assert pre.images_per_s > 0 and pre.flops_per_item > 0
 
@@ -57,82 +62,84 @@ def test_digits_training_does_not_collapse_and_clusters_digits(digits, ctx):
 @pytest.mark.parametrize("keys", ["momentum", "batch"])
 def test_fixed_seed_is_deterministic_on_cpu(small, ctx, tmp_path, keys):
     cfg = PreprocessConfig(clusters=4, instance_keys=keys, **TINY)
-    a = fit_preprocessor(small, cfg, ctx)
-    b = fit_preprocessor(small, cfg, dataclasses.replace(ctx, cache_dir=tmp_path / "other"))
+    a = fit_encoder(small, cfg, ctx)
+    b = fit_encoder(small, cfg, dataclasses.replace(ctx, cache_dir=tmp_path / "other"))
     assert not b.from_cache
     assert torch.equal(a.prototypes, b.prototypes)
-    aa, ab = a.assign(small.images), b.assign(small.images)
-    assert np.array_equal(aa.cluster, ab.cluster) and np.array_equal(aa.confidence, ab.confidence)
-    c = fit_preprocessor(small, cfg, dataclasses.replace(ctx, seed=1, cache_dir=tmp_path / "seed1"))
+    assert np.array_equal(a.clusters(small.images), b.clusters(small.images))
+    c = fit_encoder(small, cfg, dataclasses.replace(ctx, seed=1, cache_dir=tmp_path / "seed1"))
     assert not torch.equal(a.prototypes, c.prototypes)
 
 
 def test_channels_last_training_is_deterministic_and_cached(small, ctx, tmp_path):
     rgb = ItemSet(np.repeat(small.images[:200], 3, axis=3), small.labels[:200], small.kinds[:200], small.class_names)
     cfg = PreprocessConfig(clusters=4, channels_last=True, symmetric=False, **TINY)
-    a = fit_preprocessor(rgb, cfg, ctx)
-    b = fit_preprocessor(rgb, cfg, dataclasses.replace(ctx, cache_dir=tmp_path / "other"))
+    a = fit_encoder(rgb, cfg, ctx)
+    b = fit_encoder(rgb, cfg, dataclasses.replace(ctx, cache_dir=tmp_path / "other"))
     assert torch.equal(a.prototypes, b.prototypes)
-    again = fit_preprocessor(rgb, cfg, ctx)
-    assert again.from_cache and np.array_equal(again.assign(rgb.images).confidence, a.assign(rgb.images).confidence)
+    again = fit_encoder(rgb, cfg, ctx)
+    assert again.from_cache and np.array_equal(again.clusters(rgb.images), a.clusters(rgb.images))
     # channels_last is part of the cache key (it changes the arithmetic)
-    assert not fit_preprocessor(rgb, cfg.model_copy(update={"channels_last": False}), ctx).from_cache
+    assert not fit_encoder(rgb, cfg.model_copy(update={"channels_last": False}), ctx).from_cache
     # so is the source of eq. (2)'s keys
-    assert not fit_preprocessor(rgb, cfg.model_copy(update={"instance_keys": "batch"}), ctx).from_cache
+    assert not fit_encoder(rgb, cfg.model_copy(update={"instance_keys": "batch"}), ctx).from_cache
 
 
 def test_bfloat16_training_tracks_float32_is_deterministic_and_cached(small, ctx, tmp_path):
     cfg = PreprocessConfig(clusters=4, instance_keys="batch", channels_last=True, **dict(TINY, epochs=4))
-    ref = fit_preprocessor(small, cfg, ctx)
+    ref = fit_encoder(small, cfg, ctx)
     low_cfg = cfg.model_copy(update={"precision": "bfloat16"})
-    a = fit_preprocessor(small, low_cfg, ctx)
+    a = fit_encoder(small, low_cfg, ctx)
     assert not a.from_cache  # the precision is part of the cache key
     h, r = a.history, ref.history
     assert h[-1]["L_I"] < h[0]["L_I"] and all(np.isfinite(e["loss"]) for e in h)
     # same seed, same views and initial weights: the first epoch differs by bf16 rounding only
     assert abs(h[0]["L_I"] - r[0]["L_I"]) < 0.02 * r[0]["L_I"], (h[0], r[0])
     assert h[0]["L_I"] != r[0]["L_I"]
-    b = fit_preprocessor(small, low_cfg, dataclasses.replace(ctx, cache_dir=tmp_path / "other"))
+    b = fit_encoder(small, low_cfg, dataclasses.replace(ctx, cache_dir=tmp_path / "other"))
     assert torch.equal(a.prototypes, b.prototypes)
-    assert fit_preprocessor(small, low_cfg, ctx).from_cache
+    assert fit_encoder(small, low_cfg, ctx).from_cache
 
 
 def test_training_never_reads_labels_or_kinds(small, ctx, tmp_path):
     cfg = PreprocessConfig(clusters=4, **TINY)
-    a = fit_preprocessor(small, cfg, ctx)
+    a = fit_preprocessor(small, cfg, ctx, COSTS)
     scrambled = ItemSet(small.images, np.zeros(len(small), dtype=np.int64), np.full(len(small), "noise", dtype=object),
                         ["x"])
-    b = fit_preprocessor(scrambled, cfg, dataclasses.replace(ctx, cache_dir=tmp_path / "c2"))
+    b = fit_preprocessor(scrambled, cfg, dataclasses.replace(ctx, cache_dir=tmp_path / "c2"), COSTS)
     assert torch.equal(a.prototypes, b.prototypes)
+    assert np.array_equal(a.train_confidence, b.train_confidence) and a.cut == b.cut  # nor does the split
 
 
 def test_cache_hit_corrupt_and_foreign_files(small, ctx):
     cfg = PreprocessConfig(clusters=4, **TINY)
-    first = fit_preprocessor(small, cfg, ctx)
+    first = fit_preprocessor(small, cfg, ctx, COSTS)
     assert not first.from_cache and first.cache_file.exists()
     assert not list(first.cache_file.parent.glob("*.tmp"))
-    again = fit_preprocessor(small, cfg, ctx)
+    again = fit_preprocessor(small, cfg, ctx, COSTS)
     assert again.from_cache
     assert np.array_equal(first.assign(small.images).confidence, again.assign(small.images).confidence)
+    assert again.language.from_cache  # the scoring language comes from the cache too
     assert again.history == first.history and again.flops_per_item == first.flops_per_item
     # the split threshold is not part of the key: changing it reuses the model
-    other_cut = fit_preprocessor(small, cfg.model_copy(update={"memorizable_threshold": ThresholdConfig(fraction=0.5)}), ctx)
+    other_cut = fit_preprocessor(small, cfg.model_copy(update={"memorizable_threshold": ThresholdConfig(fraction=0.5)}), ctx,
+                                 COSTS)
     assert other_cut.from_cache and other_cut.cut != first.cut
     # a model from another configuration under this configuration's name
     cfg2 = PreprocessConfig(clusters=4, **dict(TINY, epochs=2))
-    foreign = fit_preprocessor(small, cfg2, ctx)
+    foreign = fit_encoder(small, cfg2, ctx)
     shutil.copy(foreign.cache_file, first.cache_file)
     with pytest.raises(InputError, match="another configuration"):
-        fit_preprocessor(small, cfg, ctx)
+        fit_preprocessor(small, cfg, ctx, COSTS)
     # a corrupt file (one flipped byte, then a truncated one)
     data = bytearray(foreign.cache_file.read_bytes())
     data[len(data) // 2] ^= 0xFF
     first.cache_file.write_bytes(bytes(data))
     with pytest.raises(InputError, match="corrupt"):
-        fit_preprocessor(small, cfg, ctx)
+        fit_preprocessor(small, cfg, ctx, COSTS)
     first.cache_file.write_bytes(b"SEMSIMPP")
     with pytest.raises(InputError, match="corrupt"):
-        fit_preprocessor(small, cfg, ctx)
+        fit_preprocessor(small, cfg, ctx, COSTS)
 
 
 @pytest.mark.parametrize("update,key", [
@@ -143,7 +150,7 @@ def test_cache_hit_corrupt_and_foreign_files(small, ctx):
 def test_bad_settings_raise_input_error(small, ctx, update, key):
     cfg = PreprocessConfig(clusters=4, **TINY).model_copy(update=update)
     with pytest.raises(InputError, match=key):
-        fit_preprocessor(small, cfg, ctx)
+        fit_encoder(small, cfg, ctx)
     assert not (ctx.cache_dir / "preprocess").exists() or not list((ctx.cache_dir / "preprocess").iterdir())
 
 
@@ -153,12 +160,23 @@ def test_threshold_outside_unit_interval_is_refused_by_the_schema():
     for key in ("fraction", "confidence"):
         with pytest.raises(InputError, match=f"preprocess.memorizable_threshold.{key}"):
             parse_scenario({"name": "x", "preprocess": {"memorizable_threshold": {key: 1.5}}})
+    with pytest.raises(InputError, match="preprocess.memorizable_threshold"):
+        parse_scenario({"name": "x", "preprocess": {"memorizable_threshold": "half"}})
+    assert parse_scenario({"name": "x"}).preprocess.memorizable_threshold.auto  # the default
+    assert parse_scenario({"name": "x"}).resolved()["preprocess"]["memorizable_threshold"] == "auto"
+    assert parse_scenario({"name": "x", "preprocess": {"memorizable_threshold": {"fraction": 0.3}}}).resolved()[
+        "preprocess"]["memorizable_threshold"] == {"fraction": 0.3, "confidence": None}
+    for gone in ("density_side", "rank_by", "density_k"):  # settings that needed the answer key
+        with pytest.raises(InputError, match=f"preprocess.{gone}"):
+            parse_scenario({"name": "x", "preprocess": {gone: "sparse"}})
 
 
 def test_split_by_fraction_and_by_confidence(small, ctx):
     cfg = PreprocessConfig(clusters=4, memorizable_threshold={"fraction": 0.25}, **TINY)
-    pre = fit_preprocessor(small, cfg, ctx)
+    pre = fit_preprocessor(small, cfg, ctx, COSTS)
+    assert pre.cut_rule == "fraction" and pre.x_m_clusters is None
     a = pre.assign(small.images)
+    assert np.array_equal(a.confidence, pre.train_confidence) and np.array_equal(a.cost, pre.train_cost)
     assert a.cluster.dtype == np.int64 and a.confidence.dtype == np.float64
     assert ((a.confidence >= 0) & (a.confidence <= 1)).all() and a.cluster.max() < pre.num_clusters
     mask = pre.split(a)
@@ -166,7 +184,7 @@ def test_split_by_fraction_and_by_confidence(small, ctx):
     one = pre.assign(small.images[:1])  # routing one item at a time meets the same cut
     assert pre.split(one)[0] == mask[0]
     cfg_c = cfg.model_copy(update={"memorizable_threshold": ThresholdConfig(confidence=0.5)})
-    pre_c = fit_preprocessor(small, cfg_c, ctx)
+    pre_c = fit_preprocessor(small, cfg_c, ctx, COSTS)
     assert np.array_equal(pre_c.split(pre_c.assign(small.images)), a.confidence < 0.5)
     with pytest.raises(InputError, match="do not match"):
         pre.assign(np.zeros((2, 4, 4, 1), dtype=np.uint8))
@@ -175,58 +193,54 @@ def test_split_by_fraction_and_by_confidence(small, ctx):
 def test_report_tables_and_figure(small, ctx):
     rng = np.random.default_rng(0)
     mixed = build_mixture(small, "noise", 0.2, rng)
-    pre = fit_preprocessor(mixed, PreprocessConfig(clusters=4, **TINY), ctx)
+    pre = fit_preprocessor(mixed, PreprocessConfig(clusters=4, **TINY), ctx, COSTS)
     tables, fig = preprocess_report(mixed, pre)
     assert {"quality", "clusters", "items", "training"} <= set(tables)
     q = tables["quality"].set_index(["scope", "metric"])["value"]
     for key in [("structured", "nmi"), ("structured", "acc"), ("structured", "ari"), ("memorizable", "auroc"),
-                ("memorizable", "precision"), ("memorizable", "recall"), ("noise", "auroc")]:
+                ("memorizable", "precision"), ("memorizable", "recall"), ("noise", "auroc"), ("split", "score"),
+                ("split", "cut"), ("split", "cut_confidence"), ("split", "x_m_clusters")]:
         assert key in q.index
     assert q[("memorizable", "share_true")] == pytest.approx(0.2)
+    assert (q[("split", "score")], q[("split", "cut")]) == ("cost-atypicality", "auto")
+    assert q[("split", "cut_confidence")] == pytest.approx(q[("split", "x_m_clusters")] / 4)
     cl = tables["clusters"]
     assert cl["size"].sum() == len(mixed) and sorted(cl["rank"]) == list(range(4))
     assert cl["n_noise"].sum() == 80
+    # the clusters' mean costs are those of their training items
+    for _, row in cl.iterrows():
+        sel = pre.train_cluster == row["cluster"]
+        assert row["mean_cost_bits"] == pytest.approx(pre.train_cost[sel].mean())
     assert len(tables["items"]) == len(mixed)
     assert fig.axes and fig.axes[0].get_xlabel().startswith("confidence")
-    # the same model ranked by kappa (the previous default) comes from the cache
-    pre_k = fit_preprocessor(mixed, PreprocessConfig(clusters=4, rank_by="cluster", **TINY), ctx)
-    assert pre_k.from_cache and np.array_equal(pre_k.train_cluster, pre.train_cluster)
-    assert np.allclose(pre_k.cluster_confidence, pre.cluster_shared_structure)
-    assert np.allclose(pre.cluster_confidence, pre.cluster_distinctiveness)
-    # the other side reuses the model and reverses the cluster ranking
-    pre_s = fit_preprocessor(mixed, PreprocessConfig(clusters=4, density_side="sparse", **TINY), ctx)
-    assert pre_s.from_cache and pre_s.density_side == "sparse"
-    assert np.allclose(pre_s.cluster_confidence, 1.0 - pre.cluster_distinctiveness)
-    assert np.array_equal(pre_s.cluster_rank, 3 - pre.cluster_rank)
 
 
-def test_shuffled_digits_are_detected_on_the_sparse_side(digits, ctx):
-    """On 8x8 digits the pixel-shuffled items are the sparse ones in the representation
-    (docs/preprocess.md): the ``sparse`` side finds them, the ``dense`` side is inverted. The
-    margin varies by seed (this seed: AUROC 0.914 with the fast preset, 0.757 with its previous
-    marginal_weight 1.0; up to 1.00 on others, docs/preprocess.md), so the bounds check the
-    orientation, not the best case."""
+def test_the_label_free_split_finds_shuffled_digits_and_nothing_in_clean_digits(digits, ctx):
+    """The default settings (the demo's) on all 1797 digits: 20 % pixel-shuffled items are found
+    and cut at their share; with nothing injected the auto cut sends nothing to X_m. Bounds:
+    the acceptance of docs/preprocess.md (measured there: AUROC 1.000, share 0.200 on seeds 0-2)."""
     from simulator.metrics import detection_scores
     mixed = build_mixture(digits, "shuffled", 0.2, np.random.default_rng(1))
-    pre = fit_preprocessor(mixed, PreprocessConfig(density_side="sparse"), ctx)
+    pre = fit_preprocessor(mixed, PreprocessConfig(), ctx)
     a = pre.assign(mixed.images)
-    res = detection_scores(mixed.memorizable, 1 - a.confidence, pre.split(a))
-    assert res["auroc"] > 0.7, res
-    dense = fit_preprocessor(mixed, PreprocessConfig(density_side="dense"), ctx)
-    assert dense.from_cache
-    a_d = dense.assign(mixed.images)
-    assert detection_scores(mixed.memorizable, 1 - a_d.confidence, dense.split(a_d))["auroc"] < 0.3
+    x_m = pre.split(a)
+    res = detection_scores(mixed.memorizable, 1 - a.confidence, x_m)
+    assert res["auroc"] >= 0.95 and res["precision"] >= 0.9, res
+    assert abs(x_m.mean() - 0.2) <= 0.05
+    clean = fit_preprocessor(digits, PreprocessConfig(), ctx)
+    assert clean.split(clean.assign(digits.images)).mean() <= 0.03 and clean.cut_rule == "auto"
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind,floor", [("noise", 0.95), ("shuffled", 0.9)])
+@pytest.mark.timeout(1800)
+@pytest.mark.parametrize("kind,floor", [("noise", 0.97), ("shuffled", 0.95), ("ood", 0.95)])
 def test_memorizable_among_cifar_is_detected(cifar_test_dir, ctx, kind, floor):
     from simulator.metrics import detection_scores
     from simulator.scenario import SourceConfig
     from simulator.sources import load_items
     src = SourceConfig(dataset=f"imagefolder:{cifar_test_dir}", max_items=4000,
-                       memorizable={"kind": kind, "fraction": 0.2})
+                       memorizable={"kind": kind, "fraction": 0.2, "ood_dataset": "digits"})
     items = load_items(src, ctx)
-    pre = fit_preprocessor(items, PreprocessConfig(epochs=8, warmup_epochs=2), ctx)
+    pre = fit_preprocessor(items, PreprocessConfig(), ctx)
     a = pre.assign(items.images)
-    assert detection_scores(items.memorizable, 1 - a.confidence, pre.split(a))["auroc"] > floor
+    assert detection_scores(items.memorizable, 1 - a.confidence, pre.split(a))["auroc"] >= floor

@@ -5,6 +5,8 @@
 - ``vanilla-semantic``: every item through a language trained on all items.
 - ``contrastive`` (the paper): the pre-processor splits items; X_l goes through a language
   trained on X_l only, X_m through the classical coder.
+- ``contrastive-oracle``: ``contrastive`` with the ground-truth split, an upper bound (the only
+  pipeline that reads the ground truth; not in the default list).
 
 A new pipeline is one new file that builds a spec and registers it (docs/extending.md).
 """
@@ -16,5 +18,6 @@ from .spec import PipelineSpec, PointView
 from . import classical  # noqa: E402, F401, I001
 from . import vanilla  # noqa: E402, F401, I001
 from . import contrastive  # noqa: E402, F401, I001
+from . import oracle  # noqa: E402, F401, I001
 
 __all__ = ["PIPELINES", "PipelineSpec", "PointView"]

@@ -12,26 +12,51 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, model_serializer, model_validator
 
 from ..section import Section
 
 
 class ThresholdConfig(Section):
-    """How X_m is chosen from the confidence ranking: exactly one of the two keys.
+    """Where the confidence ranking is cut: the string ``"auto"`` (the default) or a table with
+    exactly one of two keys.
 
-    ``fraction``: the target share of items routed to X_m (lowest confidence first).
-    ``confidence``: items whose confidence is below this value go to X_m.
+    ``"auto"``: the cost rule of ranking.py (X_m = the least confident clusters whose classical
+    routing lowers the total cost; none when no cluster's does).
+    ``fraction``: the share of items routed to X_m (lowest confidence first).
+    ``confidence``: items whose confidence is below this value go to X_m (the confidence is
+    lexicographic, ``(cluster rank + position in the cluster) / L``: ranking.py).
+    In the resolved scenario the auto cut reads ``"auto"``.
     """
 
     fraction: float | None = Field(default=None, ge=0.0, le=1.0)
     confidence: float | None = Field(default=None, ge=0.0, le=1.0)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _auto(cls, v):
+        if isinstance(v, str):
+            if v == "auto":
+                return {}
+            raise ValueError(f'must be "auto" or a table {{ fraction = f }} or {{ confidence = c }} (got {v!r})')
+        if isinstance(v, dict) and not v:
+            raise ValueError('an empty table: write "auto" or give fraction or confidence')
+        return v
+
     @model_validator(mode="after")
     def _one_of(self) -> "ThresholdConfig":
-        if (self.fraction is None) == (self.confidence is None):
+        if self.fraction is not None and self.confidence is not None:
             raise ValueError("give exactly one of 'fraction' or 'confidence'")
         return self
+
+    @property
+    def auto(self) -> bool:
+        """True for the ``"auto"`` cut."""
+        return self.fraction is None and self.confidence is None
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler):
+        return "auto" if self.auto else handler(self)
 
 
 @dataclass(frozen=True)
@@ -66,23 +91,16 @@ class ResolvedPreprocess:
     augment: str             # "auto" | "grey" | "color" | "none"
     channels_last: bool      # train in channels-last memory format (CPU: ~1.7x faster on 32x32 RGB)
     precision: str           # "float32" | "bfloat16": autocast of the encoders' forward passes in training
-    rank_by: str             # "density" | "cluster" | "item" | "product" | "assignment" (ranking.py)
-    density_k: int           # neighbours of the k-NN density (rank_by = "density")
-    density_side: str        # "dense" | "sparse": where memorizable items sit in k-NN density (ranking.py)
 
     def to_json(self) -> str:
         """Canonical JSON (sorted keys) of what determines training: the part of the model cache
-        key that comes from us (``rank_by``, ``density_k`` and ``density_side`` are left out: they only
-        change the routing)."""
-        data = asdict(self)
-        for routing_only in ("rank_by", "density_k", "density_side"):
-            data.pop(routing_only)
-        return json.dumps(data, sort_keys=True)
+        key that comes from us."""
+        return json.dumps(asdict(self), sort_keys=True)
 
 
 _COMMON = dict(backbone="cnn", width=32, feature_dim=64, sgd_momentum=0.9, weight_decay=5e-4,
                cluster_tau=0.1, marginal_weight=1.0, symmetric=True, instance_keys="momentum", augment="auto",
-               channels_last=False, precision="float32", rank_by="density", density_k=10, density_side="dense")
+               channels_last=False, precision="float32")
 
 #: The presets. ``paper`` follows section III / design.md section 4: SGD with lr 0.02, encoder
 #: momentum omega = 0.9, tau = 0.1, batch 32, 200 epochs, eta = epsilon = 1. ``fast`` is our
@@ -97,6 +115,13 @@ PRESETS: dict[str, dict] = {
                  omega=0.9, tau=0.2, queue_size=1024, eta=1.0, epsilon=1.0, warmup_epochs=5, marginal_weight=0.5),
 }
 
+#: The ``fast`` preset sizes its training by the image size: items of more than this many pixels
+#: (e.g. 32x32 CIFAR-10) train for :data:`FAST_LARGE_EPOCHS` (epochs, warm-up epochs), the
+#: budget of the CIFAR-10 detection measurements of docs/preprocess.md; smaller items (8x8
+#: digits) keep the preset's 25 and 5.
+FAST_SMALL_PIXELS = 16 * 16
+FAST_LARGE_EPOCHS = (8, 2)
+
 
 class PreprocessConfig(Section):
     """The teacher's contrastive pre-processor (design.md section 4).
@@ -106,7 +131,7 @@ class PreprocessConfig(Section):
 
     preset: Literal["fast", "paper"] = "fast"
     clusters: int = Field(default=10, ge=2)
-    memorizable_threshold: ThresholdConfig = Field(default_factory=lambda: ThresholdConfig(fraction=0.2))
+    memorizable_threshold: ThresholdConfig = Field(default_factory=lambda: ThresholdConfig.model_validate("auto"))
 
     backbone: Literal["cnn", "resnet18"] | None = None
     width: int | None = Field(default=None, ge=4, le=512)
@@ -130,13 +155,14 @@ class PreprocessConfig(Section):
     augment: Literal["auto", "grey", "color", "none"] | None = None
     channels_last: bool | None = None
     precision: Literal["float32", "bfloat16"] | None = None
-    rank_by: Literal["density", "cluster", "item", "product", "assignment"] | None = None
-    density_k: int | None = Field(default=None, ge=1, le=1000)
-    density_side: Literal["dense", "sparse"] | None = None
 
-    def resolved(self) -> ResolvedPreprocess:
-        """The preset's values, overridden by every key the scenario gave."""
+    def resolved(self, shape: tuple[int, ...] | None = None) -> ResolvedPreprocess:
+        """The preset's values, overridden by every key the scenario gave. ``shape``: the items'
+        ``(H, W, C)``, by which the ``fast`` preset sizes its epochs (:data:`FAST_SMALL_PIXELS`);
+        ``None`` gives the preset's own values."""
         values = dict(PRESETS[self.preset])
+        if self.preset == "fast" and shape is not None and int(shape[0]) * int(shape[1]) > FAST_SMALL_PIXELS:
+            values["epochs"], values["warmup_epochs"] = FAST_LARGE_EPOCHS
         for name in ResolvedPreprocess.__dataclass_fields__:
             given = getattr(self, name, None)
             if given is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from pathlib import Path
 
 import numpy as np
@@ -16,44 +17,46 @@ from .. import model_cache
 from .config import PreprocessConfig, ResolvedPreprocess
 from .losses import cluster_probabilities
 from .nets import Encoder, count_flops
-from .ranking import (Assignment, cluster_density, cluster_shared_structure, confidence_cut,
-                      density_score, item_shared_structure, knn_density, routing_confidence)
+from .ranking import Assignment, auto_cut, fit_ranking, fraction_cut, lexicographic_confidence
+from .score import (SCORE_NAME, CostModel, cost_profile, fit_scoring_language, reference_cost, route_cost,
+                    semantic_cost)
 from .trainer import TrainResult, embed, train
 
-FORMAT = "semsim-preprocess-v3"
+FORMAT = "semsim-preprocess-v4"
 """Part of the cache key and stored in the file: bump when training or the model changes."""
 
 log = logging.getLogger("semsim.preprocess")
 
 
 class Preprocessor:
-    """A trained contrastive pre-processor: clusters items, ranks them by confidence and splits
-    them into X_l (learnable) and X_m (memorizable).
+    """A trained contrastive pre-processor: clusters items (the contrastive encoder), ranks
+    clusters and items by how atypical their cost profile is (ranking.py) and splits them into
+    X_l (learnable) and X_m (memorizable).
 
     Build it with :func:`fit_preprocessor`. Attributes:
         num_clusters: L.
-        from_cache: True when the model was loaded from the cache instead of trained.
-        flops_per_item: forward FLOPs of the encoder (plus eq. (3)) for one item.
-        cluster_confidence: ``(L,)`` confidence of each cluster: its oriented density score for
-            ``rank_by = "density"`` (delta_l on the dense side), else its shared-structure
-            confidence kappa_l.
-        cluster_shared_structure: ``(L,)`` kappa_l; cluster_distinctiveness: ``(L,)`` delta_l.
-        density_side: ``"dense"`` or ``"sparse"``: the side of the k-NN density where memorizable
-            items are expected (the ``density_side`` key, see ranking.py).
-        cluster_score: ``(L,)`` the oriented density score of each cluster (ranking.density_score).
-        cluster_rank: ``(L,)`` rank of each cluster by confidence (0 = least confident).
-        train_embeddings: ``(N, D)`` representations of the training items (the k-NN reference).
-        cut: the confidence below which an item goes to X_m.
+        from_cache: True when the encoder was loaded from the cache instead of trained.
+        flops_per_item: forward FLOPs per routed item: the encoder, eq. (3) and the scoring
+            language's encoder and decoder.
+        language: the scoring language (:mod:`~simulator.preprocess.score`).
+        score_name: the score's name (``"cost-atypicality"``).
+        train_cluster, train_cost, train_reference_cost, train_route_cost, train_confidence:
+            ``(N,)`` of the training items: cluster, J, Jref and C (bits; C only for the auto
+            cut, else None), lexicographic confidence.
+        ranking: the :class:`~simulator.preprocess.ranking.ClusterRanking`; ``cluster_rank``
+            ``(L,)`` (0 = least confident) and ``cluster_score`` ``(L,)`` (atypicality A_l).
+        cut: the confidence below which an item goes to X_m; ``cut_rule``: ``"auto"``,
+            ``"fraction"`` or ``"confidence"``; ``x_m_clusters``: the clusters the auto cut sends
+            to X_m (None for the explicit cuts).
         history: per-epoch training losses (empty when loaded without history).
         images_per_s, train_seconds: training throughput and time (as measured when trained).
-        cache_file: where the model is stored.
+        score_seconds: time to fit the scoring language (or load it) and cost the training items.
+        cache_file: where the encoder is stored.
     """
 
     def __init__(self, result: TrainResult, resolved: ResolvedPreprocess, cfg: PreprocessConfig,
                  shape: tuple[int, int, int], device: str, from_cache: bool, cache_file: Path | None,
-                 train_images: np.ndarray | None = None, train_cluster: np.ndarray | None = None,
-                 train_beta: np.ndarray | None = None, train_assign: np.ndarray | None = None,
-                 train_z: np.ndarray | None = None, train_density: np.ndarray | None = None):
+                 train_cluster: np.ndarray, train_assign: np.ndarray):
         self.resolved = resolved
         self.cfg = cfg
         self.shape = tuple(int(s) for s in shape)
@@ -67,51 +70,41 @@ class Preprocessor:
         self.from_cache = bool(from_cache)
         self.cache_file = cache_file
         self.num_clusters = int(self.prototypes.shape[0])
-        self.flops_per_item = count_flops(self.encoder, self.shape) + 2 * self.num_clusters * self.prototypes.shape[1]
-        self.cluster_shared_structure = cluster_shared_structure(self.prototypes.double().numpy())
-        self.density_side = resolved.density_side
-        if train_cluster is None:
-            train_z = embed(self.encoder, train_images, self.mean, self.std, self.device).numpy()
-            train_density = knn_density(train_z, train_z, resolved.density_k, self_excluded=True)
-            self.train_embeddings = np.asarray(train_z, dtype=np.float32)
-            self.cluster_score = np.zeros(self.num_clusters)  # only the clusters are used from this pass
-            train = self._assign_z(train_z, density=train_density)
-            train_cluster, train_beta, train_assign = train.cluster, train.item_confidence, train.assignment_confidence
-        self.train_embeddings = np.asarray(train_z, dtype=np.float32)
+        self.encoder_flops = count_flops(self.encoder, self.shape) + 2 * self.num_clusters * self.prototypes.shape[1]
+        self.flops_per_item = self.encoder_flops
         self.train_cluster = np.asarray(train_cluster, dtype=np.int64)
-        self.train_beta = np.asarray(train_beta, dtype=np.float64)
         self.train_assignment_confidence = np.asarray(train_assign, dtype=np.float64)
-        self.train_density = np.asarray(train_density, dtype=np.float64)
-        mean_density = cluster_density(self.train_density, self.train_cluster, self.num_clusters)
-        self.cluster_distinctiveness = density_score(mean_density, "dense")
-        self.cluster_score = density_score(mean_density, self.density_side)
-        self.cluster_confidence = (self.cluster_score if resolved.rank_by == "density"
-                                   else self.cluster_shared_structure)
-        self.cluster_rank = np.argsort(np.argsort(self.cluster_confidence, kind="stable"), kind="stable")
-        train_conf = routing_confidence(resolved.rank_by, self.train_cluster, self.cluster_shared_structure,
-                                        self.train_beta, self.train_assignment_confidence,
-                                        self.cluster_score, density_score(self.train_density, self.density_side))
-        t = cfg.memorizable_threshold
-        self.cut = confidence_cut(train_conf, t.fraction, t.confidence)
+        self.score_name = SCORE_NAME
+        self.language = None
+        self.costs: CostModel | None = None
+        self.score_seconds = 0.0
 
-    def _assign(self, images: np.ndarray) -> Assignment:
-        return self._assign_z(embed(self.encoder, images, self.mean, self.std, self.device).numpy())
-
-    def _assign_z(self, z: np.ndarray, density: np.ndarray | None = None) -> Assignment:
-        p = cluster_probabilities(torch.as_tensor(z), self.prototypes, self.resolved.cluster_tau).double().numpy()
-        cluster = p.argmax(axis=1).astype(np.int64)
-        assign_conf = p.max(axis=1).astype(np.float64)
-        beta = item_shared_structure(z, self.prototypes.double().numpy(), cluster)
-        if density is None:
-            density = knn_density(z, self.train_embeddings, self.resolved.density_k)
-        conf = routing_confidence(self.resolved.rank_by, cluster, self.cluster_shared_structure, beta, assign_conf,
-                                  self.cluster_score, density_score(density, self.density_side))
-        return Assignment(cluster, np.clip(conf, 0.0, 1.0), beta, assign_conf, p, density_score(density, "dense"))
-
-    def embed(self, images: np.ndarray) -> np.ndarray:
-        """``(N, D)`` float32 unit representations z of uint8 ``(N, H, W, C)`` items."""
-        self._check(images)
-        return embed(self.encoder, images, self.mean, self.std, self.device).numpy()
+    def _fit_split(self, images: np.ndarray, costs: CostModel, ctx: RunContext, route_streams=None) -> None:
+        t0 = time.perf_counter()
+        self.costs = costs
+        self.language = fit_scoring_language(images, self.train_cluster, self.num_clusters, costs, ctx)
+        self.flops_per_item = self.encoder_flops + self.language.flops_encode + self.language.flops_decode
+        self.train_cost = semantic_cost(self.language, images, self.train_cluster, costs.lam)
+        self.train_reference_cost = reference_cost(images, costs.lam)
+        profile = cost_profile(self.train_cost, self.train_reference_cost)
+        self.ranking = fit_ranking(profile, self.train_cluster, self.num_clusters)
+        self.cluster_rank, self.cluster_score = self.ranking.rank, self.ranking.score
+        self.train_confidence = lexicographic_confidence(self.ranking, self.train_cluster, profile)
+        t = self.cfg.memorizable_threshold
+        self.x_m_clusters = None
+        if t.auto:
+            self.cut_rule = "auto"
+            self.train_route_cost = route_cost(images, costs, route_streams)
+            self.cut, k = auto_cut(self.ranking, self.train_cluster, self.train_cost, self.train_route_cost,
+                                   self.train_confidence)
+            self.x_m_clusters = np.sort(np.flatnonzero(self.ranking.rank < k))
+        elif t.fraction is not None:
+            self.cut_rule, self.train_route_cost = "fraction", None
+            self.cut = fraction_cut(self.train_confidence, t.fraction)
+        else:
+            self.cut_rule, self.train_route_cost = "confidence", None
+            self.cut = float(t.confidence)
+        self.score_seconds = time.perf_counter() - t0
 
     def _check(self, images: np.ndarray) -> None:
         if not isinstance(images, np.ndarray) or images.dtype != np.uint8 or images.ndim != 4:
@@ -120,10 +113,29 @@ class Preprocessor:
             raise InputError(f"items of shape {tuple(images.shape[1:])} do not match the pre-processor's "
                              f"training items {self.shape}", where="preprocess.assign")
 
-    def assign(self, images: np.ndarray) -> Assignment:
-        """Cluster and confidence of each item (``(N, H, W, C)`` uint8); see :class:`Assignment`."""
+    def embed(self, images: np.ndarray) -> np.ndarray:
+        """``(N, D)`` float32 unit representations z of uint8 ``(N, H, W, C)`` items."""
         self._check(images)
-        return self._assign(images)
+        return embed(self.encoder, images, self.mean, self.std, self.device).numpy()
+
+    def _probabilities(self, images: np.ndarray) -> np.ndarray:
+        z = torch.as_tensor(self.embed(images))
+        return cluster_probabilities(z, self.prototypes, self.resolved.cluster_tau).double().numpy()
+
+    def clusters(self, images: np.ndarray) -> np.ndarray:
+        """``(N,)`` int64 cluster ``argmax_l P_il`` of uint8 ``(N, H, W, C)`` items (no scoring)."""
+        return self._probabilities(images).argmax(axis=1).astype(np.int64)
+
+    def assign(self, images: np.ndarray) -> Assignment:
+        """Cluster, cost and confidence of each item (``(N, H, W, C)`` uint8); see :class:`Assignment`."""
+        if self.language is None:
+            raise RuntimeError("this pre-processor has no split: build it with fit_preprocessor, not fit_encoder")
+        p = self._probabilities(images)
+        cluster = p.argmax(axis=1).astype(np.int64)
+        cost = semantic_cost(self.language, images, cluster, self.costs.lam)
+        ref = reference_cost(images, self.costs.lam)
+        conf = lexicographic_confidence(self.ranking, cluster, cost_profile(cost, ref))
+        return Assignment(cluster, conf, cost, ref, p.max(axis=1).astype(np.float64), p)
 
     def split(self, a: Assignment) -> np.ndarray:
         """``(N,)`` bool, True = memorizable (X_m): confidence strictly below :attr:`cut`."""
@@ -150,15 +162,33 @@ def _validate(images: np.ndarray, cfg: PreprocessConfig, r: ResolvedPreprocess) 
                          where="source")
 
 
-def fit_preprocessor(items: ItemSet, cfg: PreprocessConfig, ctx: RunContext) -> Preprocessor:
-    """Train the pre-processor on ``items.images`` (labels and kinds are never read), or load it
-    from the cache when a model with the same data, hyper-parameters and seed exists.
+def fit_preprocessor(items: ItemSet, cfg: PreprocessConfig, ctx: RunContext, costs: CostModel | None = None,
+                     route_streams=None) -> Preprocessor:
+    """Train the pre-processor on ``items.images`` (labels and kinds are never read), or load its
+    encoder from the cache (:func:`fit_encoder`); then fit the split: the scoring language
+    (trained or loaded), the cost of every item, the ranking and the cut.
+
+    Args:
+        costs: how the routes' costs are measured (default :class:`CostModel`: the default
+            ``[semantic]``, best-lossless X_m route); :meth:`CostModel.of` a scenario.
+        route_streams: the items already coded with ``costs.coder``
+            (:class:`~simulator.teacher.ClassicalStreams`), to save coding them again.
 
     Raises :class:`InputError` for impossible settings (clusters < 2 or > N, a batch larger
     than the data) and for a corrupt or foreign cache file.
     """
+    pre = fit_encoder(items, cfg, ctx)
+    pre._fit_split(items.images, costs or CostModel(), ctx, route_streams)
+    return pre
+
+
+def fit_encoder(items: ItemSet, cfg: PreprocessConfig, ctx: RunContext) -> Preprocessor:
+    """The contrastive clustering alone: train the encoder on ``items.images`` or load it from
+    the cache when one with the same data, hyper-parameters and seed exists. The result's
+    :meth:`Preprocessor.clusters` works; :meth:`~Preprocessor.assign` and
+    :meth:`~Preprocessor.split` need the split of :func:`fit_preprocessor`."""
     images = items.images
-    r = cfg.resolved()
+    r = cfg.resolved(images.shape[1:] if images.ndim == 4 else None)
     _validate(images, cfg, r)
     key = model_cache.digest(FORMAT, images, r.to_json(), int(ctx.seed), f"threads={ctx.training_threads()}")
     path = ctx.cache_path("preprocess", f"{key[:32]}.pt")
@@ -171,20 +201,19 @@ def fit_preprocessor(items: ItemSet, cfg: PreprocessConfig, ctx: RunContext) -> 
                              json.loads(payload["history"]), payload["images_per_s"], payload["train_seconds"])
         log.info("loaded cached model %s", path)
         return Preprocessor(result, r, cfg, shape, ctx.device, True, path,
-                            train_cluster=payload["train_cluster"].numpy(), train_beta=payload["train_beta"].numpy(),
-                            train_assign=payload["train_assign"].numpy(), train_z=payload["train_z"].numpy(),
-                            train_density=payload["train_density"].numpy())
+                            payload["train_cluster"].numpy(), payload["train_assign"].numpy())
 
     def fit() -> tuple[Preprocessor, dict]:
         result = train(images, r, ctx)
-        pre = Preprocessor(result, r, cfg, shape, ctx.device, False, path, train_images=images)
+        z = torch.as_tensor(embed(result.encoder, images, result.mean, result.std, ctx.device))
+        p = cluster_probabilities(z, result.prototypes.float(), r.cluster_tau).double().numpy()
+        cluster, assign = p.argmax(axis=1).astype(np.int64), p.max(axis=1).astype(np.float64)
+        pre = Preprocessor(result, r, cfg, shape, ctx.device, False, path, cluster, assign)
         return pre, {
             "config": r.to_json(), "seed": int(ctx.seed),
             "state": {k: v.detach().cpu() for k, v in result.encoder.state_dict().items()},
             "prototypes": result.prototypes.cpu(), "mean": result.mean.cpu(), "std": result.std.cpu(),
-            "train_cluster": torch.as_tensor(pre.train_cluster), "train_beta": torch.as_tensor(pre.train_beta),
-            "train_assign": torch.as_tensor(pre.train_assignment_confidence),
-            "train_z": torch.as_tensor(pre.train_embeddings), "train_density": torch.as_tensor(pre.train_density),
+            "train_cluster": torch.as_tensor(cluster), "train_assign": torch.as_tensor(assign),
             "history": json.dumps(result.history), "images_per_s": float(result.images_per_s),
             "train_seconds": float(result.train_seconds),
         }

@@ -1,38 +1,41 @@
-"""Confidence ranking of clusters and items, and the split into X_l / X_m.
+"""Confidence ranking of clusters and items, and the cut into X_l / X_m.
 
-With the final prototypes mu_l (unit rows) and an item's representation z_i:
+The contrastive clustering forms the clusters; what ranks them is how *atypical* their cost
+profile is for the source, in either direction, so that no setting says on which side the
+memorizable items lie. An item's cost profile (:mod:`~simulator.preprocess.score`) is
+``x_i = (log2(1 + J_i), log2(1 + Jref_i))``: its cost ``J = R + lambda D`` (bits) under the
+scoring language trained on the source (a cluster's mean J is its share of eq. (1)) and under
+a fixed, untrained transform coder at the same lambda (the complexity reference).
 
-* Assignment: ``c_i = argmax_l P_il`` with P from eq. (3); its *assignment confidence* is
-  ``max_l P_il``. (We measured that this literal reading ranks memorizable items the wrong way
-  round: pure noise or digits among CIFAR form their own cluster that the encoder is
-  *most* sure about; see docs/preprocess.md.)
-* Shared-structure confidence of a cluster: ``kappa_l = (1 + mean_{l' != l} mu_l . mu_l') / 2``,
-  how much the cluster shares with the rest of the source. Memorizable items share no structure
-  with the structured content, so their clusters sit apart from all others. Clusters are
-  ranked by kappa (rank 0 = least confident).
-* Shared-structure confidence of an item: ``beta_i = (1 + mean_{l != c_i} z_i . mu_l) / 2``.
-* k-NN density in the representation: ``d_i`` is the mean cosine similarity of z_i to its k
-  nearest training items (itself excluded); a cluster's density is the mean ``d_i`` of its
-  training items. Memorizable items (noise, pixel-shuffled images, another source's images)
-  carry no structure the encoder can generalise from, so their density is *atypical* for the
-  source, but the side depends on the source and the encoder: on CIFAR-10 the encoder cannot
-  tell them apart and packs them together (the densest clusters); on 8x8 digits the real
-  items of a class are near-copies of each other, and noise items are the ones spread out
-  (the sparsest clusters).
-* Which side (``density_side``, default ``dense``) is a property of the source and encoder
-  that no label-free rule measured here decides reliably (docs/preprocess.md, "Which side");
-  scenarios on 8x8 digits set ``sparse``.
-* Oriented density score (:func:`density_score`), in [0, 1], low = memorizable-like:
-  ``(1 - d) / 2`` (distinctiveness) on the dense side, ``(1 + d) / 2`` on the sparse side.
-* Routing confidence (``rank_by``), all in [0, 1]:
-  ``density`` (default): ``0.99 s(cluster density of c_i) + 0.01 s(d_i)`` with the oriented
-  score s (clusters first, items ordered inside a cluster by their own density);
-  ``cluster``: ``0.99 kappa_{c_i} + 0.01 beta_i`` (clusters first, items ordered
-  inside a cluster by their own score); ``item``: beta_i; ``product``: kappa_{c_i} beta_i;
-  ``assignment``: max_l P_il.
-* Split: ``confidence = c`` sends items with confidence below c to X_m; ``fraction = f`` turns
-  f into a confidence cut once, on the training items (the ``round(f N)`` least confident go
-  to X_m), so that items routed one at a time in the discrete-event run meet the same cut.
+* Cluster atypicality: ``A_l = || m_l - centre ||_2`` with ``m_l`` the mean profile of the
+  cluster's training items and ``centre`` the size-weighted median of the clusters' ``m_l``
+  (per feature): how many doublings of cost the cluster sits from the typical cluster, in
+  either direction (both features in the same unit, log2 bits; a robust centre, since up to
+  half of the items may be memorizable). Memorizable items share no structure with the rest and form clusters whose cost sits
+  far from the typical cluster's: far above it (noise, pixel-shuffled images: the language
+  cannot express them), or off in the language/reference balance (another source's images:
+  8x8 CIFAR-10 among digits cost the digit language as much as digits but the reference far
+  less; digits among CIFAR-10 cost the CIFAR-10 language far less than its own items).
+  Clusters are ranked by A: rank 0 is the most atypical (least confident) cluster; a cluster
+  without training items ranks last (most confident).
+* Item atypicality ``a_i = || x_i - item_centre ||_2`` (the median over the training items) and its position inside its cluster ``w_i = 1/2 - arctan((a_i - abar_l) /
+  scale) / pi`` in (0, 1), ``abar_l`` the mean a of the cluster's training items, ``scale`` the
+  MAD of a over all training items (1 if 0): more atypical items sit lower in their cluster.
+* Confidence (lexicographic, clusters first): ``confidence_i = (rank_{c_i} + w_i) / L`` in
+  [0, 1). Every item of a less confident cluster ranks below every item of a more confident
+  one, whatever its own profile; the item term only orders items inside a cluster.
+* Cut (``memorizable_threshold``): ``"auto"`` takes X_m as the ``k`` least confident clusters
+  that maximise the saving ``sum_{i in those clusters} (J_i - C_i)`` over the training items,
+  ``C_i`` the cost of the item on the X_m route (its classical bits plus lambda times the
+  coder's squared error: 0 for a lossless coder): a cluster goes to X_m when sending it
+  classically lowers the total cost, and atypical clusters the language expresses cheaply stay
+  in X_l (k = 0, no X_m, when no prefix saves anything). Then items: inside the k-th cluster,
+  the boundary, which may mix memorizable and learnable items, the cut falls where the saving
+  of its items taken in confidence order is largest; the cut is the confidence of the first
+  item left in X_l (``k / L`` when the whole cluster goes). ``{fraction = f}`` takes the
+  ``round(f N)`` least confident training items; ``{confidence = c}`` is the cut value itself.
+  The cut is fixed once, on the training items, so that items routed one at a time in the
+  discrete-event run meet the same rule.
 """
 
 from __future__ import annotations
@@ -44,124 +47,143 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Assignment:
-    """The pre-processor's verdict on a batch of items.
+    """The pre-processor's verdict on a batch of N items.
 
     Attributes:
-        cluster: ``(N,)`` int64 cluster id in ``0..L-1``.
-        confidence: ``(N,)`` float64 in [0, 1], the routing confidence (``rank_by``).
-        item_confidence: ``(N,)`` float64 in [0, 1], the item's shared-structure score beta_i.
-        item_distinctiveness: ``(N,)`` float64 in [0, 1], delta_i = (1 - d_i) / 2 with d_i the k-NN
-            density (whatever the side; the routing uses :func:`density_score`).
-        assignment_confidence: ``(N,)`` float64 ``max_l P_il`` (eq. (3)).
+        cluster: ``(N,)`` int64 cluster id in ``0..L-1`` (the contrastive clustering).
+        confidence: ``(N,)`` float64 in [0, 1), the lexicographic routing confidence.
+        cost: ``(N,)`` float64 the item's cost ``J_i = R_i + lambda D_i`` (bits) under the
+            scoring language.
+        reference_cost: ``(N,)`` float64 its cost under the reference transform coder (bits).
+        assignment_confidence: ``(N,)`` float64 ``max_l P_il`` (eq. (3); reported, not routed on).
         probabilities: ``(N, L)`` float64 P of eq. (3).
     """
 
     cluster: np.ndarray
     confidence: np.ndarray
-    item_confidence: np.ndarray
+    cost: np.ndarray
+    reference_cost: np.ndarray
     assignment_confidence: np.ndarray
     probabilities: np.ndarray
-    item_distinctiveness: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.cluster)
 
 
-def cluster_shared_structure(mu: np.ndarray) -> np.ndarray:
-    """``(L,)`` kappa_l = (1 + mean over the other clusters of mu_l . mu_l') / 2, in [0, 1]."""
-    mu = np.asarray(mu, dtype=np.float64)
-    sim = mu @ mu.T
-    l = len(mu)
-    return np.clip((1.0 + (sim.sum(axis=1) - np.diag(sim)) / (l - 1)) / 2.0, 0.0, 1.0)
+def log_cost(cost: np.ndarray) -> np.ndarray:
+    """``log2(1 + J)`` of costs in bits (any shape, >= 0)."""
+    return np.log2(1.0 + np.maximum(np.asarray(cost, dtype=np.float64), 0.0))
 
 
-def item_shared_structure(z: np.ndarray, mu: np.ndarray, cluster: np.ndarray) -> np.ndarray:
-    """``(N,)`` beta_i = (1 + mean over the clusters other than c_i of z_i . mu_l) / 2, in [0, 1]."""
-    sim = np.asarray(z, dtype=np.float64) @ np.asarray(mu, dtype=np.float64).T
-    own = sim[np.arange(len(sim)), cluster]
-    return np.clip((1.0 + (sim.sum(axis=1) - own) / (sim.shape[1] - 1)) / 2.0, 0.0, 1.0)
+def weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
+    """The lower weighted median of ``values`` ``(K,)`` with non-negative ``weights`` ``(K,)``."""
+    order = np.argsort(values, kind="stable")
+    cw = np.cumsum(np.asarray(weights, dtype=np.float64)[order])
+    return float(np.asarray(values)[order][np.searchsorted(cw, cw[-1] / 2.0)])
 
 
-def knn_density(z: np.ndarray, reference: np.ndarray, k: int, self_excluded: bool = False,
-                chunk: int = 1024) -> np.ndarray:
-    """``(N,)`` d_i: mean cosine similarity of each unit row of ``z`` to its ``k`` nearest rows of
-    ``reference`` (unit rows). ``self_excluded=True`` means ``z`` *is* ``reference`` and row i
-    skips itself; otherwise one exact copy of the query (similarity >= 1 - 1e-5), if present,
-    is skipped (an item of the training set routed again meets the same neighbours)."""
-    z = np.asarray(z, dtype=np.float64)
-    ref = np.asarray(reference, dtype=np.float64)
-    k = max(1, min(int(k), len(ref) - 1))
-    out = np.empty(len(z))
-    for s in range(0, len(z), chunk):
-        sim = z[s:s + chunk] @ ref.T
-        if self_excluded:
-            sim[np.arange(len(sim)), np.arange(s, s + len(sim))] = -np.inf
-            top = -np.sort(-sim, axis=1)[:, :k]
-        else:
-            top = -np.sort(-sim, axis=1)[:, :k + 1]
-            top = np.where((top[:, :1] >= 1.0 - 1e-5), top[:, 1:], top[:, :k])
-        out[s:s + chunk] = top.mean(axis=1)
-    return np.clip(out, -1.0, 1.0)
+@dataclass(frozen=True)
+class ClusterRanking:
+    """What the confidence of a new item needs, fitted on the training items' cost profiles.
 
-
-def cluster_density(density: np.ndarray, cluster: np.ndarray, clusters: int) -> np.ndarray:
-    """``(L,)`` mean k-NN density of each cluster's items, in [-1, 1]; a cluster without items
-    gets the mean over all items."""
-    density = np.asarray(density, dtype=np.float64)
-    cluster = np.asarray(cluster, dtype=np.int64)
-    counts = np.bincount(cluster, minlength=clusters)
-    sums = np.bincount(cluster, weights=density, minlength=clusters)
-    fallback = float(density.mean()) if len(density) else 0.0
-    return np.clip(np.where(counts > 0, sums / np.maximum(counts, 1), fallback), -1.0, 1.0)
-
-
-def cluster_distinctiveness(density: np.ndarray, cluster: np.ndarray, clusters: int) -> np.ndarray:
-    """``(L,)`` delta_l = (1 - mean density of the cluster's items) / 2, in [0, 1]."""
-    return density_score(cluster_density(density, cluster, clusters), "dense")
-
-
-def density_score(density: np.ndarray, side: str) -> np.ndarray:
-    """Oriented density score in [0, 1], low = memorizable-like: ``(1 - d) / 2`` when memorizable
-    items sit on the ``dense`` side, ``(1 + d) / 2`` on the ``sparse`` side. ``density``: any
-    shape, cosine similarities in [-1, 1]."""
-    d = np.asarray(density, dtype=np.float64)
-    if side == "dense":
-        return np.clip((1.0 - d) / 2.0, 0.0, 1.0)
-    if side == "sparse":
-        return np.clip((1.0 + d) / 2.0, 0.0, 1.0)
-    raise ValueError(f"unknown density side {side!r}")
-
-
-def routing_confidence(rank_by: str, cluster: np.ndarray, kappa: np.ndarray, beta: np.ndarray,
-                       assignment: np.ndarray, cluster_score: np.ndarray | None = None,
-                       item_score: np.ndarray | None = None) -> np.ndarray:
-    """The confidence the split uses, per item (see the module docstring). For ``rank_by =
-    "density"``: ``cluster_score`` ``(L,)`` and ``item_score`` ``(N,)`` are the oriented density
-    scores (:func:`density_score`) of the clusters and of the items."""
-    if rank_by == "density":
-        if cluster_score is None or item_score is None:
-            raise ValueError("rank_by 'density' needs cluster_score and item_score")
-        return 0.99 * np.asarray(cluster_score)[cluster] + 0.01 * np.asarray(item_score)
-    if rank_by == "cluster":
-        return 0.99 * kappa[cluster] + 0.01 * beta
-    if rank_by == "item":
-        return beta
-    if rank_by == "product":
-        return kappa[cluster] * beta
-    if rank_by == "assignment":
-        return assignment
-    raise ValueError(f"unknown rank_by {rank_by!r}")
-
-
-def confidence_cut(train_confidence: np.ndarray, fraction: float | None, confidence: float | None) -> float:
-    """The confidence below which an item is memorizable.
-
-    With ``fraction`` f: the ``round(f N)``-th smallest training confidence (so that exactly
-    that many training items fall strictly below it, barring ties); 0 for f = 0 and just above
-    the largest confidence for f = 1.
+    Attributes:
+        score: ``(L,)`` float64 atypicality A_l of each cluster (``-inf``: no training item).
+        rank: ``(L,)`` int64, 0 = least confident (most atypical) cluster.
+        centre: ``(F,)`` the size-weighted median of the clusters' mean profiles (log2 bits).
+        item_centre: ``(F,)`` the median of the training items' profiles (log2 bits).
+        a_centre: ``(L,)`` mean item atypicality of each cluster's training items (0 if empty).
+        a_scale: MAD of the training items' atypicality (> 0).
     """
-    if confidence is not None:
-        return float(confidence)
+
+    score: np.ndarray
+    rank: np.ndarray
+    centre: np.ndarray
+    item_centre: np.ndarray
+    a_centre: np.ndarray
+    a_scale: float
+
+    @property
+    def num_clusters(self) -> int:
+        return len(self.rank)
+
+    def item_atypicality(self, profile: np.ndarray) -> np.ndarray:
+        """``(N,)`` a_i = ``|| profile_i - item_centre ||_2`` (log2 bits: doublings of cost)."""
+        d = np.asarray(profile, dtype=np.float64) - self.item_centre
+        return np.sqrt((d ** 2).sum(axis=1))
+
+
+def fit_ranking(profile: np.ndarray, cluster: np.ndarray, num_clusters: int) -> ClusterRanking:
+    """The cluster ranking of training items with cost profiles ``profile`` ``(N, F)`` (log2
+    bits, :func:`~simulator.preprocess.score.cost_profile`) and clusters ``cluster`` ``(N,)`` in
+    ``0..num_clusters-1`` (module docstring)."""
+    x = np.asarray(profile, dtype=np.float64)
+    if x.ndim == 1:
+        x = x[:, None]
+    cluster = np.asarray(cluster, dtype=np.int64)
+    counts = np.bincount(cluster, minlength=num_clusters)
+    present = counts > 0
+    means = np.stack([np.bincount(cluster, weights=x[:, f], minlength=num_clusters) for f in range(x.shape[1])], 1)
+    means /= np.maximum(counts, 1)[:, None]
+    w = counts[present].astype(np.float64)
+    centre = np.array([weighted_median(means[present, f], w) for f in range(x.shape[1])])
+    item_centre = np.median(x, axis=0)
+    atyp = np.sqrt(((means - centre) ** 2).sum(axis=1))
+    score = np.where(present, atyp, -np.inf)
+    a = np.sqrt(((x - item_centre) ** 2).sum(axis=1))
+    a_centre = np.bincount(cluster, weights=a, minlength=num_clusters) / np.maximum(counts, 1)
+    a_mad = float(np.median(np.abs(a - np.median(a)))) if len(a) else 0.0
+    # rank 0 = the highest score; ties broken by cluster id (stable)
+    order = np.lexsort((np.arange(num_clusters), -score))
+    rank = np.empty(num_clusters, dtype=np.int64)
+    rank[order] = np.arange(num_clusters)
+    return ClusterRanking(score, rank, centre, item_centre, a_centre, a_mad if a_mad > 0 else 1.0)
+
+
+def lexicographic_confidence(ranking: ClusterRanking, cluster: np.ndarray, profile: np.ndarray) -> np.ndarray:
+    """``(N,)`` confidence in [0, 1) of items with clusters ``cluster`` ``(N,)`` and cost profiles
+    ``profile`` ``(N, F)``: ``(rank + w) / L`` (module docstring)."""
+    cluster = np.asarray(cluster, dtype=np.int64)
+    x = np.asarray(profile, dtype=np.float64)
+    a = ranking.item_atypicality(x[:, None] if x.ndim == 1 else x)
+    w = 0.5 - np.arctan((a - ranking.a_centre[cluster]) / ranking.a_scale) / np.pi
+    w = np.clip(w, 0.0, np.nextafter(1.0, 0.0))
+    return (ranking.rank[cluster] + w) / ranking.num_clusters
+
+
+def auto_cut(ranking: ClusterRanking, cluster: np.ndarray, cost: np.ndarray, route_cost: np.ndarray,
+             confidence: np.ndarray) -> tuple[float, int]:
+    """The ``"auto"`` cut, clusters first and then items: ``(cut, k)``.
+
+    Clusters: k is the number of least confident clusters whose classical routing saves the
+    most, ``sum (cost - route_cost)`` over their training items (k = 0, cut 0, when no prefix of
+    the ranking saves anything; ties go to the smaller k). Items: inside the k-th cluster (the
+    boundary, which may hold learnable items too) the cut falls where the saving of its items,
+    taken in confidence order, is largest; the cut is the confidence of its first item left in
+    X_l (``k / L`` when all of them go). ``cost``, ``route_cost``, ``confidence``: ``(N,)`` of the
+    training items (bits on the semantic and the X_m route, lexicographic confidence).
+    """
+    cluster = np.asarray(cluster, dtype=np.int64)
+    confidence = np.asarray(confidence, dtype=np.float64)
+    l = ranking.num_clusters
+    item_saving = np.asarray(cost, np.float64) - np.asarray(route_cost, np.float64)
+    saving = np.bincount(cluster, weights=item_saving, minlength=l)
+    by_rank = saving[np.argsort(ranking.rank)]
+    total = np.concatenate([[0.0], np.cumsum(by_rank)])
+    k = int(np.argmax(total))  # first maximum: the smallest k
+    if k == 0 or total[k] <= 0.0:
+        return 0.0, 0
+    boundary = int(np.flatnonzero(ranking.rank == k - 1)[0])
+    members = np.flatnonzero(cluster == boundary)
+    members = members[np.argsort(confidence[members], kind="stable")]
+    inside = np.concatenate([[0.0], np.cumsum(item_saving[members])])
+    j = int(np.argmax(inside))
+    return (k / l if j == len(members) else float(confidence[members[j]])), k
+
+
+def fraction_cut(train_confidence: np.ndarray, fraction: float) -> float:
+    """The cut that puts the ``round(f N)`` least confident training items in X_m: the
+    ``round(f N)``-th smallest training confidence (strictly below it: that many items, barring
+    ties); 0 for f = 0, just above the largest confidence for f = 1."""
     conf = np.sort(np.asarray(train_confidence, dtype=np.float64))
     k = int(round(float(fraction) * len(conf)))
     if k <= 0:

@@ -14,6 +14,10 @@ from ..sources.base import STRUCTURED, ItemSet
 from .model import Preprocessor
 
 
+def _mean(values: np.ndarray, sel: np.ndarray) -> float:
+    return float(np.asarray(values)[sel].mean()) if sel.any() else float("nan")
+
+
 def preprocess_report(items: ItemSet, pre: Preprocessor) -> tuple[dict[str, pd.DataFrame], Figure]:
     """Tables and a figure describing ``pre`` on ``items``.
 
@@ -21,14 +25,18 @@ def preprocess_report(items: ItemSet, pre: Preprocessor) -> tuple[dict[str, pd.D
 
     * ``quality`` (tidy: ``scope, metric, value``): NMI/ACC/ARI of the clusters on the
       structured items (scope ``structured``); AUROC of ``1 - confidence`` for detecting
-      memorizable items, precision and recall of X_m at the configured threshold, and the
-      share of items in X_m (scope ``memorizable``, and one scope per injected kind, each
-      against the structured items); training throughput and time (scope ``training``).
+      memorizable items, precision and recall of X_m at the cut, and the share of items in X_m
+      (scope ``memorizable``, and one scope per injected kind, each against the structured
+      items); the split itself (scope ``split``: ``score`` its name, ``cut`` the rule ``auto``,
+      ``fraction`` or ``confidence``, ``cut_confidence`` the cut value, ``x_m_clusters`` how
+      many clusters the auto cut sends to X_m, ``score_seconds`` the score's cost); training
+      throughput and time (scope ``training``). Values are numbers except ``score`` and ``cut``.
     * ``clusters``: one row per cluster: rank by confidence (0 = least confident), size,
-      mean routing confidence, share routed to X_m, item counts per true kind, majority class
-      and its share among the cluster's structured items.
-    * ``items``: one row per item: index, cluster, confidence, memorizable (predicted), kind,
-      label.
+      mean routing confidence, mean cost J of its training items (bits) and, for the auto cut,
+      mean cost C on the X_m route, share routed to X_m, item counts per true kind, majority
+      class and its share among the cluster's structured items.
+    * ``items``: one row per item: index, cluster, confidence, cost (bits), memorizable
+      (predicted), kind, label.
     * ``training``: per-epoch losses (empty when the model came from an old cache).
 
     The figure shows the distribution of the routing confidence by true kind, with the cut.
@@ -38,7 +46,7 @@ def preprocess_report(items: ItemSet, pre: Preprocessor) -> tuple[dict[str, pd.D
     kinds = np.asarray(items.kinds, dtype=object)
     mem = kinds != STRUCTURED
     st = ~mem
-    rows: list[tuple[str, str, float]] = []
+    rows: list[tuple[str, str, object]] = []
     if st.sum() > 0:
         for k, v in clustering_scores(items.labels[st], a.cluster[st]).items():
             rows.append(("structured", k, v))
@@ -51,6 +59,12 @@ def preprocess_report(items: ItemSet, pre: Preprocessor) -> tuple[dict[str, pd.D
         sel = st | (kinds == kind)
         for k, v in detection_scores(kinds[sel] == kind, score[sel], pred[sel]).items():
             rows.append((kind, k, v))
+    rows.append(("split", "score", pre.score_name))
+    rows.append(("split", "cut", pre.cut_rule))
+    rows.append(("split", "cut_confidence", float(pre.cut)))
+    if pre.x_m_clusters is not None:
+        rows.append(("split", "x_m_clusters", float(len(pre.x_m_clusters))))
+    rows.append(("split", "score_seconds", float(pre.score_seconds)))
     rows.append(("training", "images_per_s", pre.images_per_s))
     rows.append(("training", "train_seconds", pre.train_seconds))
     rows.append(("training", "flops_per_item", float(pre.flops_per_item)))
@@ -62,9 +76,9 @@ def preprocess_report(items: ItemSet, pre: Preprocessor) -> tuple[dict[str, pd.D
         sel = a.cluster == c
         row = {"cluster": c, "rank": int(pre.cluster_rank[c]), "size": int(sel.sum()),
                "confidence": float(a.confidence[sel].mean()) if sel.any() else float("nan"),
-               "train_confidence": float(pre.cluster_confidence[c]),
-               "distinctiveness": float(pre.cluster_distinctiveness[c]),
-               "shared_structure": float(pre.cluster_shared_structure[c]),
+               "mean_cost_bits": _mean(pre.train_cost, pre.train_cluster == c),
+               "mean_route_cost_bits": (_mean(pre.train_route_cost, pre.train_cluster == c)
+                                        if pre.train_route_cost is not None else float("nan")),
                "share_x_m": float(pred[sel].mean()) if sel.any() else float("nan")}
         for kind in present_kinds:
             row[f"n_{kind}"] = int((sel & (kinds == kind)).sum())
@@ -80,21 +94,20 @@ def preprocess_report(items: ItemSet, pre: Preprocessor) -> tuple[dict[str, pd.D
     clusters = pd.DataFrame(crow).sort_values("rank").reset_index(drop=True)
 
     item_table = pd.DataFrame({"index": np.arange(len(items)), "cluster": a.cluster, "confidence": a.confidence,
+                               "cost_bits": a.cost,
                                "memorizable": pred, "kind": kinds.astype(str), "label": items.labels})
     training = pd.DataFrame(pre.history)
 
     fig = Figure(figsize=(6.4, 4.0))
     ax = fig.add_subplot(1, 1, 1)
-    # the scores are not probabilities and span a narrow band: bin over their own range
-    lo = float(min(a.confidence.min(), pre.cut)) if len(a.confidence) else 0.0
-    hi = float(max(a.confidence.max(), pre.cut)) if len(a.confidence) else 1.0
-    bins = np.linspace(lo, hi if hi > lo else lo + 1e-6, 41)
+    # one band of width 1/L per cluster, four bins per band
+    bins = np.linspace(0.0, 1.0, 4 * pre.num_clusters + 1)
     for kind in present_kinds:
         sel = kinds == kind
         if sel.any():
             ax.hist(a.confidence[sel], bins=bins, alpha=0.55, density=True, label=f"{kind} ({int(sel.sum())})")
     ax.axvline(pre.cut, color="k", linestyle="--", linewidth=1, label=f"cut {pre.cut:.3f}")
-    ax.set_xlabel(f"confidence ({pre.resolved.rank_by})")
+    ax.set_xlabel(f"confidence ({pre.score_name}, clusters first)")
     ax.set_ylabel("density")
     ax.set_title("Pre-processor confidence by true kind")
     ax.legend(loc="upper left", fontsize=8)

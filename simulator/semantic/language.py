@@ -35,7 +35,7 @@ from .entropy import CodingTable, build_table, coded_parameter_bits, decode_item
 
 log = logging.getLogger(__name__)
 
-CODE_VERSION = "semantic-v1"
+CODE_VERSION = "semantic-v2"
 """Part of the cache key: bump when training, architecture or coding changes."""
 
 _BATCH = 512  # items per network call at run time
@@ -301,12 +301,13 @@ def _train(codec: SemanticCodec, images: np.ndarray, clusters: np.ndarray, cfg: 
     n = len(images)
     bsz = min(cfg.batch_size, n)
     steps_per_epoch = math.ceil(n / bsz)
-    total = cfg.epochs * steps_per_epoch
+    epochs = cfg.epochs_for(n)
+    total = epochs * steps_per_epoch
     lam = cfg.lambda_
     scale = 255.0 ** 2
     history = []
     step = 0
-    for epoch in range(cfg.epochs):
+    for epoch in range(epochs):
         perm = torch.from_numpy(order_rng.permutation(n)).to(device)
         sums = np.zeros(3)
         for s in range(0, n, bsz):
@@ -322,13 +323,18 @@ def _train(codec: SemanticCodec, images: np.ndarray, clusters: np.ndarray, cfg: 
             loss = bits + lam * sse
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            if cfg.clip_grad_norm:
+                torch.nn.utils.clip_grad_norm_(codec.parameters(), cfg.clip_grad_norm)
             opt.step()
             step += 1
             sums += np.array([loss.item(), bits.item(), sse.item()]) * len(idx)
         m = sums / n
+        if not np.isfinite(m).all():
+            raise InputError(f"training diverged at epoch {epoch + 1} (loss {m[0]}); lower semantic.lr or set "
+                             "semantic.clip_grad_norm", where=f"semantic language {tag!r}")
         history.append({"epoch": epoch + 1, "loss": float(m[0]), "bits": float(m[1]), "sse": float(m[2])})
-        if ctx.progress and (epoch + 1) % max(1, cfg.epochs // 5) == 0:
-            log.info("semantic %s epoch %d/%d: loss %.1f, %.1f bits/item, SSE %.0f", tag, epoch + 1, cfg.epochs,
+        if ctx.progress and (epoch + 1) % max(1, epochs // 5) == 0:
+            log.info("semantic %s epoch %d/%d: loss %.1f, %.1f bits/item, SSE %.0f", tag, epoch + 1, epochs,
                      *m)
     codec.cpu().eval()
     return history
