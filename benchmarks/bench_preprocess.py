@@ -179,7 +179,7 @@ def run_detection(suite: str, dataset: str, max_items: int | None, config: str, 
     # candidates measured beside the chosen score: the semantic cost J one-sided (clusters first;
     # per item without the clusters) and the complexity-corrected cost J - C (clusters first)
     res["rd_cost_items_only"] = {"auroc": detection_scores(mem, a.cost, pred)["auroc"]}
-    c = pre.train_route_cost if pre.train_route_cost is not None else route_cost(items.images, costs)
+    c = route_cost(items.images, costs)
     res["rd_cost_one_sided"] = {"auroc": one_sided_auroc(mem, pre.train_cluster, pre.train_cost)}
     res["excess_cost"] = {"auroc": one_sided_auroc(mem, pre.train_cluster, pre.train_cost - c)}
     res["assignment_conf"] = {"auroc": detection_scores(mem, 1.0 - a.assignment_confidence, pred)["auroc"]}

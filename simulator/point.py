@@ -74,14 +74,11 @@ def _mask(fn, view: PointView, what: str, name: str) -> np.ndarray:
     return mask
 
 
-def learning_phase(items: ItemSet, scenario: Scenario, ctx: RunContext, progress: Progress | None = None,
-                   route_streams: ClassicalStreams | None = None) -> Models:
+def learning_phase(items: ItemSet, scenario: Scenario, ctx: RunContext, progress: Progress | None = None) -> Models:
     """Train (or load from the cache) what the scenario's pipelines need.
 
     ``progress(step, done, total)`` is told when each model starts (0/1) and is ready (1/1).
     Pipelines whose languages have the same name and training items share one model.
-    ``route_streams``: the items coded with ``classical.memorizable_coder``, if already coded
-    (the pre-processor's cut prices the X_m route with them).
     """
     def step(name: str, done: int) -> None:
         if progress:
@@ -96,7 +93,7 @@ def learning_phase(items: ItemSet, scenario: Scenario, ctx: RunContext, progress
         from .preprocess.score import CostModel
 
         step("learning: pre-processor", 0)
-        pre = fit_preprocessor(items, scenario.preprocess, ctx, CostModel.of(scenario), route_streams)
+        pre = fit_preprocessor(items, scenario.preprocess, ctx, CostModel.of(scenario))
         assign = pre.assign(items.images)
         step("learning: pre-processor", 1)
         models.preprocessor, models.cluster, models.confidence = pre, assign.cluster, assign.confidence
@@ -231,14 +228,14 @@ def run_point(items: ItemSet, scenario: Scenario, ctx: RunContext,
     ``ctx``'s seed is used as given (the caller derives it from the scenario, see
     :func:`simulator.sweep.run_one_point`). Returns ``(items table, summary table, models)``.
     """
-    classical = classical_streams(items, scenario)
     t0 = time.perf_counter()
-    models = learning_phase(items, scenario, ctx, progress, classical.get("memorizable"))
+    models = learning_phase(items, scenario, ctx, progress)
     t1 = time.perf_counter()
     if scenario.traffic.arrivals == "batch":
         arrival_s = np.zeros(len(items))
     else:
         arrival_s = poisson_arrivals(len(items), scenario.traffic.rate, ctx.rng("arrivals"))
+    classical = classical_streams(items, scenario)
     known = {s.coder: s for s in classical.values()}
     lossless = known.get(EQUIVALENT_CODER) or encode_classical(items.images, EQUIVALENT_CODER)
     equiv = equivalent_classical_packets(lossless.bits, scenario.link.payload_bits)

@@ -287,25 +287,27 @@ def test_auto_cut_takes_the_memorizable_share_and_nothing_without_it(mem_cluster
     cluster, x, cost, route, mem, l = _synthetic(10 - mem_clusters, mem_clusters, 60, mem_clusters)
     r = fit_ranking(x, cluster, l)
     conf = lexicographic_confidence(r, cluster, x)
-    cut, k = auto_cut(r, cluster, cost, route, conf)
+    cut, k = auto_cut(r, cluster, x, conf)
     assert k == mem_clusters and cut == pytest.approx(k / l)
     x_m = conf < cut
     assert np.array_equal(x_m, mem)  # exactly the memorizable share; empty when there is none
-    # the saving the cut maximises, by brute force over every prefix of the ranking
-    saving = [sum((cost - route)[np.isin(cluster, np.flatnonzero(r.rank < j))]) for j in range(l + 1)]
-    assert saving[k] == max(saving) and all(saving[j] < saving[k] for j in range(k))
+    # the k clusters are those more than one doubling from the typical cluster, by direct computation
+    means = np.array([x[cluster == c].mean(axis=0) for c in range(l)])
+    far = np.linalg.norm(means - r.centre, axis=1) > 1.0
+    assert set(np.flatnonzero(far)) == set(np.unique(cluster[mem]))
 
 
-def test_auto_cut_keeps_everything_when_classical_is_never_cheaper():
+def test_auto_cut_is_empty_when_every_cluster_is_within_the_tolerance():
     cluster, x, cost, route, mem, l = _synthetic(8, 2, 30, 5)
     r = fit_ranking(x, cluster, l)
-    assert auto_cut(r, cluster, cost, route + 1e9, lexicographic_confidence(r, cluster, x)) == (0.0, 0)
+    conf = lexicographic_confidence(r, cluster, x)
+    assert auto_cut(r, cluster, x, conf, tolerance=1e9) == (0.0, 0)
+    assert auto_cut(r, cluster, x, conf)[1] == 2
 
 
 def test_auto_cut_leaves_the_learnable_items_of_a_mixed_boundary_cluster_in_x_l():
     """Two clusters of memorizable items and one that mixes 30 memorizable with 30 learnable
-    ones (the memorizable the more atypical): the cut falls inside the mixed cluster, after
-    its memorizable items, found by brute force over every cut of that cluster."""
+    ones: the cut falls inside the mixed cluster, after its memorizable items."""
     cluster, x, cost, route, mem, l = _synthetic(7, 3, 60, 2)
     mixed = int(np.flatnonzero(np.bincount(cluster[mem], minlength=l))[-1])
     rng = np.random.default_rng(9)
@@ -314,13 +316,17 @@ def test_auto_cut_leaves_the_learnable_items_of_a_mixed_boundary_cluster_in_x_l(
     x = cost_profile(cost, np.where(mem, 350.0, 300.0))
     r = fit_ranking(x, cluster, l)
     conf = lexicographic_confidence(r, cluster, x)
-    cut, k = auto_cut(r, cluster, cost, route, conf)
+    cut, k = auto_cut(r, cluster, x, conf)
     assert k == 3 and r.rank[mixed] == 2  # the mixed cluster, the least atypical of the three, is the boundary
-    assert np.array_equal(conf < cut, mem)
-    members = np.flatnonzero(cluster == mixed)
-    order = members[np.argsort(conf[members])]
-    savings = [((cost - route)[order[:j]]).sum() for j in range(len(order) + 1)]
-    assert int(np.argmax(savings)) == 30
+    x_m = conf < cut
+    # the two other memorizable clusters go whole; inside the mixed one, exactly its items more
+    # than twice the median item's distance from the typical item
+    dist = np.linalg.norm(x - np.median(x, axis=0), axis=1)
+    assert r.a_typical == pytest.approx(np.median(dist))
+    inside = cluster == mixed
+    assert np.array_equal(x_m[~inside], mem[~inside])
+    assert np.array_equal(x_m[inside], dist[inside] > 2 * np.median(dist))
+    assert mem[inside & x_m].sum() == 30 and (x_m & ~mem).sum() <= 5  # all its memorizable, few of the others
 
 
 # --------------------------------------------------------------------------- the reference coder

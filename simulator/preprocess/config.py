@@ -21,8 +21,8 @@ class ThresholdConfig(Section):
     """Where the confidence ranking is cut: the string ``"auto"`` (the default) or a table with
     exactly one of two keys.
 
-    ``"auto"``: the cost rule of ranking.py (X_m = the least confident clusters whose classical
-    routing lowers the total cost; none when no cluster's does).
+    ``"auto"``: the tolerance rule of ranking.py (X_m = the clusters whose cost profile sits more
+    than one doubling from the typical cluster's; none when no cluster's does).
     ``fraction``: the share of items routed to X_m (lowest confidence first).
     ``confidence``: items whose confidence is below this value go to X_m (the confidence is
     lexicographic, ``(cluster rank + position in the cluster) / L``: ranking.py).

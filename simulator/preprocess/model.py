@@ -18,8 +18,7 @@ from .config import PreprocessConfig, ResolvedPreprocess
 from .losses import cluster_probabilities
 from .nets import Encoder, count_flops
 from .ranking import Assignment, auto_cut, fit_ranking, fraction_cut, lexicographic_confidence
-from .score import (SCORE_NAME, CostModel, cost_profile, fit_scoring_language, reference_cost, route_cost,
-                    semantic_cost)
+from .score import SCORE_NAME, CostModel, cost_profile, fit_scoring_language, reference_cost, semantic_cost
 from .trainer import TrainResult, embed, train
 
 FORMAT = "semsim-preprocess-v4"
@@ -40,9 +39,8 @@ class Preprocessor:
             language's encoder and decoder.
         language: the scoring language (:mod:`~simulator.preprocess.score`).
         score_name: the score's name (``"cost-atypicality"``).
-        train_cluster, train_cost, train_reference_cost, train_route_cost, train_confidence:
-            ``(N,)`` of the training items: cluster, J, Jref and C (bits; C only for the auto
-            cut, else None), lexicographic confidence.
+        train_cluster, train_cost, train_reference_cost, train_confidence: ``(N,)`` of the
+            training items: cluster, J and Jref (bits), lexicographic confidence.
         ranking: the :class:`~simulator.preprocess.ranking.ClusterRanking`; ``cluster_rank``
             ``(L,)`` (0 = least confident) and ``cluster_score`` ``(L,)`` (atypicality A_l).
         cut: the confidence below which an item goes to X_m; ``cut_rule``: ``"auto"``,
@@ -79,7 +77,7 @@ class Preprocessor:
         self.costs: CostModel | None = None
         self.score_seconds = 0.0
 
-    def _fit_split(self, images: np.ndarray, costs: CostModel, ctx: RunContext, route_streams=None) -> None:
+    def _fit_split(self, images: np.ndarray, costs: CostModel, ctx: RunContext) -> None:
         t0 = time.perf_counter()
         self.costs = costs
         self.language = fit_scoring_language(images, self.train_cluster, self.num_clusters, costs, ctx)
@@ -94,15 +92,13 @@ class Preprocessor:
         self.x_m_clusters = None
         if t.auto:
             self.cut_rule = "auto"
-            self.train_route_cost = route_cost(images, costs, route_streams)
-            self.cut, k = auto_cut(self.ranking, self.train_cluster, self.train_cost, self.train_route_cost,
-                                   self.train_confidence)
+            self.cut, k = auto_cut(self.ranking, self.train_cluster, profile, self.train_confidence)
             self.x_m_clusters = np.sort(np.flatnonzero(self.ranking.rank < k))
         elif t.fraction is not None:
-            self.cut_rule, self.train_route_cost = "fraction", None
+            self.cut_rule = "fraction"
             self.cut = fraction_cut(self.train_confidence, t.fraction)
         else:
-            self.cut_rule, self.train_route_cost = "confidence", None
+            self.cut_rule = "confidence"
             self.cut = float(t.confidence)
         self.score_seconds = time.perf_counter() - t0
 
@@ -162,23 +158,21 @@ def _validate(images: np.ndarray, cfg: PreprocessConfig, r: ResolvedPreprocess) 
                          where="source")
 
 
-def fit_preprocessor(items: ItemSet, cfg: PreprocessConfig, ctx: RunContext, costs: CostModel | None = None,
-                     route_streams=None) -> Preprocessor:
+def fit_preprocessor(items: ItemSet, cfg: PreprocessConfig, ctx: RunContext,
+                     costs: CostModel | None = None) -> Preprocessor:
     """Train the pre-processor on ``items.images`` (labels and kinds are never read), or load its
     encoder from the cache (:func:`fit_encoder`); then fit the split: the scoring language
     (trained or loaded), the cost of every item, the ranking and the cut.
 
     Args:
-        costs: how the routes' costs are measured (default :class:`CostModel`: the default
-            ``[semantic]``, best-lossless X_m route); :meth:`CostModel.of` a scenario.
-        route_streams: the items already coded with ``costs.coder``
-            (:class:`~simulator.teacher.ClassicalStreams`), to save coding them again.
+        costs: how the costs are measured (default :class:`CostModel`: the default
+            ``[semantic]``); :meth:`CostModel.of` a scenario.
 
     Raises :class:`InputError` for impossible settings (clusters < 2 or > N, a batch larger
     than the data) and for a corrupt or foreign cache file.
     """
     pre = fit_encoder(items, cfg, ctx)
-    pre._fit_split(items.images, costs or CostModel(), ctx, route_streams)
+    pre._fit_split(items.images, costs or CostModel(), ctx)
     return pre
 
 

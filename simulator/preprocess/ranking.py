@@ -24,15 +24,14 @@ a fixed, untrained transform coder at the same lambda (the complexity reference)
 * Confidence (lexicographic, clusters first): ``confidence_i = (rank_{c_i} + w_i) / L`` in
   [0, 1). Every item of a less confident cluster ranks below every item of a more confident
   one, whatever its own profile; the item term only orders items inside a cluster.
-* Cut (``memorizable_threshold``): ``"auto"`` takes X_m as the ``k`` least confident clusters
-  that maximise the saving ``sum_{i in those clusters} (J_i - C_i)`` over the training items,
-  ``C_i`` the cost of the item on the X_m route (its classical bits plus lambda times the
-  coder's squared error: 0 for a lossless coder): a cluster goes to X_m when sending it
-  classically lowers the total cost, and atypical clusters the language expresses cheaply stay
-  in X_l (k = 0, no X_m, when no prefix saves anything). Then items: inside the k-th cluster,
-  the boundary, which may mix memorizable and learnable items, the cut falls where the saving
-  of its items taken in confidence order is largest; the cut is the confidence of the first
-  item left in X_l (``k / L`` when the whole cluster goes). ``{fraction = f}`` takes the
+* Cut (``memorizable_threshold``): ``"auto"`` takes X_m as the ``k`` clusters whose
+  atypicality exceeds the tolerable deviation, :data:`TOLERABLE_DOUBLINGS` = 1 doubling of
+  cost (a cluster that costs more than twice, or less than half, what the typical cluster
+  costs, on either feature or both), the k least confident (k = 0, no X_m, when no cluster
+  does). Then items: inside the k-th cluster, the boundary, which may mix memorizable and
+  learnable items, the items whose own atypicality exceeds twice the median item's
+  (:data:`ITEM_FACTOR`) come first; the cut is the confidence of the first item left in X_l
+  (``k / L`` when the whole cluster goes). ``{fraction = f}`` takes the
   ``round(f N)`` least confident training items; ``{confidence = c}`` is the cut value itself.
   The cut is fixed once, on the training items, so that items routed one at a time in the
   discrete-event run meet the same rule.
@@ -93,6 +92,7 @@ class ClusterRanking:
         item_centre: ``(F,)`` the median of the training items' profiles (log2 bits).
         a_centre: ``(L,)`` mean item atypicality of each cluster's training items (0 if empty).
         a_scale: MAD of the training items' atypicality (> 0).
+        a_typical: median of the training items' atypicality (doublings).
     """
 
     score: np.ndarray
@@ -101,6 +101,7 @@ class ClusterRanking:
     item_centre: np.ndarray
     a_centre: np.ndarray
     a_scale: float
+    a_typical: float
 
     @property
     def num_clusters(self) -> int:
@@ -136,7 +137,8 @@ def fit_ranking(profile: np.ndarray, cluster: np.ndarray, num_clusters: int) -> 
     order = np.lexsort((np.arange(num_clusters), -score))
     rank = np.empty(num_clusters, dtype=np.int64)
     rank[order] = np.arange(num_clusters)
-    return ClusterRanking(score, rank, centre, item_centre, a_centre, a_mad if a_mad > 0 else 1.0)
+    return ClusterRanking(score, rank, centre, item_centre, a_centre, a_mad if a_mad > 0 else 1.0,
+                          float(np.median(a)) if len(a) else 0.0)
 
 
 def lexicographic_confidence(ranking: ClusterRanking, cluster: np.ndarray, profile: np.ndarray) -> np.ndarray:
@@ -150,33 +152,37 @@ def lexicographic_confidence(ranking: ClusterRanking, cluster: np.ndarray, profi
     return (ranking.rank[cluster] + w) / ranking.num_clusters
 
 
-def auto_cut(ranking: ClusterRanking, cluster: np.ndarray, cost: np.ndarray, route_cost: np.ndarray,
-             confidence: np.ndarray) -> tuple[float, int]:
+#: The tolerable deviation of the auto cut: a cluster whose cost profile sits more than this many
+#: doublings (log2 bits) from the typical cluster's is memorizable.
+TOLERABLE_DOUBLINGS = 1.0
+#: Inside the boundary cluster, an item goes to X_m when it sits more than this many times the
+#: typical item's atypicality (the median a_i) from the typical item.
+ITEM_FACTOR = 2.0
+
+
+def auto_cut(ranking: ClusterRanking, cluster: np.ndarray, profile: np.ndarray, confidence: np.ndarray,
+             tolerance: float = TOLERABLE_DOUBLINGS) -> tuple[float, int]:
     """The ``"auto"`` cut, clusters first and then items: ``(cut, k)``.
 
-    Clusters: k is the number of least confident clusters whose classical routing saves the
-    most, ``sum (cost - route_cost)`` over their training items (k = 0, cut 0, when no prefix of
-    the ranking saves anything; ties go to the smaller k). Items: inside the k-th cluster (the
-    boundary, which may hold learnable items too) the cut falls where the saving of its items,
-    taken in confidence order, is largest; the cut is the confidence of its first item left in
-    X_l (``k / L`` when all of them go). ``cost``, ``route_cost``, ``confidence``: ``(N,)`` of the
-    training items (bits on the semantic and the X_m route, lexicographic confidence).
+    Clusters: the k clusters whose atypicality A_l exceeds ``tolerance`` (doublings), the k least
+    confident (k = 0, cut 0, when no cluster does). Items: inside the k-th of them (the boundary,
+    which may hold learnable items too) the items whose own atypicality a_i exceeds
+    :data:`ITEM_FACTOR` times the median a_i of the training items come first in confidence
+    order; the cut is the confidence of the first one left in X_l (``k / L`` when all go). ``profile`` ``(N, F)``, ``confidence`` ``(N,)``: of
+    the training items.
     """
     cluster = np.asarray(cluster, dtype=np.int64)
     confidence = np.asarray(confidence, dtype=np.float64)
     l = ranking.num_clusters
-    item_saving = np.asarray(cost, np.float64) - np.asarray(route_cost, np.float64)
-    saving = np.bincount(cluster, weights=item_saving, minlength=l)
-    by_rank = saving[np.argsort(ranking.rank)]
-    total = np.concatenate([[0.0], np.cumsum(by_rank)])
-    k = int(np.argmax(total))  # first maximum: the smallest k
-    if k == 0 or total[k] <= 0.0:
+    k = int((ranking.score > tolerance).sum())
+    if k == 0:
         return 0.0, 0
     boundary = int(np.flatnonzero(ranking.rank == k - 1)[0])
     members = np.flatnonzero(cluster == boundary)
     members = members[np.argsort(confidence[members], kind="stable")]
-    inside = np.concatenate([[0.0], np.cumsum(item_saving[members])])
-    j = int(np.argmax(inside))
+    x = np.asarray(profile, dtype=np.float64)
+    a = ranking.item_atypicality(x[members] if x.ndim == 2 else x[members, None])
+    j = int((a > ITEM_FACTOR * ranking.a_typical).sum())
     return (k / l if j == len(members) else float(confidence[members[j]])), k
 
 

@@ -32,8 +32,8 @@ def preprocess_report(items: ItemSet, pre: Preprocessor) -> tuple[dict[str, pd.D
       many clusters the auto cut sends to X_m, ``score_seconds`` the score's cost); training
       throughput and time (scope ``training``). Values are numbers except ``score`` and ``cut``.
     * ``clusters``: one row per cluster: rank by confidence (0 = least confident), size,
-      mean routing confidence, mean cost J of its training items (bits) and, for the auto cut,
-      mean cost C on the X_m route, share routed to X_m, item counts per true kind, majority
+      mean routing confidence, atypicality A_l (doublings), mean cost J and reference cost Jref of
+      its training items (bits), share routed to X_m, item counts per true kind, majority
       class and its share among the cluster's structured items.
     * ``items``: one row per item: index, cluster, confidence, cost (bits), memorizable
       (predicted), kind, label.
@@ -76,9 +76,9 @@ def preprocess_report(items: ItemSet, pre: Preprocessor) -> tuple[dict[str, pd.D
         sel = a.cluster == c
         row = {"cluster": c, "rank": int(pre.cluster_rank[c]), "size": int(sel.sum()),
                "confidence": float(a.confidence[sel].mean()) if sel.any() else float("nan"),
+               "atypicality": float(pre.cluster_score[c]),
                "mean_cost_bits": _mean(pre.train_cost, pre.train_cluster == c),
-               "mean_route_cost_bits": (_mean(pre.train_route_cost, pre.train_cluster == c)
-                                        if pre.train_route_cost is not None else float("nan")),
+               "mean_reference_cost_bits": _mean(pre.train_reference_cost, pre.train_cluster == c),
                "share_x_m": float(pred[sel].mean()) if sel.any() else float("nan")}
         for kind in present_kinds:
             row[f"n_{kind}"] = int((sel & (kinds == kind)).sum())

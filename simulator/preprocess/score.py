@@ -19,8 +19,8 @@ fixed reference coder.
   (SSE = 0 for a lossless coder).
 
 :mod:`~simulator.preprocess.ranking` ranks clusters and items by how atypical their profile
-``(log2(1 + J), log2(1 + Jref))`` is, and cuts where routing a cluster classically lowers
-``sum J - C``.
+``(log2(1 + J), log2(1 + Jref))`` is, and cuts beyond the tolerable deviation. ``C`` is not
+part of the split; the benchmark reports the complexity-corrected ``J - C`` beside it.
 """
 
 from __future__ import annotations
@@ -38,7 +38,8 @@ SCORE_NAME = "cost-atypicality"
 
 @dataclass(frozen=True)
 class CostModel:
-    """How the two routes' costs are measured (from the scenario: :meth:`of`).
+    """How the costs are measured (from the scenario: :meth:`of`): the scoring language's settings
+    and lambda, and the X_m route's coder (for :func:`route_cost`).
 
     Attributes:
         semantic: the scoring language's settings (``[semantic]``; lambda in bits per unit SSE).
