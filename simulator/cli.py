@@ -245,13 +245,17 @@ def main(argv: list[str] | None = None) -> int:
     130 after SIGINT, 143 after SIGTERM).
 
     SIGTERM is turned into :class:`~simulator.errors.Terminated` for the duration of the call
-    (the previous handler is restored afterwards), so ``kill`` unwinds like Ctrl-C.
+    (the previous handler is restored afterwards), so ``kill`` unwinds like Ctrl-C; SIGINT gets
+    Python's default handler for the call even when the parent process left it ignored (as a
+    shell does for a job started with ``&`` from a script), so ``kill -INT`` always stops a run
+    the same way.
     """
     import signal
     import threading
 
     in_main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main else None
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler) if in_main else None
     out, err = Console(), Console(stderr=True)
     try:
         args = build_parser().parse_args(argv)
@@ -279,6 +283,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if in_main and previous is not None:
             signal.signal(signal.SIGTERM, previous)
+        if in_main and previous_int is not None:
+            signal.signal(signal.SIGINT, previous_int)
 
 
 if __name__ == "__main__":  # pragma: no cover
