@@ -31,6 +31,7 @@ import numpy as np
 
 from ..context import RunContext
 from ..semantic import SemanticConfig, SemanticLanguage, fit_language
+from .ranking import log_cost
 
 #: The score's name in reports (``semsim preprocess``, the benchmark).
 SCORE_NAME = "cost-atypicality"
@@ -150,4 +151,4 @@ def reference_cost(images: np.ndarray, lam: float, chunk: int = 2048) -> np.ndar
 
 def cost_profile(cost: np.ndarray, reference: np.ndarray) -> np.ndarray:
     """``(N, 2)`` float64 ``(log2(1 + J), log2(1 + Jref))`` of ``(N,)`` costs in bits."""
-    return np.column_stack([np.log2(1.0 + np.maximum(cost, 0.0)), np.log2(1.0 + np.maximum(reference, 0.0))])
+    return np.column_stack([log_cost(cost), log_cost(reference)])
