@@ -1,4 +1,4 @@
-"""The ``semsim`` command line: run | validate | calibrate | preprocess | report.
+"""The ``semsim`` command line: run | rd | validate | calibrate | preprocess | report.
 
 Bad input (scenario files, data paths, images, impossible parameters) is reported as one
 line naming the file, key or item and what is allowed, with exit status 2 and no traceback.
@@ -7,6 +7,7 @@ line naming the file, key or item and what is allowed, with exit status 2 and no
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from . import __version__
 from .errors import InputError, SemsimError, Terminated
 
 SHOWN = [("pipeline", "pipeline", "{}"), ("avg_representation_bits", "|Z| bits", "{:.1f}"),
+         ("system_bits_per_item", "system bits/item", "{:.1f}"),
          ("avg_bits_on_air", "bits on air/item", "{:.0f}"), ("transmissions_per_packet", "tx/packet", "{:.3f}"),
          ("avg_delivery_time_s", "delay s", "{:.4g}"), ("avg_psnr_semantic_db", "PSNR sem dB", "{:.2f}"),
          ("fidelity_share", "fidelity", "{:.3f}"), ("semantic_impact", "impact", "{:.4g}"),
@@ -73,15 +75,12 @@ def cmd_validate(args, out: Console, err: Console) -> int:
     return 0
 
 
-def cmd_run(args, out: Console, err: Console) -> int:
-    import pandas as pd
-
-    from .runner import run_scenario
-
-    scenario = _load(args)
-    ctx = _context(scenario, args)
+@contextlib.contextmanager
+def _sweep_progress(err: Console, quiet: bool):
+    """Progress bars of a sweep on stderr: yields ``(progress, on_point)`` callbacks for
+    :func:`~simulator.runner.run_scenario` (one bar for the points, one per step of a point)."""
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=err, disable=args.quiet, transient=False) as bar:
+                  console=err, disable=quiet, transient=False) as bar:
         tasks: dict[str, int] = {}
         points = bar.add_task("sweep points", total=None)
 
@@ -97,6 +96,17 @@ def cmd_run(args, out: Console, err: Console) -> int:
                 bar.remove_task(t)
             tasks.clear()
 
+        yield progress, on_point
+
+
+def cmd_run(args, out: Console, err: Console) -> int:
+    import pandas as pd
+
+    from .runner import run_scenario
+
+    scenario = _load(args)
+    ctx = _context(scenario, args)
+    with _sweep_progress(err, args.quiet) as (progress, on_point):
         final = run_scenario(scenario, ctx, out=Path(args.out) if args.out else None,
                              results_root=Path(args.results), fresh=args.fresh, progress=progress, on_point=on_point,
                              executor=args.executor, address=args.address, overwrite=args.overwrite)
@@ -180,6 +190,46 @@ def cmd_preprocess(args, out: Console, err: Console) -> int:
     return 0
 
 
+def cmd_rd(args, out: Console, err: Console) -> int:
+    import pandas as pd
+
+    from .rd import DEFAULT_KEY, DEFAULT_VALUES, run_rd
+
+    key, values = DEFAULT_KEY, list(DEFAULT_VALUES)
+    if args.sweep is not None:
+        key, sep, text = args.sweep.partition("=")
+        key = key.strip()
+        if not sep or not key or not text.strip():
+            raise InputError(f"expected KEY=V1,V2,... (got {args.sweep!r})", where="--sweep")
+        values = []
+        for v in text.split(","):
+            v = v.strip()
+            try:
+                values.append(int(v))
+            except ValueError:
+                try:
+                    values.append(float(v))
+                except ValueError:
+                    raise InputError(f"{key}: operating point {v!r} is not a number", where="--sweep") from None
+    scenario = _load(args)
+    ctx = _context(scenario, args)
+    with _sweep_progress(err, args.quiet) as (progress, on_point):
+        final = run_rd(scenario, ctx, key, values, out=Path(args.out) if args.out else None,
+                       results_root=Path(args.results), fresh=args.fresh, overwrite=args.overwrite,
+                       progress=progress, on_point=on_point)
+    bd = pd.read_csv(final / "bd_rate.csv", keep_default_na=False, na_values=[""])
+    table = Table(title=f"{scenario.name}: BD-rate over {key} (rate = system bits per item; negative = fewer bits)")
+    for head in ("pipeline", "reference", "metric", "BD-rate %", "points", "note"):
+        table.add_column(head, justify="right" if head in ("BD-rate %", "points") else "left")
+    for _, row in bd.iterrows():
+        note = row["note"] if isinstance(row["note"], str) else ""
+        table.add_row(str(row["pipeline"]), str(row["reference"]), str(row["metric"]),
+                      _fmt("{:+.2f}", row["bd_rate_percent"]), str(row["points"]), note)
+    out.print(table)
+    out.print(f"results: {final}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="semsim", description="Semantic-communication link simulator "
                                 "(Chaccour & Saad 2022: contrastive learnable/memorizable split).")
@@ -208,6 +258,18 @@ def build_parser() -> argparse.ArgumentParser:
                     help="run sweep points in this process (serial) or as Ray tasks (ray)")
     sp.add_argument("--address", help="Ray cluster to join (default: $RAY_ADDRESS, else an embedded local instance)")
     sp.set_defaults(fn=cmd_run)
+
+    sp = sub.add_parser("rd", help="run a scenario over operating points: rate-distortion curves and BD-rate")
+    common(sp)
+    sp.add_argument("--sweep", metavar="KEY=V1,V2,...",
+                    help="the operating points: a numeric scenario key and at least 4 values "
+                         "(default: fidelity.psnr_db=14,17,20,23,26)")
+    sp.add_argument("--out", help="run directory (default: RESULTS/<name>/<run id>)")
+    sp.add_argument("--results", default="results", help="results root (default: results)")
+    sp.add_argument("--fresh", action="store_true", help="discard an interrupted run's finished points and start over")
+    sp.add_argument("--overwrite", action="store_true",
+                    help="replace a finished run directory of another scenario at --out (only files semsim wrote)")
+    sp.set_defaults(fn=cmd_rd)
 
     sp = sub.add_parser("validate", help="check a scenario file without running it")
     common(sp)

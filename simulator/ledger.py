@@ -16,14 +16,15 @@ import numpy as np
 import pandas as pd
 
 from .classical.link import esn0_to_ebn0
-from .metrics import psnr_from_mse, semantic_impact
+from .metrics import (impact_at_threshold, language_complexity_per_item, ms_ssim, psnr_from_mse,
+                      semantic_impact)
 
 ITEM_COLUMNS = [
     "pipeline", "item", "label", "kind", "route", "cluster", "predicted_memorizable",
     "representation_bits", "estimated_bits", "packets", "transmissions", "retransmissions",
     "bits_on_air", "arrival_s", "queue_wait_s", "delivery_time_s", "delivered", "psnr_db",
     "semantic_ok", "meets_fidelity", "equiv_classical_packets", "semantic_impact",
-    "coder", "quality", "quality_target_missed", "mse",
+    "coder", "quality", "quality_target_missed", "mse", "msssim", "rung", "lossless_bits",
 ]
 
 
@@ -32,13 +33,15 @@ class Scores:
     """Per item (N): ``psnr_db`` (inf when exact, NaN when not delivered), ``semantic_ok``
     (bool: delivered and its meaning kept), ``meets_fidelity`` (bool), ``semantic_impact``
     (packets per second, design.md's iota_i), ``mse`` (float64, on the 0..255 scale: of the
-    reconstruction when delivered, else of the fill-in, the source's mean image)."""
+    reconstruction when delivered, else of the fill-in, the source's mean image) and ``msssim``
+    (float64 in [0, 1], of the same image, :func:`~simulator.metrics.ms_ssim`)."""
 
     psnr_db: np.ndarray
     semantic_ok: np.ndarray
     meets_fidelity: np.ndarray
     semantic_impact: np.ndarray
     mse: np.ndarray
+    msssim: np.ndarray
 
 
 def score(originals: np.ndarray, recon, delivery_time_s: np.ndarray, equiv_packets: np.ndarray,
@@ -75,19 +78,24 @@ def score(originals: np.ndarray, recon, delivery_time_s: np.ndarray, equiv_packe
         semantic_ok[inexact] = judge(recon.images[inexact]) == reference_cluster[inexact]
     meets = delivered & ((psnr >= psnr_target_db) | (use_semantic_ok & semantic_ok))
     delivery = np.where(delivered, delivery_time_s, np.inf)
-    return Scores(psnr, semantic_ok, meets, semantic_impact(equiv_packets, meets, delivery), mse)
+    shown_u8 = np.where(delivered[:, None, None, None], recon.images, np.round(ref.mean(axis=0)).astype(np.uint8)[None])
+    msssim = ms_ssim(originals, shown_u8)
+    return Scores(psnr, semantic_ok, meets, semantic_impact(equiv_packets, meets, delivery), mse, msssim)
 
 
 def item_records(pipeline: str, items, encoded, packets: np.ndarray, transmissions: np.ndarray, n_codeword_bits: int,
                  timeline, recon, scores: Scores, predicted_memorizable: np.ndarray,
                  equiv_packets: np.ndarray, coder: np.ndarray, quality: np.ndarray,
-                 quality_target_missed: np.ndarray) -> pd.DataFrame:
+                 quality_target_missed: np.ndarray, lossless_bits: np.ndarray) -> pd.DataFrame:
     """The item table of one pipeline run (N rows, :data:`ITEM_COLUMNS`).
 
     ``coder`` ``(N,)`` str: the classical coder of each classically sent item (``""`` for
     semantic ones); ``quality`` ``(N,)`` float its codec quality (NaN: lossless or semantic);
     ``quality_target_missed`` ``(N,)`` bool: no quality met the PSNR target and the highest
-    was sent.
+    was sent (classically), or no operating point of the language did and the highest was
+    sent (semantically); ``lossless_bits`` ``(N,)`` int the length of each item's
+    :data:`~simulator.point.EQUIVALENT_CODER` stream (the repair cost of the language
+    complexity).
 
     ``route`` and ``representation_bits`` are what the teacher sent (the apprentice's reading
     of the headers agrees wherever the item arrived; :func:`run_pipeline` checks it).
@@ -120,6 +128,9 @@ def item_records(pipeline: str, items, encoded, packets: np.ndarray, transmissio
         "quality": np.asarray(quality, dtype=np.float64),
         "quality_target_missed": np.asarray(quality_target_missed, dtype=bool),
         "mse": scores.mse,
+        "msssim": scores.msssim,
+        "rung": encoded.rung,
+        "lossless_bits": np.asarray(lossless_bits, dtype=np.int64),
     })
     return df[ITEM_COLUMNS]
 
@@ -138,22 +149,27 @@ def _reads_ground_truth(pipeline: str) -> bool:
     return pipeline in PIPELINES.names() and bool(PIPELINES.get(pipeline).reads_ground_truth)
 
 
-def summarize(items: pd.DataFrame, complexity_nats: float, language_complexity: dict[str, float],
-              link=None, pixels_per_item: int | None = None) -> pd.DataFrame:
+def summarize(items: pd.DataFrame, complexity_nats: float, model_bits: dict[str, float],
+              link=None, pixels_per_item: int | None = None,
+              thresholds_db: tuple[float, ...] = ()) -> pd.DataFrame:
     """One row per pipeline: the scenario figures of design.md section 3, and the link's units.
 
     Args:
         items: the item table (:data:`ITEM_COLUMNS`), all pipelines.
-        complexity_nats: content complexity H of the items (nats).
-        language_complexity: pipeline -> its language complexity (nats).
-        link: the :class:`~simulator.classical.config.LinkConfig` (for the unit columns:
-            SNR in both conventions, code rate, bits per symbol, channel uses per pixel).
+        complexity_nats: content complexity H of the items (nats per item).
+        model_bits: pipeline -> coded size of its language's receiver parameters (bits;
+            absent: no language).
+        link: the :class:`~simulator.classical.config.LinkConfig` (for the packet headers of
+            ``system_bits_per_item`` and the unit columns: SNR in both conventions, code rate,
+            bits per symbol, channel uses per pixel).
         pixels_per_item: H * W of an item (source pixels).
+        thresholds_db: the PSNR thresholds of the ``semantic_impact_at_<T>db`` columns.
     """
     rows = []
     for pipeline, g in items.groupby("pipeline", sort=False):
         sem = g[g["route"] == "semantic"]
         finite_psnr = sem["psnr_db"][np.isfinite(sem["psnr_db"])]
+        header = float(link.header_bits) if link is not None else 0.0
         rows.append({
             "pipeline": pipeline,
             "reads_ground_truth": _reads_ground_truth(pipeline),
@@ -163,6 +179,7 @@ def summarize(items: pd.DataFrame, complexity_nats: float, language_complexity: 
             "avg_representation_bits": _mean(sem["representation_bits"]),
             "avg_estimated_bits": _mean(sem["estimated_bits"]),
             "avg_item_bits": _mean(g["representation_bits"]),
+            "system_bits_per_item": _mean(g["representation_bits"] + header * g["packets"]),
             "avg_bits_on_air": _mean(g["bits_on_air"]),
             "avg_packets": _mean(g["packets"]),
             "transmissions_per_packet": float(g["transmissions"].sum() / g["packets"].sum()),
@@ -170,10 +187,15 @@ def summarize(items: pd.DataFrame, complexity_nats: float, language_complexity: 
             "avg_delivery_time_s": _mean(g["delivery_time_s"][g["delivered"]]),
             "avg_queue_wait_s": _mean(g["queue_wait_s"]),
             "avg_psnr_semantic_db": _mean(finite_psnr),
+            "msssim_all": _mean(g["msssim"]),
             "fidelity_share": _mean(g["meets_fidelity"].astype(float)),
             "semantic_impact": _mean(g["semantic_impact"]),
             "semantic_impact_semantic": _mean(sem["semantic_impact"]),
-            "language_complexity_nats": language_complexity.get(pipeline, float("nan")),
+            **{f"semantic_impact_at_{t:g}db": impact_at_threshold(g["equiv_classical_packets"], g["psnr_db"],
+                                                                  g["delivery_time_s"], t) for t in thresholds_db},
+            "language_complexity_per_item_nats": language_complexity_per_item(
+                g["representation_bits"], g["meets_fidelity"], g["lossless_bits"], model_bits.get(pipeline, 0.0)),
+            "model_bits": float(model_bits.get(pipeline, 0.0)),
             **_fidelity_columns(g),
             **_unit_columns(g, link, pixels_per_item),
         })

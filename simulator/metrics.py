@@ -14,16 +14,22 @@ from sklearn import metrics as skm
 # --------------------------------------------------------------------------- complexity
 
 
-def content_complexity(labels: np.ndarray, memorizable: np.ndarray) -> float:
-    """Content complexity H (nats) of a source, design.md section 3.
+def content_complexity(labels: np.ndarray, memorizable: np.ndarray, item_bits: float) -> float:
+    """Content complexity H (nats per item) of a source, design.md section 3.
 
-    ``H = -sum_c (n_c/N) ln(n_c/N) + (N_m/N) ln N``: the Shannon entropy of the empirical
-    content-element distribution, where each memorizable item is a content element of its own
-    (probability 1/N each).
+    ``H = -sum_e q_e ln q_e + rho * item_bits * ln 2`` with ``q_c = n_c / N`` for each class of
+    the learnable items, ``q_m = rho = N_m / N`` for the memorizable items taken together, and
+    ``item_bits = H x W x C x 8``. A memorizable item is a content element of its own, named
+    among all images of its shape (``item_bits`` bits: the entropy of a uniformly random item,
+    an upper bound for shuffled ones); which content element an item is costs the entropy of
+    the element shares. H depends on the shares only, not on N (the former ``+ rho ln N`` term
+    grew with the sample size), and rises with the number of classes and with the memorizable
+    share.
 
     Args:
         labels: ``(N,)`` int class of each item (ignored for memorizable items).
         memorizable: ``(N,)`` bool ground truth.
+        item_bits: raw size of one item in bits (``H * W * C * 8`` for uint8 items).
     Returns:
         H in nats (float >= 0).
     """
@@ -33,10 +39,35 @@ def content_complexity(labels: np.ndarray, memorizable: np.ndarray) -> float:
     if n == 0:
         return 0.0
     _, counts = np.unique(labels[~memorizable], return_counts=True)
-    p = counts / n
-    h = float(-(p * np.log(p)).sum())
     n_m = int(memorizable.sum())
-    return h + (n_m / n) * math.log(n)
+    q = np.concatenate([counts, [n_m]] if n_m else [counts]) / n
+    h = float(-(q * np.log(q)).sum())
+    return h + (n_m / n) * float(item_bits) * math.log(2)
+
+
+def language_complexity_per_item(sent_bits: np.ndarray, meets_fidelity: np.ndarray, repair_bits: np.ndarray,
+                                 model_bits: float) -> float:
+    """Language complexity per item (nats) of a pipeline over all of a source's N items.
+
+    ``ln 2 / N * (sum_i sent_bits_i + sum_{i: not meets_i} repair_bits_i + model_bits)``: the rate
+    of every item on whichever route it went (semantic representations and the classical X_m
+    streams, headers included), the distortion as the cost of repairing each item that misses
+    fidelity (its lossless classical code, ``repair_bits``), and the coded size of the model the
+    apprentice holds (``model_bits``: the language's parameters; 0 without a language). A
+    pipeline cannot lower it by serving fewer items semantically or by giving up fidelity.
+
+    Args:
+        sent_bits: ``(N,)`` representation bits sent per item (either route).
+        meets_fidelity: ``(N,)`` bool.
+        repair_bits: ``(N,)`` bits of each item's lossless classical code.
+        model_bits: description length of the receiver's model (bits).
+    """
+    sent = np.asarray(sent_bits, dtype=np.float64)
+    if len(sent) == 0:
+        return float("nan")
+    miss = ~np.asarray(meets_fidelity, dtype=bool)
+    repair = float(np.asarray(repair_bits, dtype=np.float64)[miss].sum())
+    return (float(sent.sum()) + repair + float(model_bits)) * math.log(2) / len(sent)
 
 
 # --------------------------------------------------------------------------- fidelity
@@ -56,6 +87,60 @@ def psnr_from_mse(mse: float, peak: float = 255.0) -> float:
     if mse == 0.0:
         return math.inf
     return 10.0 * math.log10(peak * peak / mse) if mse == mse else math.nan
+
+
+MSSSIM_WINDOW = 3
+"""Gaussian window (pixels) of the MS-SSIM; five scales need images over
+``(window - 1) * 16 = 32`` pixels a side."""
+MSSSIM_MIN_SIDE = (MSSSIM_WINDOW - 1) * 16 + 1
+
+
+def ms_ssim(reference: np.ndarray, reconstruction: np.ndarray, batch: int = 128) -> np.ndarray:
+    """MS-SSIM of each item (``pytorch_msssim.ms_ssim``: 5 scales with the standard weights, a
+    :data:`MSSSIM_WINDOW`-pixel Gaussian window of sigma 1.5, data range 255), in ``[0, 1]``.
+
+    Items smaller than :data:`MSSSIM_MIN_SIDE` a side are first enlarged by the smallest integer
+    factor that makes them large enough, by pixel replication (8x8 digits: x5 to 40x40; 32x32:
+    x2 to 64x64), so the coarsest scale still holds the whole item. The 3-pixel window (the
+    standard's is 11) keeps the enlargement, and the cost, small: 11 pixels would need items of
+    161 pixels a side, 17 times the pixels for digits. Identical items give exactly 1.
+
+    Args:
+        reference, reconstruction: ``(N, H, W, C)`` uint8 (or float on the 0..255 scale).
+    Returns:
+        ``(N,)`` float64.
+    """
+    import torch
+    from pytorch_msssim import ms_ssim as _ms_ssim
+
+    ref = np.asarray(reference)
+    rec = np.asarray(reconstruction)
+    if ref.shape != rec.shape or ref.ndim != 4:
+        raise ValueError(f"need two (N, H, W, C) arrays of one shape, got {ref.shape} and {rec.shape}")
+    n, h, w, _ = ref.shape
+    out = np.ones(n, dtype=np.float64)
+    differ = np.flatnonzero((ref.reshape(n, -1) != rec.reshape(n, -1)).any(axis=1))
+    f = max(1, -(-MSSSIM_MIN_SIDE // min(h, w)))
+    with torch.no_grad():
+        for s in range(0, len(differ), batch):
+            idx = differ[s: s + batch]
+            a = torch.from_numpy(ref[idx].astype(np.float32)).permute(0, 3, 1, 2)
+            b = torch.from_numpy(rec[idx].astype(np.float32)).permute(0, 3, 1, 2)
+            if f > 1:
+                a = a.repeat_interleave(f, dim=2).repeat_interleave(f, dim=3)
+                b = b.repeat_interleave(f, dim=2).repeat_interleave(f, dim=3)
+            out[idx] = _ms_ssim(a, b, data_range=255.0, size_average=False,
+                                win_size=MSSSIM_WINDOW).double().numpy()
+    return out
+
+
+def impact_at_threshold(equiv_packets: np.ndarray, psnr_db: np.ndarray, delivery_time_s: np.ndarray,
+                        threshold_db: float) -> float:
+    """Mean semantic impact over N items when fidelity means ``psnr_db >= threshold_db``
+    (undelivered items: PSNR NaN, impact 0); the summary's ``semantic_impact_at_<T>db``."""
+    with np.errstate(invalid="ignore"):
+        ok = np.asarray(psnr_db, dtype=np.float64) >= threshold_db
+    return float(semantic_impact(equiv_packets, ok, delivery_time_s).mean()) if len(ok) else float("nan")
 
 
 def semantic_impact(equiv_packets: np.ndarray, meets_fidelity: np.ndarray, delivery_time_s: np.ndarray) -> np.ndarray:

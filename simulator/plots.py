@@ -36,7 +36,9 @@ LABELS = {
     "fidelity_share": "share meeting fidelity",
     "avg_delivery_time_s": "mean delivery time (s)",
     "avg_representation_bits": "avg representation length |Z| (bits)",
-    "complexity_nats": "content complexity H (nats)",
+    "complexity_nats": "content complexity H (nats per item)",
+    "system_bits_per_item": "system bits per item (all items, headers included)",
+    "semantic_impact_semantic": "semantic impact per semantic representation",
 }
 
 
@@ -81,29 +83,40 @@ def delivery_cdf(items: pd.DataFrame) -> Figure:
     return fig
 
 
+MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
+LINESTYLES = ["-", "--", ":", "-."]
+
+
 def versus(summary: pd.DataFrame, x: str, y: str, pipelines: list[str] | None = None,
-           group_keys: list[str] | None = None) -> Figure:
+           group_keys: list[str] | None = None, curve_key: str | None = None) -> Figure:
     """``y`` against ``x`` per pipeline, one marker per group of sweep points.
 
     Points are grouped by ``group_keys`` (the swept keys other than the seed; default: by
     ``x``); each marker is the mean over the group (e.g. over seeds), the error bars its
-    standard deviation, in y and, when x varies inside a group (complexity), in x too.
+    standard deviation, in y and, when x varies inside a group (complexity), in x too. With
+    ``curve_key`` (e.g. ``source.classes``) each pipeline gets one curve per value of that key
+    (marker and line style per value, colour per pipeline).
     """
-    fig = Figure(figsize=(6.4, 4.2))
+    fig = Figure(figsize=(7.2, 4.6) if curve_key else (6.4, 4.2))
     ax = fig.subplots()
     keys = [k for k in (group_keys or []) if k in summary and k != x] or [x]
     for p in pipelines or _pipelines(summary):
         g = summary[summary["pipeline"] == p]
         if g.empty or g[y].isna().all():
             continue
-        agg = (g.groupby(keys).agg(xm=(x, "mean"), xs=(x, "std"), ym=(y, "mean"), ys=(y, "std"))
-               .sort_values("xm"))
-        ax.errorbar(agg["xm"], agg["ym"], yerr=agg["ys"].fillna(0.0), xerr=agg["xs"].fillna(0.0),
-                    marker="o", capsize=3, label=pipeline_label(p), color=color(p))
+        curves = sorted(g[curve_key].unique()) if curve_key else [None]
+        for j, value in enumerate(curves):
+            sub = g if value is None else g[g[curve_key] == value]
+            agg = (sub.groupby(keys).agg(xm=(x, "mean"), xs=(x, "std"), ym=(y, "mean"), ys=(y, "std"))
+                   .sort_values("xm"))
+            tag = "" if value is None else f", {curve_key.split('.')[-1]} = {value}"
+            ax.errorbar(agg["xm"], agg["ym"], yerr=agg["ys"].fillna(0.0), xerr=agg["xs"].fillna(0.0),
+                        marker=MARKERS[j % len(MARKERS)], linestyle=LINESTYLES[j % len(LINESTYLES)], capsize=3,
+                        label=pipeline_label(p) + tag, color=color(p), markersize=4 if curve_key else 6)
     ax.set_xlabel(LABELS.get(x, x))
     ax.set_ylabel(LABELS.get(y, y))
     ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize=7 if curve_key else 9, ncol=2 if curve_key else 1)
     fig.tight_layout()
     return fig
 
@@ -143,11 +156,17 @@ def all_plots(items: pd.DataFrame, summary: pd.DataFrame, sweep_keys: list[str])
     if summary["complexity_nats"].nunique() > 1:
         served = summary.groupby("pipeline", sort=False)["semantic_items"].sum()
         sem = [p for p in _pipelines(summary) if served[p] > 0]
+        # one curve per class count when the class count is swept beside something else
+        per = "source.classes" if "source.classes" in varying and len(varying) > 1 else None
         if sem:
-            fig = versus(summary, "complexity_nats", "avg_representation_bits", sem, varying)
+            fig = versus(summary, "complexity_nats", "avg_representation_bits", sem, varying, per)
             fig.axes[0].set_title("Average representation length vs content complexity (paper Fig. 2)")
             figs["fig2_representation_vs_complexity"] = fig
-        fig = versus(summary, "complexity_nats", "semantic_impact", None, varying)
+        if "system_bits_per_item" in summary:
+            fig = versus(summary, "complexity_nats", "system_bits_per_item", None, varying, per)
+            fig.axes[0].set_title("System bits per item, every item and route, vs content complexity")
+            figs["fig2b_system_bits_vs_complexity"] = fig
+        fig = versus(summary, "complexity_nats", "semantic_impact", None, varying, per)
         fig.axes[0].set_title("Semantic impact vs content complexity (paper Fig. 3)")
         figs["fig3_impact_vs_complexity"] = fig
     snr = [k for k in varying if k == "link.snr_db"]

@@ -29,7 +29,7 @@ from .pipelines.spec import PipelineSpec, PointView
 from .registry import PIPELINES
 from .scenario import Scenario
 from .sources import ItemSet
-from .teacher import SEMANTIC, ClassicalStreams, encode_classical, encode_items
+from .teacher import SEMANTIC, ClassicalStreams, encode_classical, encode_items, semantic_coding
 
 Progress = Callable[[str, int, int], None]
 
@@ -41,16 +41,25 @@ class Models:
     Attributes:
         preprocessor: the trained pre-processor (``None`` if no pipeline needs one).
         cluster, confidence, memorizable: its view of every item, ``(N,)`` int64, float64, bool.
+        own_cluster, own_alphabet: the dictionary a language without the pre-processor forms
+            from the raw items (:func:`~simulator.semantic.own_dictionary`), ``(N,)`` int64 and
+            its size (``None`` if no pipeline uses one).
         languages: pipeline name -> its trained language (absent: no language, or no item to
             train it on).
-        served: pipeline name -> ``(N,)`` bool, the items its language serves.
+        served: pipeline name -> ``(N,)`` bool, the items offered to its language.
+        codings: (language key, offered items, target) -> the teacher's
+            :func:`~simulator.teacher.semantic_coding` of them, shared by pipelines that offer
+            the same items to the same language.
     """
 
     preprocessor: object | None = None
     cluster: np.ndarray | None = None
     confidence: np.ndarray | None = None
     memorizable: np.ndarray | None = None
+    own_cluster: np.ndarray | None = None
+    own_alphabet: int = 1
     languages: dict[str, object] = field(default_factory=dict)
+    codings: dict[tuple, object] = field(default_factory=dict)
     served: dict[str, np.ndarray] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
@@ -61,10 +70,15 @@ class Models:
                          items.memorizable.copy() if spec.reads_ground_truth else None)
 
     def header_clusters(self, spec: PipelineSpec, n: int) -> tuple[np.ndarray, int]:
-        """``((N,) int64 clusters, alphabet size)`` of the language's header for ``spec``."""
-        if spec.needs_preprocessor and self.preprocessor is not None:
+        """``((N,) int64 clusters, alphabet size)`` of the language's header for ``spec``: the
+        pre-processor's clusters or the language's own dictionary (``spec.dictionary``)."""
+        if spec.dictionary == "preprocessor":
+            if self.preprocessor is None:
+                raise RuntimeError("a pipeline on the pre-processor's dictionary ran without a pre-processor")
             return self.cluster, int(self.preprocessor.num_clusters)
-        return np.zeros(n, dtype=np.int64), 1
+        if self.own_cluster is None:
+            return np.zeros(n, dtype=np.int64), 1
+        return self.own_cluster, int(self.own_alphabet)
 
 
 def _mask(fn, view: PointView, what: str, name: str) -> np.ndarray:
@@ -101,8 +115,10 @@ def learning_phase(items: ItemSet, scenario: Scenario, ctx: RunContext, progress
         models.notes.append(f"pre-processor: {'loaded cached model' if pre.from_cache else 'trained'}; split by "
                             f"{pre.score_name}, cut {pre.cut_rule}: {int(models.memorizable.sum())} of {len(items)} "
                             "items to X_m")
-    from .semantic import fit_language
+    from .semantic import fit_language, own_dictionary
 
+    if any(s.language and s.dictionary == "own" for s in specs.values()):
+        models.own_cluster, models.own_alphabet = own_dictionary(items.images, scenario.semantic.own_dictionary, ctx)
     trained: dict[tuple[str, bytes], object] = {}
     for name, spec in specs.items():
         if spec.language is None:
@@ -139,12 +155,13 @@ def equivalent_classical_packets(lossless_bits: list[np.ndarray], payload_bits: 
 
 def run_pipeline(name: str, items: ItemSet, models: Models, scenario: Scenario, ctx: RunContext,
                  arrival_s: np.ndarray, equiv_packets: np.ndarray, classical: dict[str, ClassicalStreams],
-                 progress: Progress | None = None) -> pd.DataFrame:
+                 lossless_bits: np.ndarray, progress: Progress | None = None) -> pd.DataFrame:
     """Run pipeline ``name`` over all items; returns its item table (see :mod:`simulator.ledger`).
 
     Args:
         arrival_s: ``(N,)`` arrival time of each item at the teacher (s).
         equiv_packets: ``(N,)`` P_i of the impact metric.
+        lossless_bits: ``(N,)`` bits of each item's :data:`EQUIVALENT_CODER` stream.
         classical: every item coded classically, per coder role (``"pipeline"``,
             ``"memorizable"``; :func:`classical_streams`), shared by the pipelines.
     """
@@ -154,15 +171,24 @@ def run_pipeline(name: str, items: ItemSet, models: Models, scenario: Scenario, 
     link, n = scenario.link, len(items)
     view = models.view(spec, items)
     language = models.languages.get(name)
-    semantic = models.served[name] if language is not None else np.zeros(n, dtype=bool)
+    offered = models.served[name] if language is not None else np.zeros(n, dtype=bool)
     predicted = _mask(spec.memorizable, view, "memorizable", name) if spec.memorizable else np.zeros(n, bool)
-    clusters, _ = models.header_clusters(spec, n)
+    clusters, _ = models.header_clusters(spec, n) if language is not None else (None, 1)
     pre_flops = models.preprocessor.flops_per_item if (models.preprocessor is not None and spec.needs_preprocessor) else 0
 
-    # Teacher: route and encode.
-    encoded = encode_items(items.images, semantic, classical_bits, language,
-                           clusters if spec.needs_preprocessor or language is not None else None,
-                           flops_per_s=scenario.nodes.teacher_flop_per_s, extra_flops_per_item=pre_flops)
+    # Teacher: rate control (shared by pipelines offering the same items to the same language),
+    # route and encode.
+    coding = None
+    if language is not None and offered.any():
+        target = scenario.fidelity.psnr_db if scenario.semantic.rate_control == "target-quality" else None
+        key = (language.key, np.packbits(offered).tobytes(), target, clusters[offered].tobytes())
+        if key not in models.codings:
+            models.codings[key] = semantic_coding(language, items.images[offered], clusters[offered], target)
+        coding = models.codings[key]
+    encoded = encode_items(items.images, offered, classical_bits, language, clusters,
+                           flops_per_s=scenario.nodes.teacher_flop_per_s, extra_flops_per_item=pre_flops,
+                           coding=coding, on_miss=spec.on_miss)
+    semantic = encoded.route == SEMANTIC
 
     # Link: packets (with headers) through the PHY with ARQ (attempts drawn in rounds), then the DES.
     payloads = [packetize(b, link.code.k, link.header_bits, ROUTE_SEMANTIC if r == SEMANTIC else ROUTE_CLASSICAL)
@@ -203,9 +229,9 @@ def run_pipeline(name: str, items: ItemSet, models: Models, scenario: Scenario, 
     sent_classically = ~semantic
     coder = np.where(sent_classically, streams.coder, "").astype(object)
     quality = np.where(sent_classically, streams.quality, np.nan)
-    missed = sent_classically & ~streams.met
+    missed = (sent_classically & ~streams.met) | encoded.missed
     return item_records(name, items, encoded, counts, transmissions, link.code.n, timeline, recon, scores,
-                        predicted, equiv_packets, coder, quality, missed)
+                        predicted, equiv_packets, coder, quality, missed, lossless_bits)
 
 
 def classical_streams(items: ItemSet, scenario: Scenario) -> dict[str, ClassicalStreams]:
@@ -239,16 +265,14 @@ def run_point(items: ItemSet, scenario: Scenario, ctx: RunContext,
     known = {s.coder: s for s in classical.values()}
     lossless = known.get(EQUIVALENT_CODER) or encode_classical(items.images, EQUIVALENT_CODER)
     equiv = equivalent_classical_packets(lossless.bits, scenario.link.payload_bits)
-    tables = [run_pipeline(name, items, models, scenario, ctx, arrival_s, equiv, classical, progress)
+    lossless_bits = np.array([len(b) for b in lossless.bits], dtype=np.int64)
+    tables = [run_pipeline(name, items, models, scenario, ctx, arrival_s, equiv, classical, lossless_bits, progress)
               for name in scenario.pipelines]
     table = pd.concat(tables, ignore_index=True)
-    lang_cx = {}
-    for name, lang in models.languages.items():
-        served = models.served[name]
-        clusters, _ = models.header_clusters(PIPELINES.get(name), len(items))
-        lang_cx[name] = float(lang.complexity_nats(items.images[served], clusters[served]))
-    h, w, _ = items.shape
-    summary = summarize(table, content_complexity(items.labels, items.memorizable), lang_cx, scenario.link, h * w)
+    model_bits = {name: float(lang.parameter_bits()) for name, lang in models.languages.items()}
+    h, w, c = items.shape
+    summary = summarize(table, content_complexity(items.labels, items.memorizable, h * w * c * 8), model_bits,
+                        scenario.link, h * w, tuple(scenario.fidelity.impact_thresholds_db))
     models.timings = {"learning_s": round(t1 - t0, 3), "simulation_s": round(time.perf_counter() - t1, 3)}
     return table, summary, models
 

@@ -32,6 +32,8 @@ from .scenario import Scenario, expand_sweep, load_scenario
 from .sources import load_items, preload
 
 Progress = Callable[[str, int, int], None]
+# More files staged from the assembled (items, summary) tables before a run commits (semsim rd).
+Extra = Callable[[RunDirectory, pd.DataFrame, pd.DataFrame], None]
 
 
 def run_id(scenario: Scenario) -> str:
@@ -118,7 +120,8 @@ def _run_ray(todo, ctx, rundir, on_point, total, address: str | None):
 def run_scenario(scenario: Scenario, ctx: RunContext, out: Path | None = None, results_root: Path = Path("results"),
                  fresh: bool = False, progress: Progress | None = None,
                  on_point: Callable[[int, int, dict], None] | None = None,
-                 executor: str = "serial", address: str | None = None, overwrite: bool = False) -> Path:
+                 executor: str = "serial", address: str | None = None, overwrite: bool = False,
+                 extra: Extra | None = None, command: str = "semsim run") -> Path:
     """Run every sweep point of ``scenario`` and write the results; returns the run directory.
 
     Args:
@@ -126,6 +129,10 @@ def run_scenario(scenario: Scenario, ctx: RunContext, out: Path | None = None, r
             an embedded local Ray instance, or the cluster at ``address`` / ``$RAY_ADDRESS``).
         fresh: discard the finished points of an interrupted run instead of resuming.
         overwrite: replace a finished run directory of another scenario at ``out``.
+        extra: ``extra(rundir, items, summary)`` stages more files (``rundir.write_table`` /
+            ``write_figure``) from the assembled tables before the run directory is moved into
+            place (``semsim rd``); see :func:`finish`.
+        command: the command named in the run directory's lock record.
 
     Raises:
         InputError: bad input (before anything is written).
@@ -140,7 +147,7 @@ def run_scenario(scenario: Scenario, ctx: RunContext, out: Path | None = None, r
     rundir = RunDirectory(final, run_id=run_id(scenario), fingerprint=run_id(scenario) + f"|{ctx.device}",
                           kind="run", scenario=scenario.name, fresh=fresh, overwrite=overwrite)
     datasets = preload([s.source for _, s in points])
-    with rundir.open(command="semsim run"):
+    with rundir.open(command=command):
         todo = []
         for index, (point, pscen) in enumerate(points):
             if rundir.done(index):
@@ -152,7 +159,7 @@ def run_scenario(scenario: Scenario, ctx: RunContext, out: Path | None = None, r
             _run_ray(todo, ctx, rundir, on_point, len(points), address)
         else:
             _run_serial(todo, ctx, datasets, rundir, progress, on_point, len(points))
-        return finish(rundir, scenario, ctx, len(points), time.perf_counter() - t0)
+        return finish(rundir, scenario, ctx, len(points), time.perf_counter() - t0, extra)
 
 
 def _roundtrip(df: pd.DataFrame) -> pd.DataFrame:
@@ -173,9 +180,13 @@ def meta_record(scenario: Scenario, ctx: RunContext, points: list[dict], resumed
             "versions": versions(), "points": points, "resumed": resumed, "wall_s_this_invocation": round(wall_s, 3)}
 
 
-def finish(rundir: RunDirectory, scenario: Scenario, ctx: RunContext, n_points: int, wall_s: float) -> Path:
+def finish(rundir: RunDirectory, scenario: Scenario, ctx: RunContext, n_points: int, wall_s: float,
+           extra: Extra | None = None) -> Path:
     """Assemble the per-point files (always read back from disk, so a resumed run and an
-    uninterrupted one give byte-identical tables), write plots and meta, move into place."""
+    uninterrupted one give byte-identical tables), write plots and meta, move into place.
+
+    ``extra(rundir, items, summary)``, when given, is called with the assembled tables after
+    the standard files are staged and before the commit, to stage files of its own."""
     loaded = [rundir.load_point(i) for i in range(n_points)]
     items, summary = assemble(loaded)
     rundir.write_table("items.csv", items)
@@ -183,6 +194,8 @@ def finish(rundir: RunDirectory, scenario: Scenario, ctx: RunContext, n_points: 
     for name, fig in all_plots(items, summary, list(scenario.sweep)).items():
         rundir.write_figure(f"{name}.png", fig)
     rundir.write_json("meta.json", meta_record(scenario, ctx, [x[2] for x in loaded], rundir.resumed, wall_s))
+    if extra is not None:
+        extra(rundir, items, summary)
     return rundir.commit()
 
 

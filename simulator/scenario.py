@@ -54,8 +54,20 @@ class NodesConfig(Section):
 class FidelityConfig(Section):
     """When an item counts as reconstructed well enough."""
 
-    psnr_db: float = Field(default=20.0, gt=0.0, le=200.0)
+    psnr_db: float = Field(default=20.0, gt=0.0, le=200.0,
+                           description="the PSNR target (dB): an item meets fidelity at or above it; with "
+                                       "semantic.rate_control = target-quality the teacher codes each item to it")
     semantic_ok: bool = False
+    impact_thresholds_db: tuple[float, ...] = Field(
+        default=(16.0, 18.0, 20.0, 22.0, 24.0, 26.0, 28.0, 30.0), max_length=32,
+        description="PSNR thresholds (dB) of the summary's semantic_impact_at_<T>db columns")
+
+    @field_validator("impact_thresholds_db")
+    @classmethod
+    def _thresholds(cls, v: tuple[float, ...]) -> tuple[float, ...]:
+        if any(not (0.0 < t <= 200.0) for t in v) or len(set(v)) != len(v):
+            raise ValueError("thresholds must be distinct numbers in (0, 200] dB")
+        return tuple(sorted(v))
 
 
 class Scenario(Section):

@@ -32,6 +32,9 @@ class Encoded:
             semantic items, NaN for classical ones.
         cluster: ``(N,)`` int64, the pre-processor's cluster of the item (-1: none).
         compute_s: ``(N,)`` float, the teacher's modelled compute time per item (s).
+        rung: ``(N,)`` int64 operating point of each semantic item (-1: classical).
+        missed: ``(N,)`` bool, a semantic item whose decode misses the target at every
+            operating point, sent at the highest one.
     """
 
     route: np.ndarray
@@ -39,6 +42,8 @@ class Encoded:
     est_bits: np.ndarray
     cluster: np.ndarray
     compute_s: np.ndarray
+    rung: np.ndarray
+    missed: np.ndarray
 
     @property
     def n_bits(self) -> np.ndarray:
@@ -93,37 +98,73 @@ def encode_classical(images: np.ndarray, coder: str, quality: str | int = "targe
     return ClassicalStreams(coder, [bytes_to_bits(b) for b in streams], q, met)
 
 
+def semantic_coding(language, images: np.ndarray, clusters: np.ndarray, psnr_target_db: float | None):
+    """The language's representations of ``(M, H, W, C)`` uint8 items with ``(M,)`` header clusters.
+
+    With a target (``rate_control = "target-quality"``): per item the shortest operating point
+    whose decode meets ``psnr_target_db``
+    (:meth:`~simulator.semantic.SemanticLanguage.encode_to_target`). Without (``"lambda"``): the
+    language's only operating point, unchecked (``met`` all True, no decode by the teacher).
+    Returns a :class:`~simulator.semantic.TargetCoding`.
+    """
+    from .semantic import TargetCoding
+
+    if psnr_target_db is None:
+        reps = language.encode(images, clusters)
+        return TargetCoding(reps, np.ones(len(reps), dtype=bool), np.full(len(reps), np.nan),
+                            np.zeros(len(reps), dtype=np.int64))
+    return language.encode_to_target(images, clusters, psnr_target_db)
+
+
 def encode_items(images: np.ndarray, semantic: np.ndarray, classical_bits: list[np.ndarray], language=None,
                  cluster: np.ndarray | None = None, flops_per_s: float = 1.0,
-                 extra_flops_per_item: int = 0) -> Encoded:
+                 extra_flops_per_item: int = 0, coding=None, on_miss: str = "highest") -> Encoded:
     """Encode N items: those with ``semantic[i]`` through ``language``, the others classically.
 
     Args:
         images: ``(N, H, W, C)`` uint8.
-        semantic: ``(N,)`` bool route mask.
+        semantic: ``(N,)`` bool, the items the pipeline offers to its language.
         classical_bits: N bit arrays, every item coded with the pipeline's classical coder
             (:func:`encode_classical`, computed once per sweep point and shared by the pipelines).
-        language: a trained language (``encode(images, clusters)``) if any item is semantic.
-        cluster: ``(N,)`` int64 pre-processor clusters (required for semantic items).
+        language: a trained language if any item is semantic.
+        cluster: ``(N,)`` int64 header clusters (required for semantic items).
         flops_per_s: the teacher's compute speed (FLOP/s) for the compute-time model.
         extra_flops_per_item: FLOPs spent on every item before routing (the pre-processor).
+        coding: the :func:`semantic_coding` of the offered items, in order (default: computed
+            here without a target).
+        on_miss: an offered item whose coding missed the target goes ``"classical"`` or is sent
+            anyway at the ``"highest"`` operating point (then ``Encoded.missed``).
+
+    Compute time per item: the pre-processor's FLOPs, plus for an offered item the encoder and
+    one decode per operating point the rate control tried (the teacher's own check).
     """
     n = len(images)
-    semantic = np.asarray(semantic, dtype=bool)
+    offered = np.asarray(semantic, dtype=bool)
     cluster = np.full(n, -1, dtype=np.int64) if cluster is None else np.asarray(cluster, dtype=np.int64)
-    route = np.where(semantic, SEMANTIC, CLASSICAL).astype(object)
     bits: list[np.ndarray] = [None] * n  # type: ignore[list-item]
     est = np.full(n, np.nan)
+    rung = np.full(n, -1, dtype=np.int64)
+    missed = np.zeros(n, dtype=bool)
     flops = np.full(n, float(extra_flops_per_item))
-    for i in np.flatnonzero(~semantic):
-        bits[i] = classical_bits[i]
-    sem_idx = np.flatnonzero(semantic)
-    if len(sem_idx):
+    sem = np.zeros(n, dtype=bool)
+    off_idx = np.flatnonzero(offered)
+    if len(off_idx):
         if language is None:
             raise ValueError("semantic items need a language")
-        reps = language.encode(images[sem_idx], cluster[sem_idx])
-        for i, rep in zip(sem_idx, reps):
+        if coding is None:
+            coding = semantic_coding(language, images[off_idx], cluster[off_idx], None)
+        if len(coding.reps) != len(off_idx):
+            raise ValueError(f"coding holds {len(coding.reps)} items, {len(off_idx)} are offered")
+        flops[off_idx] += language.flops_encode + np.asarray(coding.rungs_tried, dtype=np.float64) * language.flops_decode
+        for i, rep, ok in zip(off_idx, coding.reps, coding.met):
+            if not ok and on_miss == "classical":
+                continue
+            sem[i] = True
+            missed[i] = not ok
             bits[i] = bytes_to_bits(rep.bitstream)[: rep.n_bits]
             est[i] = rep.est_bits
-        flops[sem_idx] += language.flops_encode
-    return Encoded(route, bits, est, cluster, flops / flops_per_s)
+            rung[i] = rep.rung
+    for i in np.flatnonzero(~sem):
+        bits[i] = classical_bits[i]
+    route = np.where(sem, SEMANTIC, CLASSICAL).astype(object)
+    return Encoded(route, bits, est, cluster, flops / flops_per_s, rung, missed)

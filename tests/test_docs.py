@@ -41,9 +41,10 @@ def test_every_metric_column_is_documented():
 
     text = (DOCS / "metrics.md").read_text()
     summary_cols = ["reads_ground_truth", "items", "semantic_items", "complexity_nats", "avg_representation_bits", "avg_estimated_bits",
-                    "avg_item_bits", "avg_bits_on_air", "avg_packets", "transmissions_per_packet", "delivered_share",
-                    "avg_delivery_time_s", "avg_queue_wait_s", "avg_psnr_semantic_db", "fidelity_share",
-                    "semantic_impact", "semantic_impact_semantic", "language_complexity_nats", "undelivered_items",
+                    "avg_item_bits", "system_bits_per_item", "avg_bits_on_air", "avg_packets", "transmissions_per_packet",
+                    "delivered_share", "avg_delivery_time_s", "avg_queue_wait_s", "avg_psnr_semantic_db", "msssim_all",
+                    "fidelity_share", "semantic_impact", "semantic_impact_semantic", "semantic_impact_at_20db",
+                    "language_complexity_per_item_nats", "model_bits", "undelivered_items",
                     "psnr_delivered_db", "psnr_all_db", "quality_target_missed_items", "esn0_db", "ebn0_db", "code_rate",
                     "bits_per_symbol", "channel_uses_per_pixel", "channel_uses_per_pixel_semantic",
                     "channel_uses_per_pixel_classical"]
@@ -53,9 +54,10 @@ def test_every_metric_column_is_documented():
     row = {c: [1] for c in ITEM_COLUMNS}
     row.update(pipeline=["classical"], route=["classical"], delivered=[True], meets_fidelity=[True],
                quality_target_missed=[False])
-    cols = summarize(pd.DataFrame(row), 0.0, {}).columns
+    cols = summarize(pd.DataFrame(row), 0.0, {}, thresholds_db=(20.0,)).columns
     assert list(cols) == ["pipeline"] + summary_cols
     for col in ITEM_COLUMNS + summary_cols:
+        col = col.replace("_at_20db", "_at_<T>db")
         assert f"| {col} |" in text or f"| {col}," in text or f", {col} |" in text, col
 
 

@@ -54,9 +54,9 @@ def test_the_networks_are_counted_by_the_convention(tmp_path):
     from simulator.semantic.language import _build
 
     codec = _build((8, 8, 1), 4, SemanticConfig(), ctx)
-    x, cl = torch.zeros(1, 1, 8, 8), torch.zeros(1, dtype=torch.long)
+    x, cl, rung = torch.zeros(1, 1, 8, 8), torch.zeros(1, dtype=torch.long), torch.zeros(1, dtype=torch.long)
     with torch.no_grad():
-        y = torch.round(codec.encode(x, cl))
+        y = torch.round(codec.encode(x, cl, rung))
     enc_f, dec_f = codec_flops(codec)
-    assert enc_f == _hand_count(codec, lambda: codec.encode(x, cl)) > 0
-    assert dec_f == _hand_count(codec, lambda: codec.decode(y, cl)) > 0
+    assert enc_f == _hand_count(codec, lambda: codec.encode(x, cl, rung)) > 0
+    assert dec_f == _hand_count(codec, lambda: codec.decode(y, cl, rung)) > 0

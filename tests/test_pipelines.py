@@ -1,5 +1,5 @@
-"""All three pipelines end to end on a few hundred digits (short training), through the
-Python entry point: routes, exactness, lengths, headers, determinism."""
+"""The pipelines end to end on a few hundred digits (short training), through the Python entry
+point: routes, rate control, exactness, lengths, headers, determinism."""
 
 from __future__ import annotations
 
@@ -20,11 +20,11 @@ from simulator.sources import load_items
 
 E2E = {
     "name": "e2e", "seed": 4, "device": "cpu",
-    "pipelines": ["classical", "vanilla-semantic", "contrastive"],
+    "pipelines": ["classical", "vanilla-semantic", "vanilla-fallback", "contrastive"],
     "source": {"dataset": "digits", "max_items": 300, "memorizable": {"kind": "shuffled", "fraction": 0.2}},
     # the split's mechanics at a fixed share (its quality is tested in test_preprocess_train.py)
     "preprocess": {"epochs": 3, "warmup_epochs": 1, "batch_size": 64, "memorizable_threshold": {"fraction": 0.2}},
-    "semantic": {"epochs": 3},
+    "semantic": {"epochs": 40},
     "link": {"mode": "fixed-bler", "bler": 0.0, "modulation": "qpsk", "code": {"k": 256, "n": 512}, "header_bits": 16},
 }
 
@@ -46,7 +46,9 @@ def test_the_oracle_routes_exactly_the_injected_items_and_says_so(e2e):
     injected = (o["kind"] != "structured").to_numpy()
     assert injected.sum() == round(0.2 * 300)
     assert np.array_equal(o["predicted_memorizable"].to_numpy(), injected)
-    assert np.array_equal((o["route"] == "classical").to_numpy(), injected)
+    # X_m is exactly the injected items; X_l items go classically only where no rung meets the target
+    classical = (o["route"] == "classical").to_numpy()
+    assert classical[injected].all() and (o.loc[~injected & ~classical, "psnr_db"] >= sc.fidelity.psnr_db).all()
     flags = out.summary.set_index("pipeline")["reads_ground_truth"]
     assert bool(flags["contrastive-oracle"]) and not bool(flags["contrastive"])
     assert not res.summary["reads_ground_truth"].any()
@@ -56,17 +58,32 @@ def test_the_oracle_routes_exactly_the_injected_items_and_says_so(e2e):
     assert mine.equals(again)
 
 
-def test_three_pipelines_route_score_and_count_as_specified(e2e):
+def test_the_pipelines_route_score_and_count_as_specified(e2e):
     sc, cache, res, _ = e2e
     items = res.items
-    assert list(items["pipeline"].unique()) == ["classical", "vanilla-semantic", "contrastive"]
+    target = sc.fidelity.psnr_db
+    assert list(items["pipeline"].unique()) == ["classical", "vanilla-semantic", "vanilla-fallback", "contrastive"]
     by = {p: g.reset_index(drop=True) for p, g in items.groupby("pipeline", sort=False)}
     assert (by["classical"]["route"] == "classical").all()
-    assert (by["vanilla-semantic"]["route"] == "semantic").all()
+    # vanilla sends everything semantically; where no rung meets the target it says so
+    van, fb = by["vanilla-semantic"], by["vanilla-fallback"]
+    assert (van["route"] == "semantic").all()
+    missed = van["quality_target_missed"].to_numpy()
+    assert 0 < missed.sum() < len(van)
+    assert (van.loc[missed, "psnr_db"] < target).all() and (van.loc[~missed, "psnr_db"] >= target).all()
+    assert (van.loc[missed, "rung"] == van["rung"].max()).all()
+    # vanilla-fallback: the same language, the missed items classically instead
+    assert np.array_equal((fb["route"] == "classical").to_numpy(), missed)
+    sem_fb = fb["route"] == "semantic"
+    assert (fb.loc[sem_fb, "representation_bits"] == van.loc[sem_fb, "representation_bits"]).all()
+    assert fb["meets_fidelity"].all() and not fb["quality_target_missed"].any()
     con = by["contrastive"]
-    # Contrastive routes are the predicted split: X_m classically, X_l semantically.
-    assert ((con["route"] == "classical") == con["predicted_memorizable"]).all()
-    assert 0 < con["predicted_memorizable"].sum() < len(con)
+    # Contrastive: X_m classically; X_l semantically where a rung meets the target, else classically.
+    classical = (con["route"] == "classical").to_numpy()
+    predicted = con["predicted_memorizable"].to_numpy()
+    assert classical[predicted].all() and 0 < predicted.sum() < len(con)
+    assert (con.loc[~classical, "psnr_db"] >= target).all() and con["meets_fidelity"].all()
+    assert (con.loc[classical, "rung"] == -1).all() and (con.loc[~classical, "rung"] >= 0).all()
     # Lossless classical items are exact (bler 0: everything is delivered).
     assert items["delivered"].all()
     classical_rows = items[items["route"] == "classical"]
@@ -83,7 +100,7 @@ def test_three_pipelines_route_score_and_count_as_specified(e2e):
     models = learning_phase(src, sc, ctx)
     lang = models.languages["contrastive"]
     sem = np.flatnonzero(con["route"] == "semantic")
-    reps = lang.encode(src.images[sem], models.cluster[sem])
+    reps = lang.encode(src.images[sem], models.cluster[sem], con.loc[sem, "rung"].to_numpy())
     assert (con.loc[sem, "representation_bits"].to_numpy() == [r.n_bits for r in reps]).all()
     payload = sc.link.code.k - sc.link.header_bits
     assert (items["packets"] == [packets_needed(b, payload) for b in items["representation_bits"]]).all()
@@ -163,3 +180,42 @@ def test_an_unreachable_quality_target_sends_the_highest_quality_and_is_counted(
     reachable = simulator.run(parse_scenario({**doc, "fidelity": {"psnr_db": 30.0}}), cache_dir=cache, threads=1)
     assert reachable.items["meets_fidelity"].all() and not reachable.items["quality_target_missed"].any()
     assert (reachable.items["psnr_db"] >= 30.0).all() and (reachable.items["quality"] < 100).any()
+
+
+def test_vanilla_never_reads_the_preprocessors_clusters(e2e, monkeypatch):
+    """The vanilla language forms its own dictionary: scrambling the pre-processor's clusters
+    changes the contrastive language and leaves vanilla's exactly as it was."""
+    import dataclasses
+
+    from simulator.preprocess.model import Preprocessor
+
+    sc, cache, _, _ = e2e
+    ctx = RunContext(seed=sc.seed, cache_dir=cache, progress=False)
+    src = load_items(sc.source, ctx)
+    before = learning_phase(src, sc, ctx)
+    original = Preprocessor.assign
+
+    def scrambled(self, images):
+        a = original(self, images)
+        return dataclasses.replace(a, cluster=(a.cluster + 3) % self.num_clusters)
+
+    monkeypatch.setattr(Preprocessor, "assign", scrambled)
+    after = learning_phase(src, sc, ctx)
+    assert not np.array_equal(before.cluster, after.cluster)
+    assert before.languages["contrastive"].key != after.languages["contrastive"].key
+    for name in ("vanilla-semantic", "vanilla-fallback"):
+        assert before.languages[name].key == after.languages[name].key
+    assert before.languages["vanilla-semantic"] is before.languages["vanilla-fallback"]  # one model, shared
+    np.testing.assert_array_equal(before.own_cluster, after.own_cluster)
+    assert before.languages["vanilla-semantic"].num_clusters == sc.semantic.own_dictionary
+
+
+def test_lambda_mode_checks_nothing_and_fallback_equals_vanilla(e2e):
+    _, cache, _, _ = e2e
+    doc = {**E2E, "pipelines": ["vanilla-semantic", "vanilla-fallback"],
+           "semantic": {"epochs": 10, "rate_control": "lambda"}}
+    res = simulator.run(parse_scenario(doc), cache_dir=cache, threads=1)
+    a, b = (res.items[res.items["pipeline"] == p].drop(columns="pipeline").reset_index(drop=True)
+            for p in ("vanilla-semantic", "vanilla-fallback"))
+    pd.testing.assert_frame_equal(a, b)
+    assert (a["route"] == "semantic").all() and (a["rung"] == 0).all() and not a["quality_target_missed"].any()

@@ -51,8 +51,8 @@ def langs(digits, tmp_path_factory):
     out = {}
     for lam in (0.003, 0.03):
         ctx = RunContext(seed=0, cache_dir=tmp_path_factory.mktemp(f"sem{lam}"), progress=False)
-        out[lam] = fit_language(images, clusters, 10, SemanticConfig(**{"lambda": lam, "epochs": EPOCHS}), ctx,
-                                "vanilla")
+        out[lam] = fit_language(images, clusters, 10, SemanticConfig(
+            **{"lambda": lam, "epochs": EPOCHS, "rate_control": "lambda"}), ctx, "vanilla")
     return out
 
 
@@ -152,7 +152,8 @@ def test_trained_roundtrip_and_header(langs, digits):
     lang = langs[0.03]
     reps = lang.encode(images, clusters)
     latents = lang.quantize(images, clusters)
-    lat2, cl2 = lang.decode_latents([r.bitstream for r in reps])
+    lat2, cl2, rung2 = lang.decode_latents([r.bitstream for r in reps])
+    assert lang.num_rungs == 1 and (rung2 == 0).all()
     np.testing.assert_array_equal(lat2, latents)  # noiseless path gives the encoder's rounded latent
     np.testing.assert_array_equal(cl2, clusters)
     rec, cl3 = lang.decode([r.bitstream for r in reps])
@@ -253,10 +254,10 @@ def test_cache_reload(digits, tmp_path):
 def test_channel_prior_and_single_cluster(digits, ctx):
     images, clusters = _small(digits, 200)
     lang = fit_language(images, np.zeros(len(images), dtype=np.int64), 1,
-                        SemanticConfig(epochs=1, prior="channel", cluster_embedding=0), ctx, "t")
+                        SemanticConfig(epochs=1, prior="channel", cluster_embedding=0, rate_control="lambda"), ctx, "t")
     reps = lang.encode(images, np.zeros(len(images), dtype=np.int64))
     assert lang.header_bits == 0.0
-    lat, cl = lang.decode_latents([r.bitstream for r in reps])
+    lat, cl, _ = lang.decode_latents([r.bitstream for r in reps])
     np.testing.assert_array_equal(lat, lang.quantize(images, np.zeros(len(images), dtype=np.int64)))
     assert (cl == 0).all()
 
@@ -273,6 +274,84 @@ def test_cifar_roundtrip(cifar_test_dir, ctx):
     rec, cl = lang.decode([r.bitstream for r in reps])
     assert rec.shape == images.shape == (len(files), 32, 32, 3)
     np.testing.assert_array_equal(cl, clusters)
-    lat, _ = lang.decode_latents([r.bitstream for r in reps])
-    np.testing.assert_array_equal(lat, lang.quantize(images, clusters))
+    lat, _, rung = lang.decode_latents([r.bitstream for r in reps])
+    np.testing.assert_array_equal(lat, lang.quantize(images, clusters, rung))
     assert 10.0 < psnr_db(images, rec) < 60.0  # a lossy reconstruction of real photos after 2 epochs
+
+
+# --------------------------------------------------------------------------- rate control
+
+
+@pytest.fixture(scope="module")
+def variable_rate(digits, tmp_path_factory):
+    """A variable-rate language (the default ladder) on all digits, short training."""
+    images, clusters = digits
+    ctx = RunContext(seed=0, cache_dir=tmp_path_factory.mktemp("vr"), progress=False)
+    return fit_language(images, clusters, 10, SemanticConfig(epochs=EPOCHS), ctx, "vanilla")
+
+
+def test_variable_rate_ladder_trades_rate_for_quality(variable_rate, digits):
+    """Over the ladder, mean bits and mean PSNR rise together (one model, every rung); the rung
+    travels in the header and decodes exactly."""
+    images, clusters = digits
+    lang = variable_rate
+    assert lang.num_rungs == len(SemanticConfig().ladder) and lang.header_bits == pytest.approx(
+        math.log2(10 * lang.num_rungs))
+    bits, psnr = [], []
+    for r in (0, lang.num_rungs // 2, lang.num_rungs - 1):
+        reps = lang.encode(images[:400], clusters[:400], r)
+        rec, cl = lang.decode([x.bitstream for x in reps])
+        np.testing.assert_array_equal(cl, clusters[:400])
+        _, _, rung = lang.decode_latents([x.bitstream for x in reps])
+        assert (rung == r).all()
+        bits.append(np.mean([x.n_bits for x in reps]))
+        psnr.append(psnr_db(images[:400], rec))
+    assert bits[0] < bits[1] < bits[2] and psnr[0] < psnr[1] < psnr[2], (bits, psnr)
+
+
+@pytest.mark.parametrize("target", [22.0, 26.0])
+def test_rate_control_picks_the_shortest_rung_meeting_the_target(variable_rate, digits, target):
+    """Against a brute-force search: every rung encoded and decoded through the apprentice's
+    path; the shortest stream (ties: lower rung) with PSNR >= target, else the highest rung."""
+    images, clusters = digits
+    lang = variable_rate
+    idx = np.arange(0, 1797, 45)[:40]
+    img, cl = images[idx], clusters[idx]
+    coding = lang.encode_to_target(img, cl, target)
+    table = []
+    for r in range(lang.num_rungs):
+        reps = lang.encode(img, cl, r)
+        rec, _ = lang.decode([x.bitstream for x in reps])
+        table.append([(x.n_bits, psnr_db(img[i], rec[i])) for i, x in enumerate(reps)])
+    for i in range(len(idx)):
+        meeting = [(table[r][i][0], r) for r in range(lang.num_rungs) if table[r][i][1] >= target]
+        want = min(meeting)[1] if meeting else lang.num_rungs - 1
+        assert coding.reps[i].rung == want and coding.met[i] == bool(meeting), i
+        assert coding.reps[i].n_bits == table[want][i][0]
+        assert 1 <= coding.rungs_tried[i] <= lang.num_rungs
+    # what the apprentice decodes from the chosen streams meets the target wherever it was met
+    rec, _ = lang.decode([x.bitstream for x in coding.reps])
+    got = np.array([psnr_db(img[i], rec[i]) for i in range(len(idx))])
+    assert (got[coding.met] >= target).all() and coding.met.any()
+    np.testing.assert_allclose(got, coding.psnr_db)
+
+
+def test_lambda_mode_has_one_operating_point(digits, ctx):
+    images, clusters = _small(digits, 200)
+    lang = fit_language(images, clusters, 10, SemanticConfig(epochs=1, rate_control="lambda"), ctx, "t")
+    assert lang.num_rungs == 1 and lang.lambdas == (0.01,) and lang.header_bits == pytest.approx(math.log2(10))
+    with pytest.raises(ValidationError):
+        SemanticConfig(ladder=(0.01, 0.005))
+
+
+def test_a_reconstruction_does_not_depend_on_the_other_items_of_the_call(variable_rate, digits):
+    """The teacher checks items in other groups than the apprentice decodes them: every item
+    decodes to the same pixels alone, in a full batch and in a padded partial one."""
+    images, clusters = digits
+    lang = variable_rate
+    rungs = np.arange(150) % lang.num_rungs
+    lat = lang.quantize(images[:150], clusters[:150], rungs)
+    together = lang.reconstruct(lat, clusters[:150], rungs)
+    for i in (0, 63, 64, 100, 149):
+        np.testing.assert_array_equal(lang.reconstruct(lat[i: i + 1], clusters[i: i + 1], rungs[i]), together[i: i + 1])
+    np.testing.assert_array_equal(lang.reconstruct(lat[37:101], clusters[37:101], rungs[37:101]), together[37:101])

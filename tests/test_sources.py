@@ -21,20 +21,55 @@ from simulator.sources.mixture import shuffle_patches, shuffle_pixels
 def test_complexity_structured_only_is_class_entropy():
     # 2 classes with 3 and 1 items: H = -(3/4 ln 3/4 + 1/4 ln 1/4)
     labels = np.array([0, 0, 0, 1])
-    h = content_complexity(labels, np.zeros(4, bool))
+    h = content_complexity(labels, np.zeros(4, bool), 512)
     assert h == pytest.approx(-(0.75 * math.log(0.75) + 0.25 * math.log(0.25)), abs=1e-12)
 
 
 def test_complexity_with_memorizable_items_by_hand():
-    # N = 5: class 0 x2, class 1 x1, 2 memorizable items (each its own element, p = 1/5).
-    # H = -(2/5 ln 2/5) - (1/5 ln 1/5) + 2 * (1/5) ln 5
+    # N = 5: class 0 x2, class 1 x1, 2 memorizable items of 64 raw bits each.
+    # H = -(2/5 ln 2/5) - (1/5 ln 1/5) - (2/5 ln 2/5) + (2/5) 64 ln 2
     labels = np.array([0, 0, 1, 7, 8])
     mem = np.array([False, False, False, True, True])
-    by_hand = -(0.4 * math.log(0.4)) - 0.2 * math.log(0.2) + 0.4 * math.log(5)
-    assert content_complexity(labels, mem) == pytest.approx(by_hand, abs=1e-12)
-    # Equals the plain entropy of the content-element distribution (all elements distinct).
-    _, c = np.unique(labels, return_counts=True)
-    assert content_complexity(labels, mem) == pytest.approx(float(-(c / 5 * np.log(c / 5)).sum()), abs=1e-12)
+    by_hand = -2 * (0.4 * math.log(0.4)) - 0.2 * math.log(0.2) + 0.4 * 64 * math.log(2)
+    assert content_complexity(labels, mem, 64) == pytest.approx(by_hand, abs=1e-12)
+
+
+def _synthetic(n: int, classes: int, share: float) -> tuple[np.ndarray, np.ndarray]:
+    """A source of ``n`` items with exact shares: ``share`` memorizable, the rest spread evenly
+    over ``classes`` (``n`` a multiple of what makes the shares whole)."""
+    n_m = round(share * n)
+    labels = np.concatenate([np.arange(n - n_m) % classes, classes + np.arange(n_m)])
+    return labels, np.arange(n) >= n - n_m
+
+
+@pytest.mark.parametrize("classes,share", [(4, 0.0), (10, 0.2), (7, 0.4)])
+def test_complexity_does_not_grow_with_the_sample_size(classes, share):
+    """The same shares at N = 500 and N = 5000 (and 1000) give the same H (within 1%; exactly
+    here, the shares being exact); the former ``rho ln N`` term grew by ``rho ln 10``."""
+    item_bits = 8 * 8 * 8
+    small = content_complexity(*_synthetic(700 if classes == 7 else 500, classes, share), item_bits)
+    large = content_complexity(*_synthetic(4900 if classes == 7 else 5000, classes, share), item_bits)
+    assert large == pytest.approx(small, rel=0.01)
+
+
+def test_complexity_rises_with_classes_and_with_the_memorizable_share():
+    item_bits = 8 * 8 * 8
+    by_classes = [content_complexity(*_synthetic(4200, k, 0.2), item_bits) for k in (2, 4, 6, 10)]
+    by_share = [content_complexity(*_synthetic(5000, 10, f), item_bits) for f in (0.0, 0.1, 0.2, 0.4)]
+    assert all(a < b for a, b in zip(by_classes, by_classes[1:])), by_classes
+    assert all(a < b for a, b in zip(by_share, by_share[1:])), by_share
+
+
+def test_complexity_of_digits_subsamples_barely_moves():
+    """Real digits with 20% shuffled items: N = 500 against all 1797 items, within 1%."""
+    from simulator.context import RunContext
+
+    ctx = RunContext(seed=0, cache_dir=None, progress=False)
+    full = load_items(SourceConfig(dataset="digits", memorizable={"kind": "shuffled", "fraction": 0.2}), ctx)
+    part = load_items(SourceConfig(dataset="digits", max_items=500,
+                                   memorizable={"kind": "shuffled", "fraction": 0.2}), ctx)
+    h = [content_complexity(s.labels, s.memorizable, 8 * 8 * 8) for s in (part, full)]
+    assert h[0] == pytest.approx(h[1], rel=0.01), h
 
 
 def test_digits_source():

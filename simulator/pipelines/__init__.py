@@ -2,7 +2,10 @@
 :data:`~simulator.registry.PIPELINES`, one file each.
 
 - ``classical``: every item through the classical source coder.
-- ``vanilla-semantic``: every item through a language trained on all items.
+- ``vanilla-semantic``: every item through a language trained on all items (its own
+  dictionary; no pre-processing).
+- ``vanilla-fallback``: ``vanilla-semantic``, with the items no operating point serves at the
+  target quality sent classically.
 - ``contrastive`` (the paper): the pre-processor splits items; X_l goes through a language
   trained on X_l only, X_m through the classical coder.
 - ``contrastive-oracle``: ``contrastive`` with the ground-truth split, an upper bound (the only
@@ -17,6 +20,7 @@ from .spec import PipelineSpec, PointView
 # Each module registers its spec; the order here is the registration order (the default list's order).
 from . import classical  # noqa: E402, F401, I001
 from . import vanilla  # noqa: E402, F401, I001
+from . import fallback  # noqa: E402, F401, I001
 from . import contrastive  # noqa: E402, F401, I001
 from . import oracle  # noqa: E402, F401, I001
 

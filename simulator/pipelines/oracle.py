@@ -13,6 +13,7 @@ from .spec import PipelineSpec
 
 SPEC = PIPELINES.register("contrastive-oracle", PipelineSpec(
     description="the contrastive pipeline with the ground-truth split (reads the injected labels: an upper bound)",
-    needs_preprocessor=True, language="contrastive-oracle", reads_ground_truth=True,
+    needs_preprocessor=True, dictionary="preprocessor", on_miss="classical", language="contrastive-oracle",
+    reads_ground_truth=True,
     train=lambda v: ~v.true_memorizable, semantic=lambda v: ~v.true_memorizable,
     memorizable=lambda v: v.true_memorizable))

@@ -4,9 +4,13 @@ A pipeline is not code that runs the link; every pipeline runs through the same 
 (:func:`simulator.point.run_pipeline`: teacher.encode -> link.transmit -> apprentice.decode
 -> ledger.score). A :class:`PipelineSpec` only says
 
-* whether it needs the contrastive pre-processor (its clusters are the semantic header),
+* whether it needs the contrastive pre-processor (its split or its clusters),
+* whose dictionary its language's header names: the pre-processor's clusters or one the
+  language forms itself from the raw items (:mod:`simulator.semantic.dictionary`),
 * which items train its language (``train``; ``None``: no language),
-* which items it sends on the semantic route (``semantic``; the rest go classically),
+* which items it may send on the semantic route (``semantic``; the rest go classically),
+* what happens to an item no operating point of the language serves at the target quality
+  (``on_miss``: sent at the highest rate anyway, or sent classically),
 * which items it declares memorizable (``memorizable``; the ``predicted_memorizable`` column),
 * whether it reads the ground truth (only an oracle may; docs, tables and plots say so).
 
@@ -58,13 +62,17 @@ class PipelineSpec:
 
     Attributes:
         description: one line for docs and ``semsim validate``.
-        needs_preprocessor: trains (or loads) the pre-processor and uses its clusters as the
-            language's header; without it a language has a single cluster (one prototype).
+        needs_preprocessor: trains (or loads) the pre-processor (its split, its clusters).
+        dictionary: the language's header alphabet: ``"preprocessor"`` (the pre-processor's
+            clusters; needs it) or ``"own"`` (k-means of the raw items, ``semantic.own_dictionary``).
         language: the language's name in logs and notes (e.g. ``"contrastive"``); ``None``
             when the pipeline has no language (then ``train`` and ``semantic`` are ignored
             and every item goes classically).
         train: items that train the language.
-        semantic: items sent on the semantic route (only if a language was trained).
+        semantic: items that may go on the semantic route (only if a language was trained).
+        on_miss: with ``rate_control = "target-quality"``, an item whose decode misses the
+            target at every operating point is sent at the highest one (``"highest"``, missing
+            fidelity) or classically (``"classical"``).
         memorizable: items the pipeline declares memorizable (``None``: none).
         reads_ground_truth: whether the masks read ``PointView.true_memorizable`` (an oracle).
         default: part of a scenario's default ``pipelines`` list.
@@ -78,6 +86,8 @@ class PipelineSpec:
     language: str | None = None
     train: Mask | None = None
     semantic: Mask | None = None
+    dictionary: str = "own"
+    on_miss: str = "highest"
     memorizable: Mask | None = None
     reads_ground_truth: bool = False
     default: bool = False
@@ -86,6 +96,12 @@ class PipelineSpec:
     def __post_init__(self) -> None:
         if self.classical_coder not in ("pipeline", "memorizable"):
             raise ValueError(f"classical_coder must be 'pipeline' or 'memorizable' (got {self.classical_coder!r})")
+        if self.dictionary not in ("preprocessor", "own"):
+            raise ValueError(f"dictionary must be 'preprocessor' or 'own' (got {self.dictionary!r})")
+        if self.dictionary == "preprocessor" and not self.needs_preprocessor:
+            raise ValueError("a language on the pre-processor's dictionary needs the pre-processor")
+        if self.on_miss not in ("highest", "classical"):
+            raise ValueError(f"on_miss must be 'highest' or 'classical' (got {self.on_miss!r})")
         if self.language is not None and (self.train is None or self.semantic is None):
             raise ValueError("a pipeline with a language needs 'train' and 'semantic' masks")
 

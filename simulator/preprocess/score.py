@@ -2,9 +2,10 @@
 fixed reference coder.
 
 * Semantic route: ``J_i = R_i + lambda D_i`` under a *scoring language* trained on all of the
-  source's items, with the contrastive clusters as its header (the language of eq. (1) before
-  any split; the ``vanilla-semantic`` pipeline trains the same model and shares it through the
-  model cache). ``R_i``: the entropy model's estimated bits of the item's representation, header
+  source's items, with the contrastive clusters as its header and one operating point (the
+  language of eq. (1) before any split, at ``semantic.lambda`` whatever ``semantic.rate_control``
+  says; the pipelines' languages are variable-rate and the vanilla ones form their own
+  dictionary, so none of them is this model). ``R_i``: the entropy model's estimated bits of the item's representation, header
   included; ``D_i``: the sum of squared errors of its decode on the 0..255 scale; ``lambda``:
   ``semantic.lambda``, the language's own trade-off. Items the language cannot express cheaply
   (no structure shared with the rest of the source) cost the most, whatever the source.
@@ -69,7 +70,9 @@ def fit_scoring_language(images: np.ndarray, clusters: np.ndarray, num_clusters:
                          ctx: RunContext) -> SemanticLanguage:
     """The scoring language: trained (or loaded from the cache) on all ``(N, H, W, C)`` uint8
     items with their ``(N,)`` clusters as the header."""
-    return fit_language(images, clusters, num_clusters, model.semantic, ctx, tag="scoring")
+    # one operating point, semantic.lambda: the cost J is eq. (1)'s at that trade-off
+    cfg = model.semantic.model_copy(update={"rate_control": "lambda"})
+    return fit_language(images, clusters, num_clusters, cfg, ctx, tag="scoring")
 
 
 def semantic_cost(language: SemanticLanguage, images: np.ndarray, clusters: np.ndarray, lam: float) -> np.ndarray:

@@ -7,6 +7,7 @@ coding and decoder (design.md sections 3 and 8; docs/semantic.md).
 """
 
 from .config import SemanticConfig
-from .language import Representation, SemanticLanguage, fit_language
+from .dictionary import own_dictionary
+from .language import Representation, SemanticLanguage, TargetCoding, fit_language
 
-__all__ = ["SemanticConfig", "SemanticLanguage", "Representation", "fit_language"]
+__all__ = ["SemanticConfig", "SemanticLanguage", "Representation", "TargetCoding", "fit_language", "own_dictionary"]

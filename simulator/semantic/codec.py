@@ -7,6 +7,11 @@ twice: a learned prototype image per cluster (the paper's "dictionary", content 
 prototype) is added to the decoder's output, and a learned cluster code shifts the decoder's
 first feature map. The latent therefore only has to carry what the prototype does not.
 
+A variable-rate language (``rate_control = "target-quality"``, K operating points of the
+``ladder``) scales the latent by a learned per-channel gain of the chosen operating point before
+rounding and by its inverse before decoding (a gained variable-rate codec: one encoder, decoder
+and prior for every rung). With one operating point there is no gain.
+
 Pixels enter the networks as ``x / 255 - 1/2``; every parameter is initialized from an explicit
 torch generator (no global RNG).
 """
@@ -89,6 +94,16 @@ class SemanticCodec(nn.Module):
         self.per_element = cfg.prior == "element"
         n_dens = lc * lh * lw if self.per_element else lc
         self.density = FactorizedDensity(n_dens, tuple(cfg.density_filters), generator=generator)
+        self.lambdas = tuple(float(v) for v in cfg.lambdas())
+        self.num_rungs = len(self.lambdas)
+        if self.num_rungs > 1:
+            # log gain per (rung, latent channel); start at sqrt(lambda / lambda_mid): at high rate
+            # MSE ~ step^2 and lambda ~ 1 / MSE, so the step shrinks like 1 / sqrt(lambda)
+            mid = math.exp(sum(math.log(v) for v in self.lambdas) / self.num_rungs)
+            start = torch.tensor([0.5 * math.log(v / mid) for v in self.lambdas], dtype=torch.float32)
+            self.log_gain = nn.Parameter(start[:, None].repeat(1, lc))
+        else:
+            self.log_gain = None
         self._init(generator)
 
     # ------------------------------------------------------------------ init
@@ -138,20 +153,39 @@ class SemanticCodec(nn.Module):
         return bits.reshape(bits.shape[0], b, -1).sum(dim=(0, 2))
 
     # ------------------------------------------------------------------ nets
-    def encode(self, x: torch.Tensor, clusters: torch.Tensor) -> torch.Tensor:
-        """Normalized items ``(B, C, H, W)`` -> continuous latent ``(B, L, h, w)``."""
+    def analysis(self, x: torch.Tensor, clusters: torch.Tensor) -> torch.Tensor:
+        """Normalized items ``(B, C, H, W)`` -> the encoder's output ``(B, L, h, w)`` before any gain."""
         return self.encoder(torch.cat([x, self.prototypes[clusters]], dim=1))
 
-    def decode(self, y: torch.Tensor, clusters: torch.Tensor) -> torch.Tensor:
-        """Latent ``(B, L, h, w)`` -> normalized reconstruction ``(B, C, H, W)``."""
+    def gain(self, rung: torch.Tensor | None, inverse: bool = False) -> torch.Tensor | None:
+        """``(B, L, 1, 1)`` gain of each item's operating point (``None`` with one rung)."""
+        if self.log_gain is None:
+            return None
+        if rung is None:
+            raise ValueError("a variable-rate codec needs the operating point (rung) of every item")
+        g = self.log_gain[rung]
+        return torch.exp(-g if inverse else g)[:, :, None, None]
+
+    def encode(self, x: torch.Tensor, clusters: torch.Tensor, rung: torch.Tensor | None = None) -> torch.Tensor:
+        """Normalized items ``(B, C, H, W)`` -> continuous latent ``(B, L, h, w)`` at operating
+        point ``rung`` ``(B,)`` int64 (ignored with one rung)."""
+        y = self.analysis(x, clusters)
+        g = self.gain(rung)
+        return y if g is None else y * g
+
+    def decode(self, y: torch.Tensor, clusters: torch.Tensor, rung: torch.Tensor | None = None) -> torch.Tensor:
+        """Latent ``(B, L, h, w)`` at operating point ``rung`` -> normalized reconstruction ``(B, C, H, W)``."""
         code = self.codes[clusters] if self.codes is not None else None
-        return self.prototypes[clusters] + self.decoder(y, code)
+        g = self.gain(rung, inverse=True)
+        return self.prototypes[clusters] + self.decoder(y if g is None else y * g, code)
 
     def receiver_parameters(self) -> list[torch.Tensor]:
-        """What the apprentice must hold: decoder, prototypes, cluster codes, prior."""
+        """What the apprentice must hold: decoder, prototypes, cluster codes, gains, prior."""
         out = list(self.decoder.parameters()) + [self.prototypes]
         if self.codes is not None:
             out.append(self.codes)
+        if self.log_gain is not None:
+            out.append(self.log_gain)
         return out + list(self.density.parameters())
 
 
@@ -165,9 +199,10 @@ def count_flops(codec: SemanticCodec) -> tuple[int, int]:
     h, w, c = codec.shape
     x = torch.zeros(1, c, h, w)
     cl = torch.zeros(1, dtype=torch.long)
+    rung = torch.zeros(1, dtype=torch.long) if codec.num_rungs > 1 else None
     with torch.no_grad():
-        y = torch.round(codec.encode(x, cl))
-    return forward_flops(lambda: codec.encode(x, cl)), forward_flops(lambda: codec.decode(y, cl))
+        y = torch.round(codec.encode(x, cl, rung))
+    return forward_flops(lambda: codec.encode(x, cl, rung)), forward_flops(lambda: codec.decode(y, cl, rung))
 
 
 def param_count(params: list[torch.Tensor]) -> int:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from ..section import Section
 
@@ -29,6 +29,19 @@ class SemanticConfig(Section):
     # ---- rate-distortion trade-off
     lambda_: float = Field(default=0.01, gt=0.0, alias="lambda",
                            description="R + lambda*D; R bits/item, D = SSE/item on 0..255")
+
+    # ---- rate control (docs/semantic.md "Rate control")
+    rate_control: Literal["target-quality", "lambda"] = Field(
+        default="target-quality",
+        description="target-quality: one variable-rate language over the lambda ladder; each item gets the "
+                    "shortest operating point whose decode meets fidelity.psnr_db. lambda: one language at "
+                    "`lambda`, every item at it")
+    ladder: tuple[float, ...] = Field(
+        default=tuple(2.0 ** k for k in range(-14, -1)), min_length=1, max_length=64,
+        description="the operating points (lambda values, increasing) of the variable-rate language")
+    own_dictionary: int = Field(default=10, ge=1, le=4096,
+                                description="clusters of the dictionary a language without the pre-processor "
+                                            "forms itself (k-means of the raw pixels; 1: a single prototype)")
 
     # ---- architecture
     latent_channels: int = Field(default=8, ge=1, le=512,
@@ -63,6 +76,20 @@ class SemanticConfig(Section):
     # ---- language complexity
     param_step: float = Field(default=2.0 ** -8, gt=0.0, le=1.0,
                               description="quantization step of the parameters whose coded size is counted")
+
+    @field_validator("ladder")
+    @classmethod
+    def _increasing(cls, v: tuple[float, ...]) -> tuple[float, ...]:
+        if any(not (x > 0.0 and math.isfinite(x)) for x in v):
+            raise ValueError("every lambda of the ladder must be a finite number > 0")
+        if any(b <= a for a, b in zip(v, v[1:])):
+            raise ValueError("the ladder must be strictly increasing")
+        return v
+
+    def lambdas(self) -> tuple[float, ...]:
+        """The operating points a language of this config is trained on: the ladder with
+        ``rate_control = "target-quality"``, ``(lambda,)`` with ``"lambda"``."""
+        return tuple(self.ladder) if self.rate_control == "target-quality" else (float(self.lambda_),)
 
     def epochs_for(self, n_items: int) -> int:
         """The training epochs on ``n_items`` items: ``epochs`` if given, else enough for

@@ -9,10 +9,16 @@ scale). At run time the latent is rounded and entropy-coded with the tables of
 
 Representation of item i (docs/semantic.md has the full definitions):
 
-* ``bitstream``: one ANS stream holding the header (cluster id, uniform over ``num_clusters``)
-  and the quantized latent, as bytes.
+* ``bitstream``: one ANS stream holding the header (cluster id and operating point, uniform
+  over ``num_clusters x num_rungs``) and the quantized latent, as bytes.
 * ``n_bits = 8 * len(bitstream)``: what is sent, header included.
-* ``est_bits = log2(num_clusters) + sum_j -log2 max(p_j(yhat_j), 1e-9)``: the estimated rate.
+* ``est_bits = log2(num_clusters x num_rungs) + sum_j -log2 max(p_j(yhat_j), 1e-9)``: the
+  estimated rate.
+
+Rate control (``rate_control = "target-quality"``): the language is trained over the ``ladder``
+of lambdas (each training item at a random rung, loss ``R + lambda_rung * D``), and
+:meth:`SemanticLanguage.encode_to_target` gives each item the shortest bitstream over the rungs
+whose decode, computed by the teacher on its own copy, meets the PSNR target.
 """
 
 from __future__ import annotations
@@ -35,10 +41,11 @@ from .entropy import CodingTable, build_table, coded_parameter_bits, decode_item
 
 log = logging.getLogger(__name__)
 
-CODE_VERSION = "semantic-v2"
+CODE_VERSION = "semantic-v3"
 """Part of the cache key: bump when training, architecture or coding changes."""
 
-_BATCH = 512  # items per network call at run time
+_BATCH = 512  # items per encoder call at run time
+_DECODE_BATCH = 64  # items per decoder call, always exactly (padded): see SemanticLanguage.reconstruct
 
 
 @dataclass(frozen=True)
@@ -48,14 +55,36 @@ class Representation:
     Attributes:
         bitstream: the entropy-coded header and latent (bytes).
         n_bits: ``8 * len(bitstream)``, the actual length sent, header included.
-        est_bits: estimated rate ``log2(num_clusters) - sum log2 p(latent)`` (float).
+        est_bits: estimated rate ``header_bits - sum log2 p(latent)`` (float).
         cluster: the cluster id carried in the header.
+        rung: the operating point carried in the header (index into ``lambdas``; 0 with one).
     """
 
     bitstream: bytes
     n_bits: int
     est_bits: float
     cluster: int
+    rung: int = 0
+
+
+@dataclass(frozen=True)
+class TargetCoding:
+    """What :meth:`SemanticLanguage.encode_to_target` chose for N items.
+
+    Attributes:
+        reps: N :class:`Representation` s: the shortest rung meeting the target, else the
+            highest rung.
+        met: ``(N,)`` bool, the chosen decode meets the target (False: no rung does).
+        psnr_db: ``(N,)`` float64 PSNR of the chosen decode (dB; inf when exact; NaN when the
+            teacher did not decode).
+        rungs_tried: ``(N,)`` int64 operating points the teacher decoded per item (the rate
+            control's compute).
+    """
+
+    reps: list[Representation]
+    met: np.ndarray
+    psnr_db: np.ndarray
+    rungs_tried: np.ndarray
 
 
 def _to_net(images: np.ndarray) -> torch.Tensor:
@@ -97,7 +126,9 @@ class SemanticLanguage:
         from_cache: whether it was loaded rather than trained.
         history: per-epoch training means ``{"epoch", "loss", "bits", "sse"}``.
         flops_encode, flops_decode: forward FLOPs per item (see :func:`codec.count_flops`).
-        header_bits: ``log2(num_clusters)``, the header's share of ``est_bits``.
+        lambdas: the operating points (lambda per rung; one without rate control).
+        num_rungs: ``len(lambdas)``.
+        header_bits: ``log2(num_clusters * num_rungs)``, the header's share of ``est_bits``.
     """
 
     def __init__(self, codec: SemanticCodec, cfg: SemanticConfig, tag: str, key: str,
@@ -112,7 +143,10 @@ class SemanticLanguage:
         self.history = history
         self.shape = codec.shape
         self.num_clusters = codec.num_clusters
-        self.header_bits = math.log2(self.num_clusters)
+        self.lambdas = codec.lambdas
+        self.num_rungs = codec.num_rungs
+        self.header_alphabet = self.num_clusters * self.num_rungs
+        self.header_bits = math.log2(self.header_alphabet)
         self.table: CodingTable = build_table(codec.density, cfg.tail_mass, cfg.max_support)
         self._rows = codec.element_rows()
         self.flops_encode, self.flops_decode = count_flops(self.codec)
@@ -124,15 +158,28 @@ class SemanticLanguage:
                 f"clusters={self.num_clusters}, from_cache={self.from_cache})")
 
     # ------------------------------------------------------------------ encoder side
+    def _rungs(self, rung, n: int) -> np.ndarray:
+        """``(n,)`` int64 operating points from an int, an array or ``None`` (the highest rung)."""
+        r = np.full(n, self.num_rungs - 1, dtype=np.int64) if rung is None else \
+            np.broadcast_to(np.asarray(rung, dtype=np.int64), (n,)).copy()
+        if n and (r.min() < 0 or r.max() >= self.num_rungs):
+            raise InputError(f"operating points must be in [0, {self.num_rungs})", where=f"semantic language {self.tag!r}")
+        return r
+
+    def _rung_tensor(self, rungs: np.ndarray) -> torch.Tensor | None:
+        return torch.from_numpy(rungs) if self.num_rungs > 1 else None
+
     @torch.no_grad()
-    def quantize(self, images: np.ndarray, clusters: np.ndarray) -> np.ndarray:
-        """The rounded latent of each item, ``(N, J)`` int64 (J = latent elements)."""
+    def quantize(self, images: np.ndarray, clusters: np.ndarray, rung=None) -> np.ndarray:
+        """The rounded latent of each item at operating point ``rung`` (int or ``(N,)``;
+        default the highest), ``(N, J)`` int64 (J = latent elements)."""
         images, clusters = self._check(images, clusters)
+        rungs = self._rungs(rung, len(images))
         out = []
         for s in range(0, len(images), _BATCH):
             x = _to_net(images[s: s + _BATCH])
             c = torch.from_numpy(clusters[s: s + _BATCH])
-            y = self.codec.encode(x, c)
+            y = self.codec.encode(x, c, self._rung_tensor(rungs[s: s + _BATCH]))
             out.append(torch.round(y).reshape(len(x), -1).to(torch.int64).numpy())
         return np.concatenate(out) if out else np.zeros((0, self.codec.num_elements), dtype=np.int64)
 
@@ -146,41 +193,127 @@ class SemanticLanguage:
         bits = np.concatenate(out) if out else np.zeros(0)
         return bits + self.header_bits
 
-    def encode(self, images: np.ndarray, clusters: np.ndarray) -> list[Representation]:
-        """Encode items; one :class:`Representation` per item, in order."""
-        images, clusters = self._check(images, clusters)
-        latents = self.quantize(images, clusters)
-        est = self.estimated_bits(latents)
-        reps = []
-        for i in range(len(images)):
-            data = encode_item(latents[i], int(clusters[i]), self.num_clusters, self.table, self._rows)
-            reps.append(Representation(data, 8 * len(data), float(est[i]), int(clusters[i])))
-        return reps
+    def _code(self, latents: np.ndarray, clusters: np.ndarray, rungs: np.ndarray) -> list[bytes]:
+        return [encode_item(latents[i], int(rungs[i]) * self.num_clusters + int(clusters[i]), self.header_alphabet,
+                            self.table, self._rows) for i in range(len(latents))]
 
-    # ------------------------------------------------------------------ decoder side
-    def decode_latents(self, bitstreams: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
-        """Bitstreams -> (rounded latents ``(N, J)`` int64, clusters ``(N,)`` int64)."""
-        lat = np.zeros((len(bitstreams), self.codec.num_elements), dtype=np.int64)
-        cl = np.zeros(len(bitstreams), dtype=np.int64)
-        for i, data in enumerate(bitstreams):
-            cl[i], lat[i] = decode_item(data, self.num_clusters, self.table, self._rows)
-        return lat, cl
+    def encode(self, images: np.ndarray, clusters: np.ndarray, rung=None) -> list[Representation]:
+        """Encode items at operating point ``rung`` (int or ``(N,)``; default the highest);
+        one :class:`Representation` per item, in order."""
+        images, clusters = self._check(images, clusters)
+        rungs = self._rungs(rung, len(images))
+        latents = self.quantize(images, clusters, rungs)
+        est = self.estimated_bits(latents)
+        streams = self._code(latents, clusters, rungs)
+        return [Representation(d, 8 * len(d), float(est[i]), int(clusters[i]), int(rungs[i]))
+                for i, d in enumerate(streams)]
 
     @torch.no_grad()
-    def reconstruct(self, latents: np.ndarray, clusters: np.ndarray) -> np.ndarray:
-        """Rounded latents ``(N, J)`` and clusters -> ``(N, H, W, C)`` uint8 reconstructions."""
+    def _latents_per_rung(self, images: np.ndarray, clusters: np.ndarray) -> np.ndarray:
+        """``(K, N, J)`` int64 rounded latents of every item at every operating point (one
+        analysis pass; the gains are applied per rung)."""
+        n, k = len(images), self.num_rungs
+        out = np.zeros((k, n, self.codec.num_elements), dtype=np.int64)
+        for s in range(0, n, _BATCH):
+            x = _to_net(images[s: s + _BATCH])
+            y = self.codec.analysis(x, torch.from_numpy(clusters[s: s + _BATCH]))
+            for r in range(k):
+                g = self.codec.gain(torch.full((len(x),), r, dtype=torch.long)) if k > 1 else None
+                out[r, s: s + len(x)] = torch.round(y if g is None else y * g).reshape(len(x), -1).to(torch.int64).numpy()
+        return out
+
+    def encode_to_target(self, images: np.ndarray, clusters: np.ndarray, psnr_db: float) -> TargetCoding:
+        """Per item, the shortest bitstream over the operating points whose decode meets ``psnr_db``.
+
+        Every rung's stream is entropy-coded (one analysis pass; coding is cheap); the rungs are
+        then decoded from the shortest stream up (``n_bits``; ties: the lower rung) until one's
+        PSNR against the original is ``>= psnr_db``: that is the shortest stream meeting the
+        target, found with as few decodes as the item needs. The decode is :meth:`reconstruct`,
+        the apprentice's. An item no rung serves gets the highest rung with ``met = False``; the
+        pipeline decides what to do with it. ``images`` ``(N, H, W, C)`` uint8, ``clusters``
+        ``(N,)`` int.
+        """
+        images, clusters = self._check(images, clusters)
+        n, k = len(images), self.num_rungs
+        lat = self._latents_per_rung(images, clusters)
+        streams = [self._code(lat[r], clusters, np.full(n, r)) for r in range(k)]
+        bits = np.array([[8 * len(d) for d in streams[r]] for r in range(k)], dtype=np.int64).reshape(k, n)
+        order = np.lexsort((np.broadcast_to(np.arange(k)[:, None], (k, n)), bits), axis=0)  # (K, N) rungs, shortest first
+        chosen = np.full(n, k - 1, dtype=np.int64)
+        met = np.zeros(n, dtype=bool)
+        psnr = np.full(n, np.nan)
+        tried = np.zeros(n, dtype=np.int64)
+        ref = images.astype(np.float64).reshape(n, -1)
+        pending = np.arange(n)
+        for j in range(k):
+            if not len(pending):
+                break
+            r = order[j, pending]
+            rec = self.reconstruct(lat[r, pending], clusters[pending], r).astype(np.float64).reshape(len(pending), -1)
+            mse = ((rec - ref[pending]) ** 2).mean(axis=1)
+            with np.errstate(divide="ignore"):
+                p = np.where(mse > 0, 10.0 * np.log10(255.0 ** 2 / np.maximum(mse, 1e-300)), np.inf)
+            tried[pending] += 1
+            ok = p >= psnr_db
+            chosen[pending[ok]], met[pending[ok]], psnr[pending[ok]] = r[ok], True, p[ok]
+            last = (r == k - 1) & ~ok
+            psnr[pending[last]] = p[last]
+            pending = pending[~ok]
+        if len(pending):  # missed everywhere: the highest rung was decoded on the way
+            chosen[pending] = k - 1
+        est = {r: self.estimated_bits(lat[r][chosen == r]) for r in np.unique(chosen)}
+        pos = {r: 0 for r in est}
+        reps = []
+        for i in range(n):
+            r = int(chosen[i])
+            reps.append(Representation(streams[r][i], int(bits[r, i]), float(est[r][pos[r]]), int(clusters[i]), r))
+            pos[r] += 1
+        return TargetCoding(reps, met, psnr, tried)
+
+    # ------------------------------------------------------------------ decoder side
+    def decode_latents(self, bitstreams: list[bytes]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Bitstreams -> (rounded latents ``(N, J)`` int64, clusters ``(N,)`` int64, rungs ``(N,)`` int64)."""
+        lat = np.zeros((len(bitstreams), self.codec.num_elements), dtype=np.int64)
+        cl = np.zeros(len(bitstreams), dtype=np.int64)
+        rung = np.zeros(len(bitstreams), dtype=np.int64)
+        for i, data in enumerate(bitstreams):
+            header, lat[i] = decode_item(data, self.header_alphabet, self.table, self._rows)
+            rung[i], cl[i] = divmod(header, self.num_clusters)
+        return lat, cl, rung
+
+    @torch.no_grad()
+    def reconstruct(self, latents: np.ndarray, clusters: np.ndarray, rung=None) -> np.ndarray:
+        """Rounded latents ``(N, J)``, clusters and operating points (int or ``(N,)``; default
+        the highest) -> ``(N, H, W, C)`` uint8 reconstructions.
+
+        The decoder always runs on batches of exactly :data:`_DECODE_BATCH` items (the last one
+        padded), so every call has the same shape and an item's reconstruction does not depend
+        on which other items share the call: the teacher's check and the apprentice's decode
+        agree bit for bit (tested)."""
         h, w, c = self.shape
-        out = []
-        for s in range(0, len(latents), _BATCH):
-            y = torch.from_numpy(np.asarray(latents[s: s + _BATCH])).float().reshape(-1, *self.codec.latent_shape)
-            cl = torch.from_numpy(np.asarray(clusters[s: s + _BATCH], dtype=np.int64))
-            out.append(_to_uint8(self.codec.decode(y, cl)))
-        return np.concatenate(out) if out else np.zeros((0, h, w, c), dtype=np.uint8)
+        n = len(latents)
+        rungs = self._rungs(rung, n)
+        clusters = np.asarray(clusters, dtype=np.int64)
+        out = np.zeros((n, h, w, c), dtype=np.uint8)
+        lat = np.asarray(latents, dtype=np.int64).reshape(n, -1)
+        b = _DECODE_BATCH
+        for s in range(0, n, b):
+            m = min(b, n - s)
+            y = np.zeros((b, lat.shape[1]), dtype=np.float32)
+            y[:m] = lat[s: s + m]
+            cl = np.zeros(b, dtype=np.int64)
+            cl[:m] = clusters[s: s + m]
+            r = np.zeros(b, dtype=np.int64)
+            r[:m] = rungs[s: s + m]
+            x = self.codec.decode(torch.from_numpy(y).reshape(b, *self.codec.latent_shape), torch.from_numpy(cl),
+                                  self._rung_tensor(r))
+            out[s: s + m] = _to_uint8(x)[:m]
+        return out
 
     def decode(self, bitstreams: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
         """Bitstreams -> (``(N, H, W, C)`` uint8 reconstructions, ``(N,)`` int64 header clusters)."""
-        lat, cl = self.decode_latents(bitstreams)
-        return self.reconstruct(lat, cl), cl
+        lat, cl, rung = self.decode_latents(bitstreams)
+        return self.reconstruct(lat, cl, rung), cl
 
     # ------------------------------------------------------------------ complexity
     def parameter_bits(self) -> int:
@@ -303,7 +436,8 @@ def _train(codec: SemanticCodec, images: np.ndarray, clusters: np.ndarray, cfg: 
     steps_per_epoch = math.ceil(n / bsz)
     epochs = cfg.epochs_for(n)
     total = epochs * steps_per_epoch
-    lam = cfg.lambda_
+    lams = torch.tensor(codec.lambdas, dtype=torch.float32, device=device)
+    rung_rng = ctx.torch_generator("semantic.rung", device=device)
     scale = 255.0 ** 2
     history = []
     step = 0
@@ -316,11 +450,15 @@ def _train(codec: SemanticCodec, images: np.ndarray, clusters: np.ndarray, cfg: 
             lr = cfg.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * step / total)))
             for g in opt.param_groups:
                 g["lr"] = lr
-            y = codec.encode(x, cl)
+            # each item at a random operating point (the only one without rate control)
+            rung = (torch.randint(len(lams), (len(idx),), generator=rung_rng, device=device)
+                    if len(lams) > 1 else torch.zeros(len(idx), dtype=torch.long, device=device))
+            y = codec.encode(x, cl, rung if len(lams) > 1 else None)
             y_noisy = y + torch.rand(y.shape, generator=noise, device=device) - 0.5
-            bits = codec.bits_per_item(y_noisy).mean()
-            sse = ((codec.decode(y_noisy, cl) - x) ** 2).sum(dim=(1, 2, 3)).mean() * scale
-            loss = bits + lam * sse
+            item_bits = codec.bits_per_item(y_noisy)
+            item_sse = ((codec.decode(y_noisy, cl, rung if len(lams) > 1 else None) - x) ** 2).sum(dim=(1, 2, 3)) * scale
+            bits, sse = item_bits.mean(), item_sse.mean()
+            loss = (item_bits + lams[rung] * item_sse).mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.clip_grad_norm:
