@@ -320,13 +320,38 @@ def test_auto_cut_leaves_the_learnable_items_of_a_mixed_boundary_cluster_in_x_l(
     assert k == 3 and r.rank[mixed] == 2  # the mixed cluster, the least atypical of the three, is the boundary
     x_m = conf < cut
     # the two other memorizable clusters go whole; inside the mixed one, exactly its items more
-    # than twice the median item's distance from the typical item
+    # than twice the typical learnable item's distance from the typical item (the median over
+    # the clusters within the tolerance)
     dist = np.linalg.norm(x - np.median(x, axis=0), axis=1)
     assert r.a_typical == pytest.approx(np.median(dist))
+    stays = r.score[cluster] <= 1.0
+    assert set(np.unique(cluster[~stays])) == set(np.unique(cluster[mem]))
     inside = cluster == mixed
     assert np.array_equal(x_m[~inside], mem[~inside])
-    assert np.array_equal(x_m[inside], dist[inside] > 2 * np.median(dist))
-    assert mem[inside & x_m].sum() == 30 and (x_m & ~mem).sum() <= 5  # all its memorizable, few of the others
+    assert np.array_equal(x_m[inside], dist[inside] > 2 * np.median(dist[stays]))
+    # all its memorizable items, and most of the others stay (6 of these 30 go: the typical
+    # learnable item of the clusters that stay sits closer to the centre than the median of
+    # all items, so the threshold is lower than twice that median, which sent 5)
+    assert mem[inside & x_m].sum() == 30 and (x_m & ~mem).sum() <= 7
+
+
+def test_a_large_memorizable_share_does_not_raise_the_item_threshold():
+    """With 40% memorizable items the median over all items moves toward them; the boundary
+    cluster's threshold is the typical item of the clusters that stay, so a pure memorizable
+    boundary cluster goes whole."""
+    rng = np.random.default_rng(4)
+    cluster = np.repeat(np.arange(10), 60)
+    mem = cluster >= 6  # 40%: three far clusters and a boundary one 2.6 doublings out
+    cost = np.where(mem, rng.normal(5000, 800, 600), rng.lognormal(np.log(200), 0.3, 600)).clip(1)
+    cost[cluster == 9] = rng.lognormal(np.log(1200), 0.3, 60)
+    x = cost_profile(cost, np.where(mem, rng.normal(350, 20, 600), rng.normal(300, 30, 600)))
+    r = fit_ranking(x, cluster, 10)
+    conf = lexicographic_confidence(r, cluster, x)
+    cut, k = auto_cut(r, cluster, x, conf)
+    assert k == 4 and r.rank[9] == 3 and np.array_equal(conf < cut, mem)
+    # twice the median over *all* items would have kept a sixth of the boundary cluster in X_l
+    a = r.item_atypicality(x)[cluster == 9]
+    assert 0.1 < (a <= 2 * r.a_typical).mean() < 0.3
 
 
 # --------------------------------------------------------------------------- the reference coder

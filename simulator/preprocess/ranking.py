@@ -156,7 +156,8 @@ def lexicographic_confidence(ranking: ClusterRanking, cluster: np.ndarray, profi
 #: doublings (log2 bits) from the typical cluster's is memorizable.
 TOLERABLE_DOUBLINGS = 1.0
 #: Inside the boundary cluster, an item goes to X_m when it sits more than this many times the
-#: typical item's atypicality (the median a_i) from the typical item.
+#: typical learnable item's atypicality (the median a_i over the clusters that stay in X_l) from
+#: the typical item.
 ITEM_FACTOR = 2.0
 
 
@@ -167,9 +168,14 @@ def auto_cut(ranking: ClusterRanking, cluster: np.ndarray, profile: np.ndarray, 
     Clusters: the k clusters whose atypicality A_l exceeds ``tolerance`` (doublings), the k least
     confident (k = 0, cut 0, when no cluster does). Items: inside the k-th of them (the boundary,
     which may hold learnable items too) the items whose own atypicality a_i exceeds
-    :data:`ITEM_FACTOR` times the median a_i of the training items come first in confidence
-    order; the cut is the confidence of the first one left in X_l (``k / L`` when all go). ``profile`` ``(N, F)``, ``confidence`` ``(N,)``: of
-    the training items.
+    :data:`ITEM_FACTOR` times the typical learnable item's (the median a_i of the training items
+    of the clusters within the tolerance, those that stay in X_l) come first in confidence
+    order; the cut is the confidence of the first one left in X_l (``k / L`` when all go).
+    ``profile`` ``(N, F)``, ``confidence`` ``(N,)``: of the training items.
+
+    The typical item is taken from the clusters that stay, not from all items: with a large
+    memorizable share the median over all items moves toward the memorizable ones, and a pure
+    memorizable boundary cluster was then only half sent.
     """
     cluster = np.asarray(cluster, dtype=np.int64)
     confidence = np.asarray(confidence, dtype=np.float64)
@@ -181,8 +187,10 @@ def auto_cut(ranking: ClusterRanking, cluster: np.ndarray, profile: np.ndarray, 
     members = np.flatnonzero(cluster == boundary)
     members = members[np.argsort(confidence[members], kind="stable")]
     x = np.asarray(profile, dtype=np.float64)
-    a = ranking.item_atypicality(x[members] if x.ndim == 2 else x[members, None])
-    j = int((a > ITEM_FACTOR * ranking.a_typical).sum())
+    a_all = ranking.item_atypicality(x if x.ndim == 2 else x[:, None])
+    kept = ranking.score[cluster] <= tolerance
+    typical = float(np.median(a_all[kept])) if kept.any() else ranking.a_typical
+    j = int((a_all[members] > ITEM_FACTOR * typical).sum())
     return (k / l if j == len(members) else float(confidence[members[j]])), k
 
 
