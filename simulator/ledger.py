@@ -34,7 +34,8 @@ class Scores:
     (bool: delivered and its meaning kept), ``meets_fidelity`` (bool), ``semantic_impact``
     (packets per second, design.md's iota_i), ``mse`` (float64, on the 0..255 scale: of the
     reconstruction when delivered, else of the fill-in, the source's mean image) and ``msssim``
-    (float64 in [0, 1], of the same image, :func:`~simulator.metrics.ms_ssim`)."""
+    (float64 in [0, 1], :func:`~simulator.metrics.ms_ssim` of the same image; the fill-in
+    rounded to uint8 for it)."""
 
     psnr_db: np.ndarray
     semantic_ok: np.ndarray

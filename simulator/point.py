@@ -102,7 +102,9 @@ def learning_phase(items: ItemSet, scenario: Scenario, ctx: RunContext, progress
     models = Models()
     if not any(s.needs_preprocessor for s in specs.values()) and not any(s.language for s in specs.values()):
         return models
-    if any(s.needs_preprocessor for s in specs.values()):
+    # the pre-processor also judges every language's reconstructions (semantic_ok), so a
+    # pipeline's rows do not depend on which other pipelines the scenario runs
+    if any(s.needs_preprocessor or s.language for s in specs.values()):
         from .preprocess import fit_preprocessor
         from .preprocess.score import CostModel
 
@@ -127,7 +129,7 @@ def learning_phase(items: ItemSet, scenario: Scenario, ctx: RunContext, progress
         train = _mask(spec.train, view, "train", name)
         if not train.any():
             continue
-        shared = (spec.language, np.packbits(train).tobytes())
+        shared = (spec.language, spec.dictionary, np.packbits(train).tobytes())
         if shared not in trained:
             clusters, alphabet = models.header_clusters(spec, len(items))
             step(f"learning: {spec.language} language", 0)

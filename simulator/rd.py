@@ -113,6 +113,10 @@ def with_operating_points(scenario: Scenario, key: str, values: Sequence[int | f
                          where="--sweep")
     if len(set(values)) != len(values):
         raise InputError(f"{key}: operating points repeat (got {values})", where="--sweep")
+    if key == "semantic.lambda" and scenario.semantic.rate_control != "lambda":
+        raise InputError("semantic.lambda sets the pipelines' languages only with semantic.rate_control = "
+                         "\"lambda\" (with target-quality they use the ladder): set it, or sweep fidelity.psnr_db",
+                         where="--sweep")
     data["sweep"] = {**data["sweep"], key: values}
     return parse_scenario(data, where="--sweep")
 

@@ -30,7 +30,8 @@ class Encoded:
             (the actual coded stream, header included).
         est_bits: ``(N,)`` float, the entropy model's estimate (-sum log2 p + header) for
             semantic items, NaN for classical ones.
-        cluster: ``(N,)`` int64, the pre-processor's cluster of the item (-1: none).
+        cluster: ``(N,)`` int64, the header cluster of the item in its language's dictionary
+            (the pre-processor's or the language's own; -1: none).
         compute_s: ``(N,)`` float, the teacher's modelled compute time per item (s).
         rung: ``(N,)`` int64 operating point of each semantic item (-1: classical).
         missed: ``(N,)`` bool, a semantic item whose decode misses the target at every

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 from sklearn.cluster import KMeans
+from threadpoolctl import threadpool_limits
 
 from ..context import RunContext
 
@@ -31,7 +32,8 @@ def own_dictionary(images: np.ndarray, size: int, ctx: RunContext) -> tuple[np.n
         ``min(size, N)`` (1 for an empty or one-item source).
 
     k-means (Lloyd, k-means++ seeding, :data:`N_INIT` restarts) on the pixels scaled to
-    ``[0, 1]``; deterministic for the same items, size and seed.
+    ``[0, 1]``; deterministic for the same items, size and seed: the fit runs on one thread,
+    since Lloyd's per-thread partial sums would otherwise be added in the threads' order.
     """
     n = len(images)
     k = max(1, min(int(size), n))
@@ -39,7 +41,8 @@ def own_dictionary(images: np.ndarray, size: int, ctx: RunContext) -> tuple[np.n
         return np.zeros(n, dtype=np.int64), 1
     x = np.asarray(images, dtype=np.float32).reshape(n, -1) / 255.0
     seed = int(ctx.rng("semantic.dictionary").integers(0, 2**31 - 1))
-    km = KMeans(n_clusters=k, n_init=N_INIT, random_state=seed, algorithm="lloyd").fit(x)
+    with threadpool_limits(limits=1):
+        km = KMeans(n_clusters=k, n_init=N_INIT, random_state=seed, algorithm="lloyd").fit(x)
     return km.labels_.astype(np.int64), k
 
 

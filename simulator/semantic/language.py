@@ -35,6 +35,7 @@ import torch
 from ..context import RunContext
 from .. import model_cache
 from ..errors import InputError
+from ..metrics import psnr_from_mse
 from .codec import SemanticCodec, count_flops, param_count
 from .config import SemanticConfig
 from .entropy import CodingTable, build_table, coded_parameter_bits, decode_item, encode_item
@@ -251,8 +252,7 @@ class SemanticLanguage:
             r = order[j, pending]
             rec = self.reconstruct(lat[r, pending], clusters[pending], r).astype(np.float64).reshape(len(pending), -1)
             mse = ((rec - ref[pending]) ** 2).mean(axis=1)
-            with np.errstate(divide="ignore"):
-                p = np.where(mse > 0, 10.0 * np.log10(255.0 ** 2 / np.maximum(mse, 1e-300)), np.inf)
+            p = np.array([psnr_from_mse(float(m)) for m in mse])  # the ledger's own PSNR
             tried[pending] += 1
             ok = p >= psnr_db
             chosen[pending[ok]], met[pending[ok]], psnr[pending[ok]] = r[ok], True, p[ok]
@@ -339,8 +339,9 @@ class SemanticLanguage:
     def complexity_nats(self, images: np.ndarray, clusters: np.ndarray) -> float:
         """Language complexity (nats) over the given items.
 
-        ``sum_i est_bits_i * ln 2`` (the representation cross-entropy ``-ln p(Z_i | X_i)``:
-        header ``ln num_clusters`` plus the latent's ``-ln p`` under the learned prior) plus
+        ``sum_i est_bits_i * ln 2`` at the highest operating point (the representation
+        cross-entropy ``-ln p(Z_i | X_i)``: header ``ln(num_clusters x num_rungs)`` plus the
+        latent's ``-ln p`` under the learned prior) plus
         ``parameter_bits() * ln 2`` (the coded size of the decoder, cluster dictionary and
         entropy model).
         """
