@@ -36,6 +36,7 @@ from matplotlib.figure import Figure
 
 from .context import RunContext
 from .errors import InputError
+from .metrics import psnr_from_mse
 from .plots import color, pipeline_label
 from .scenario import Scenario, parse_scenario
 
@@ -137,10 +138,7 @@ def _psnr_mean(psnr_db: pd.Series) -> float:
         return float("nan")
     with np.errstate(over="ignore"):
         mse = np.where(np.isposinf(p), 0.0, PEAK**2 * np.power(10.0, -p / 10.0))
-    m = float(np.mean(mse))
-    if math.isnan(m):
-        return float("nan")
-    return float("inf") if m == 0.0 else float(10.0 * np.log10(PEAK**2 / m))
+    return psnr_from_mse(float(np.mean(mse)), PEAK)
 
 
 def rd_table(summary: pd.DataFrame, key: str) -> pd.DataFrame:
