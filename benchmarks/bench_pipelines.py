@@ -8,8 +8,8 @@ complexity per item. Then the paper's comparisons, contrastive against vanilla-s
 against vanilla-fallback: how much shorter the representation is (paper: 57.22%), and how
 much higher the semantic impact (paper: 71.9%).
 
-With ``--rd`` the run is ``semsim rd``'s (the operating points ``fidelity.psnr_db`` = 16, 20,
-24, 28, 32 for every seed): the tables are then at the scenario's own target and the BD-rate
+With ``--rd`` the run is ``semsim rd``'s (its default operating points,
+:data:`simulator.rd.DEFAULT_VALUES` of ``fidelity.psnr_db``, for every seed): the tables are then at the scenario's own target and the BD-rate
 table of the curves (mean over seeds) follows.
 
 Usage: python benchmarks/bench_pipelines.py scenarios/bench-digits.toml --seeds 1 2 3 [--rd] [--out DIR]

@@ -22,7 +22,7 @@ class ThresholdConfig(Section):
     exactly one of two keys.
 
     ``"auto"``: the tolerance rule of ranking.py (X_m = the clusters whose cost profile sits more
-    than one doubling from the typical cluster's; none when no cluster's does).
+    than 0.92 doublings from the typical item's; none when no cluster's does).
     ``fraction``: the share of items routed to X_m (lowest confidence first).
     ``confidence``: items whose confidence is below this value go to X_m (the confidence is
     lexicographic, ``(cluster rank + position in the cluster) / L``: ranking.py).
