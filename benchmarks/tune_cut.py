@@ -32,7 +32,7 @@ image, and it is not a cut target.
 
     .venv/bin/python benchmarks/tune_cut.py --cache-dir /tmp/tune_cache --out tune_cut.csv
 
-Each fitted run is stored in ``--runs-dir`` (default ``tune_cut_runs``), so the grid can be
+Each fitted run is stored in ``--runs-dir`` (default ``results/tune_cut``), so the grid can be
 evaluated again (``--evaluate-only``) without fitting.
 """
 
@@ -162,7 +162,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
     ap.add_argument("--cache-dir", default=None, help="model cache (default: a fresh one per run)")
-    ap.add_argument("--runs-dir", default="tune_cut_runs", help="where the fitted runs are stored")
+    ap.add_argument("--runs-dir", default="results/tune_cut", help="where the fitted runs are stored")
     ap.add_argument("--evaluate-only", action="store_true", help="evaluate the stored runs, fit nothing")
     ap.add_argument("--out", default=None, help="tidy CSV of every candidate on every run")
     args = ap.parse_args()

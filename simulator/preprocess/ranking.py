@@ -14,16 +14,17 @@ a fixed, untrained transform coder at the same lambda (the complexity reference)
   clusters' means, is the robust centre: with 40 % memorizable items some clusters mix
   memorizable and learnable items, and a median over clusters can land on such a mixed cluster,
   when every learnable cluster then sits far from it; the median over items stays inside the
-  learnable majority. Memorizable items share no structure with the rest and form clusters whose cost sits
-  far from the typical item's: far above it (noise, pixel-shuffled images: the language
+  learnable majority. Memorizable items share no structure with the rest and form clusters
+  whose cost sits far from the typical item's: far above it (noise, pixel-shuffled images: the language
   cannot express them), or off in the language/reference balance (another source's images:
   8x8 CIFAR-10 among digits cost the digit language as much as digits but the reference far
   less; digits among CIFAR-10 cost the CIFAR-10 language far less than its own items).
   Clusters are ranked by A: rank 0 is the most atypical (least confident) cluster; a cluster
   without training items ranks last (most confident).
 * Item atypicality ``a_i = || x_i - centre ||_2`` and its position inside its cluster
-  ``w_i = 1/2 - arctan((a_i - abar_l) / scale) / pi`` in (0, 1), ``abar_l`` the mean a of the cluster's training items, ``scale`` the
-  MAD of a over all training items (1 if 0): more atypical items sit lower in their cluster.
+  ``w_i = 1/2 - arctan((a_i - abar_l) / scale) / pi`` in (0, 1), ``abar_l`` the mean a of the
+  cluster's training items, ``scale`` the MAD of a over all training items (1 if 0): more
+  atypical items sit lower in their cluster.
 * Confidence (lexicographic, clusters first): ``confidence_i = (rank_{c_i} + w_i) / L`` in
   [0, 1). Every item of a less confident cluster ranks below every item of a more confident
   one, whatever its own profile; the item term only orders items inside a cluster.
