@@ -159,15 +159,20 @@ def one_sided_auroc(mem: np.ndarray, cluster: np.ndarray, item_score: np.ndarray
     return detection_scores(mem, position, mem)["auroc"]
 
 
+def detection_items(dataset: str, max_items: int | None, config: str, ood_dataset: str, ctx: RunContext):
+    """The items of one detection run: ``dataset`` (at most ``max_items``) with the injection of
+    ``config`` (:data:`CONFIGS`; ``ood`` draws from ``ood_dataset``)."""
+    kind, fraction = CONFIGS[config]
+    return load_items(SourceConfig(dataset=dataset, max_items=max_items,
+                                   memorizable={"kind": kind, "fraction": fraction, "ood_dataset": ood_dataset}), ctx)
+
+
 def run_detection(suite: str, dataset: str, max_items: int | None, config: str, ood_dataset: str, args,
                   seed: int, rows: list) -> None:
     from simulator.preprocess.score import route_cost
     cfg, costs = demo_tables()
-    kind, fraction = CONFIGS[config]
     ctx = make_ctx(seed, args)
-    src = SourceConfig(dataset=dataset, max_items=max_items,
-                       memorizable={"kind": kind, "fraction": fraction, "ood_dataset": ood_dataset})
-    items = load_items(src, ctx)
+    items = detection_items(dataset, max_items, config, ood_dataset, ctx)
     t0 = time.perf_counter()
     pre = fit_preprocessor(items, cfg, ctx, costs)
     wall = time.perf_counter() - t0

@@ -46,12 +46,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench_preprocess import CIFAR, CONFIGS, demo_tables, make_ctx
+from bench_preprocess import CIFAR, demo_tables, detection_items, make_ctx
 from simulator.preprocess import fit_preprocessor
-from simulator.preprocess.ranking import boundary_cut, fit_ranking, lexicographic_confidence
+from simulator.preprocess.ranking import auto_cut, boundary_cut, fit_ranking, lexicographic_confidence
 from simulator.preprocess.score import cost_profile, route_cost
-from simulator.scenario import SourceConfig
-from simulator.sources import load_items
 
 TUNE_CONFIGS = ("none", "noise", "shuffled", "ood", "noise40", "shuffled40")
 #: configurations whose share is a target (|share - injected| <= 0.05)
@@ -61,14 +59,12 @@ TARGETS = ("noise", "shuffled", "noise40", "shuffled40")
 def fit_run(source: str, config: str, seed: int, args) -> dict[str, np.ndarray]:
     """Fit the pre-processor on one held-out run; the arrays the candidates need, ``(N,)`` each."""
     cfg, costs = demo_tables()
-    kind, fraction = CONFIGS[config]
     if source == "digits":
         dataset, ood, max_items = "digits", f"imagefolder:{args.cifar_dir}", None
     else:
         dataset, ood, max_items = f"imagefolder:{args.cifar_dir}", "digits", args.detect_items
     ctx = make_ctx(seed, args)
-    items = load_items(SourceConfig(dataset=dataset, max_items=max_items,
-                                    memorizable={"kind": kind, "fraction": fraction, "ood_dataset": ood}), ctx)
+    items = detection_items(dataset, max_items, config, ood, ctx)
     t0 = time.perf_counter()
     pre = fit_preprocessor(items, cfg, ctx, costs)
     print(f"[{source} {config} seed {seed}] fitted in {time.perf_counter() - t0:.0f} s", flush=True)
@@ -85,19 +81,26 @@ def cost_rule_clusters(ranking, cluster: np.ndarray, saving: np.ndarray) -> int:
     return int(np.argmax(gain))
 
 
-def evaluate(run: dict[str, np.ndarray], rule: str, factor: float) -> tuple[float, float, float]:
-    """``(share of X_m, precision, share of misrouted items)`` of one candidate on one fitted run
-    (precision NaN when X_m is empty; misrouted: memorizable items left in X_l and learnable
-    items sent to X_m, over all items)."""
-    cluster = run["cluster"]
+def rank_run(run: dict[str, np.ndarray]) -> dict:
+    """The stored run with its cost profile, cluster ranking and training confidence added (the
+    ranking does not depend on the cut: computed once per run)."""
     profile = cost_profile(run["cost"], run["reference_cost"])
-    ranking = fit_ranking(profile, cluster, int(run["num_clusters"]))
-    conf = lexicographic_confidence(ranking, cluster, profile)
+    ranking = fit_ranking(profile, run["cluster"], int(run["num_clusters"]))
+    return dict(run, profile=profile, ranking=ranking,
+                confidence=lexicographic_confidence(ranking, run["cluster"], profile))
+
+
+def evaluate(run: dict, rule: str, factor: float) -> tuple[float, float, float]:
+    """``(share of X_m, precision, share of misrouted items)`` of one candidate on one ranked run
+    (:func:`rank_run`; precision NaN when X_m is empty; misrouted: memorizable items left in X_l
+    and learnable items sent to X_m, over all items)."""
+    cluster, profile, ranking, conf = run["cluster"], run["profile"], run["ranking"], run["confidence"]
     if rule == "cost":
         k = cost_rule_clusters(ranking, cluster, run["cost"] - run["route_cost"])
+        cut = boundary_cut(ranking, cluster, profile, conf, k, factor)
     else:
-        k = int((ranking.score > float(rule)).sum())
-    pred = conf < boundary_cut(ranking, cluster, profile, conf, k, factor)
+        cut, _ = auto_cut(ranking, cluster, profile, conf, tolerance=float(rule), item_factor=factor)
+    pred = conf < cut
     mem = run["memorizable"]
     precision = float((pred & mem).sum() / pred.sum()) if pred.any() else float("nan")
     return float(pred.mean()), precision, float((pred != mem).mean())
@@ -186,7 +189,7 @@ def main() -> None:
             np.savez(tmp, **arrays)
             tmp.replace(path)
         with np.load(path) as f:
-            runs[(source, config, seed)] = {k: f[k] for k in f.files}
+            runs[(source, config, seed)] = rank_run({k: f[k] for k in f.files})
     if not runs:
         raise SystemExit(f"no fitted runs in {runs_dir}")
     rows = []
