@@ -15,7 +15,8 @@ New pipelines, coders, datasets, memorizable kinds, channels and link modes are 
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "load_scenario", "parse_scenario", "run", "Result", "InputError", "OutputError"]
+__all__ = ["__version__", "load_scenario", "parse_scenario", "run", "Result", "InputError", "OutputError",
+           "LostWorkError", "SemsimError"]
 
 
 def __getattr__(name: str):
@@ -28,7 +29,7 @@ def __getattr__(name: str):
         from . import runner
 
         return getattr(runner, name)
-    if name in ("InputError", "OutputError"):
+    if name in ("InputError", "OutputError", "LostWorkError", "SemsimError"):
         from . import errors
 
         return getattr(errors, name)

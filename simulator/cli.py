@@ -7,46 +7,86 @@ line naming the file, key or item and what is allowed, with exit status 2 and no
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
 from . import __version__
 from .errors import InputError, SemsimError, Terminated
 
-SHOWN = [("pipeline", "pipeline", "{}"), ("avg_representation_bits", "|Z| bits", "{:.1f}"),
-         ("system_bits_per_item", "system bits/item", "{:.1f}"),
-         ("avg_bits_on_air", "bits on air/item", "{:.0f}"), ("transmissions_per_packet", "tx/packet", "{:.3f}"),
-         ("avg_delivery_time_s", "delay s", "{:.4g}"), ("avg_psnr_semantic_db", "PSNR sem dB", "{:.2f}"),
-         ("fidelity_share", "fidelity", "{:.3f}"), ("semantic_impact", "impact", "{:.4g}"),
-         ("semantic_impact_semantic", "impact sem", "{:.4g}")]
+# The console table: (column, header, format). CORE columns always show; OPTIONAL ones are
+# dropped, first ones first, until the table fits the console (80 columns at least).
+CORE = [("avg_representation_bits", "|Z| bits", "{:.1f}"), ("avg_psnr_semantic_db", "PSNR dB", "{:.2f}"),
+        ("fidelity_share", "fidelity", "{:.3f}"), ("semantic_impact", "impact", "{:.4g}")]
+OPTIONAL = [("transmissions_per_packet", "tx/pkt", "{:.3f}"), ("avg_bits_on_air", "air bits", "{:.0f}"),
+            ("avg_delivery_time_s", "delay ms", "ms"), ("system_bits_per_item", "sys bits", "{:.1f}")]
+DISPLAY = ["avg_representation_bits", "system_bits_per_item", "avg_bits_on_air", "transmissions_per_packet",
+           "avg_delivery_time_s", "avg_psnr_semantic_db", "fidelity_share", "semantic_impact"]
+#: Most rows the console table shows one per sweep point and pipeline; beyond, it averages.
+MAX_ROWS = 60
+TABLE_WIDTH = 80
 
 
 def _fmt(fmt: str, v) -> str:
     try:
-        return fmt.format(v) if v == v else "-"
+        if v != v:
+            return "-"
+        if fmt == "ms":
+            return f"{v * 1e3:.3g}"
+        return fmt.format(v)
     except (TypeError, ValueError):
         return str(v)
 
 
-def summary_table(summary, title: str) -> Table:
-    """A rich table of the comparison (mean over sweep points per pipeline)."""
-    import pandas as pd
-
-    numeric = [c for c, _, _ in SHOWN[1:]]
+def _rows(summary, swept: list[str]):
+    """``(rows, keys, note)``: the summary rows to show, the key columns that tell them apart,
+    and what was averaged (empty when every row is one sweep point and pipeline)."""
+    numeric = [c for c, _, _ in CORE + OPTIONAL if c in summary]
+    if len(summary) <= MAX_ROWS:
+        return summary, swept, ""
+    points = summary["point"].nunique() if "point" in summary else len(summary)
+    by = [k for k in swept if k != "seed"]
+    if "seed" in swept and by:
+        agg = summary.groupby(by + ["pipeline"], sort=False)[numeric].mean().reset_index()
+        if len(agg) <= MAX_ROWS:
+            return agg, by, f"mean over the {summary['seed'].nunique()} seeds of each point"
     agg = summary.groupby("pipeline", sort=False)[numeric].mean().reset_index()
-    table = Table(title=title)
-    for _, head, _ in SHOWN:
-        table.add_column(head, justify="right" if head != "pipeline" else "left")
-    for _, row in agg.iterrows():
-        table.add_row(*[_fmt(f, row[c]) if c in row and not (isinstance(row[c], float) and pd.isna(row[c])) else "-"
-                        for c, _, f in SHOWN])
-    return table
+    return agg, [], f"mean over all {points} sweep points per pipeline"
+
+
+def summary_table(summary, title: str, swept: list[str] | None = None, width: int = TABLE_WIDTH) -> Table:
+    """The comparison as a rich table that fits ``width`` columns (80 by default).
+
+    One row per sweep point and pipeline, the swept keys as the first columns; beyond
+    :data:`MAX_ROWS` rows the mean over seeds (or over all points) with a caption that says
+    so. Optional columns are left out until the table fits; every value is whole (no cell is
+    cut). Every column of every point is in ``summary.csv``.
+    """
+    from rich import box
+    from rich.console import Console as _Console
+
+    swept = [k for k in (swept or []) if k in summary and summary[k].nunique() > 1]
+    rows, keys, note = _rows(summary, swept)
+    optional = [c for c in OPTIONAL if c[0] in summary]
+    while True:
+        cols = sorted(CORE + optional, key=lambda c: DISPLAY.index(c[0]))
+        table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True,
+                      caption=note or None, caption_justify="left")
+        for k in keys:
+            table.add_column(k.split(".")[-1], justify="right", no_wrap=True)
+        table.add_column("pipeline", justify="left", overflow="fold")
+        for _, head, _ in cols:
+            table.add_column(head, justify="right", no_wrap=True)
+        for _, row in rows.iterrows():
+            table.add_row(*[_fmt("{}", row[k]) for k in keys], str(row["pipeline"]),
+                          *[_fmt(f, row[c]) if c in row else "-" for c, _, f in cols])
+        need = _Console(width=10_000).measure(table).maximum
+        if need <= width or not optional:
+            return table
+        optional.pop(0)
 
 
 def _context(scenario, args):
@@ -66,37 +106,43 @@ def _load(args):
 
 
 def cmd_validate(args, out: Console, err: Console) -> int:
-    from .scenario import expand_sweep
+    """Check the scenario, every value of its sweep and the data it names, without running it:
+    what ``run`` would refuse is refused here with the same line. Datasets are opened cheaply
+    (image headers; :func:`simulator.sources.inspect_dataset`); the sweep is counted without
+    being expanded, and expanded (every combination validated) when it has at most
+    :data:`FULL_CHECK_POINTS` points."""
+    from .scenario import check_sweep, expand_sweep
+    from .sources import inspect_sources
 
     scenario = _load(args)
-    points = expand_sweep(scenario)
-    out.print(f"[green]ok[/green] {args.scenario}: scenario '{scenario.name}', {len(points)} sweep point(s), "
-              f"pipelines {', '.join(scenario.pipelines)}", soft_wrap=True)
+    n = check_sweep(scenario, where=args.scenario)
+    if n <= FULL_CHECK_POINTS:
+        sources = [s.source for _, s in expand_sweep(scenario, where=args.scenario)]
+        combos = "every point checked"
+    else:
+        sources = [scenario.source]
+        combos = f"each value checked; combinations are checked when the run starts (over {FULL_CHECK_POINTS:,} points)"
+    data = inspect_sources(sources)
+    described = "; ".join(f"{spec}: {info.describe()}" for spec, info in data.items())
+    out.print(f"[green]ok[/green] {args.scenario}: scenario '{scenario.name}', {n:,} sweep point(s) ({combos}), "
+              f"pipelines {', '.join(scenario.pipelines)}; data {described}", soft_wrap=True)
     return 0
 
 
-@contextlib.contextmanager
-def _sweep_progress(err: Console, quiet: bool):
-    """Progress bars of a sweep on stderr: yields ``(progress, on_point)`` callbacks for
-    :func:`~simulator.runner.run_scenario` (one bar for the points, one per step of a point)."""
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=err, disable=quiet, transient=False) as bar:
-        tasks: dict[str, int] = {}
-        points = bar.add_task("sweep points", total=None)
+#: Sweeps up to this size are expanded by ``semsim validate`` (about 0.1 ms a point).
+FULL_CHECK_POINTS = 10_000
 
-        def progress(name: str, done: int, total: int) -> None:
-            if name not in tasks:
-                label = name if name.startswith("learning:") else f"link: {name}"
-                tasks[name] = bar.add_task(f"  {label}", total=total)
-            bar.update(tasks[name], completed=done, total=total)
 
-        def on_point(index: int, total: int, meta: dict) -> None:
-            bar.update(points, completed=index + 1, total=total)
-            for t in tasks.values():
-                bar.remove_task(t)
-            tasks.clear()
+def _sweep_progress(err: Console, quiet: bool, points: bool = True):
+    """Progress bars on stderr (:func:`simulator.progress.console_progress`): the sweep's
+    points (when ``points``) and each long step."""
+    from .progress import console_progress
 
-        yield progress, on_point
+    return console_progress(err, enabled=not quiet, points=points)
+
+
+def _table_width(out: Console) -> int:
+    return out.width if out.is_terminal else TABLE_WIDTH
 
 
 def cmd_run(args, out: Console, err: Console) -> int:
@@ -111,29 +157,48 @@ def cmd_run(args, out: Console, err: Console) -> int:
                              results_root=Path(args.results), fresh=args.fresh, progress=progress, on_point=on_point,
                              executor=args.executor, address=args.address, overwrite=args.overwrite)
     summary = pd.read_csv(final / "summary.csv")
-    out.print(summary_table(summary, f"{scenario.name}: {summary['point'].nunique()} point(s), device {ctx.device}"))
+    out.print(summary_table(summary, f"{scenario.name}: {summary['point'].nunique()} point(s), device {ctx.device}",
+                            list(scenario.sweep), _table_width(out)))
     out.print(f"results: {final}")
     return 0
 
 
+#: What ``semsim report`` needs of a run's tables (beyond these, a missing column is named when a plot asks for it).
+REPORT_SUMMARY = ("point", "pipeline")
+REPORT_ITEMS = ("pipeline",)
+
+
 def cmd_report(args, out: Console, err: Console) -> int:
-    import json
-
-    import pandas as pd
-
     from .plots import all_plots
-    from .results import ExistingRun, figure_bytes
+    from .results import ExistingRun, figure_bytes, first_foreign_value
 
     root = Path(args.results_dir)
     run = ExistingRun(root)
     with run.open() as write:
-        summary = pd.read_csv(root / "summary.csv")
-        items = pd.read_csv(root / "items.csv")
-        meta = json.loads((root / "meta.json").read_text()) if (root / "meta.json").is_file() else {}
-        sweep = list((meta.get("scenario") or {}).get("sweep", {}))
-        for name, fig in all_plots(items, summary, sweep).items():
+        items, summary, meta = run.tables(REPORT_SUMMARY, REPORT_ITEMS)
+        scenario = meta.get("scenario") if isinstance(meta.get("scenario"), dict) else {}
+        sweep = list(scenario.get("sweep") or {}) if isinstance(scenario.get("sweep") or {}, dict) else []
+        for name, df in (("summary.csv", summary), ("items.csv", items)):
+            foreign = first_foreign_value(df)
+            if foreign:
+                column, line, value = foreign
+                raise InputError(f"line {line}, column {column}: {value!r} is not a number like the rest of the "
+                                 "column: the file is damaged or was edited", where=str(root / name))
+        try:
+            figures = all_plots(items, summary, sweep, title=scenario.get("name"), scenario=scenario or None)
+            table = summary_table(summary, f"{scenario.get('name', root)}: {summary['point'].nunique()} point(s)",
+                                  sweep, _table_width(out))
+        except KeyError as missing:
+            column = str(missing.args[0] if missing.args else missing).removeprefix("Column not found: ")
+            raise InputError(f"summary.csv or items.csv lacks the column {column!r} that the plots need: a file is "
+                             "damaged, or another semsim version wrote it", where=str(root)) from None
+        except (TypeError, ValueError) as bad:
+            raise InputError(f"summary.csv or items.csv holds values the plots cannot use ({bad}): a file is damaged "
+                             "or was edited", where=str(root)) from None
+        for name, fig in figures.items():
             write(f"{name}.png", figure_bytes(fig))
-    out.print(summary_table(summary, f"{root}"))
+    out.print(table)
+    out.print(f"plots: {root}")
     return 0
 
 
@@ -150,8 +215,8 @@ def cmd_calibrate(args, out: Console, err: Console) -> int:
             grid = check_snr_grid(args.snr_grid.split(","))
         except ValueError as bad:
             raise InputError(str(bad), where="--snr-grid") from None
-    with ctx.threads():
-        table = calibrate(scenario.link, ctx, snr_grid_db=grid)
+    with _sweep_progress(err, args.quiet, points=False) as (progress, _), ctx.threads():
+        table = calibrate(scenario.link, ctx.with_progress(progress), snr_grid_db=grid)
     out.print(table.to_frame().to_string(index=False))
     return 0
 
@@ -169,23 +234,25 @@ def cmd_preprocess(args, out: Console, err: Console) -> int:
     final = Path(args.out) if args.out else Path(args.results) / scenario.name / (run_id(scenario) + "-preprocess")
     rundir = RunDirectory(final, run_id=run_id(scenario), kind="preprocess", scenario=scenario.name, fresh=True,
                           overwrite=args.overwrite)
-    with ctx.threads():
+    with _sweep_progress(err, args.quiet, points=False) as (progress, _), ctx.threads():
         items = load_items(scenario.source, ctx)
-        pre = fit_preprocessor(items, scenario.preprocess, ctx, CostModel.of(scenario))
+        pre = fit_preprocessor(items, scenario.preprocess, ctx.with_progress(progress), CostModel.of(scenario))
     err.print("pre-processor: " + ("loaded cached model" if pre.from_cache else "trained")
               + f"; ranked by {pre.score_name}, clusters first; cut {pre.cut_rule} at confidence {pre.cut:.3f}"
               + (f" ({len(pre.x_m_clusters)} of {pre.num_clusters} clusters to X_m)"
                  if pre.x_m_clusters is not None else ""), soft_wrap=True)
     with ctx.threads():
-        tables, fig = preprocess_report(items, pre)
+        tables, fig = preprocess_report(items, pre, title=scenario.name)
     with rundir.open(command="semsim preprocess"):
         for name, df in tables.items():
             rundir.write_table(f"{name}.csv", df)
         rundir.write_figure("confidence_by_kind.png", fig)
         final = rundir.commit()
-    for name, df in tables.items():
-        out.print(f"[bold]{name}[/bold]")
-        out.print(df.to_string(index=False))
+    quality = tables["quality"]
+    out.print("[bold]split quality[/bold] (quality.csv)")
+    out.print(quality.to_string(index=False), soft_wrap=True)
+    out.print(f"{len(tables['clusters'])} clusters (clusters.csv), {len(tables['items'])} item rows (items.csv), "
+              f"{len(tables['training'])} training epochs (training.csv), confidence_by_kind.png", soft_wrap=True)
     out.print(f"results: {final}")
     return 0
 

@@ -13,6 +13,7 @@ import os
 import zlib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -60,6 +61,10 @@ class RunContext:
         cache_dir: where trained models and calibration tables are kept (created on demand).
         progress: whether long steps show progress bars.
         num_threads: torch intra-op threads on the CPU (``None`` leaves torch's default).
+        on_step: the progress callback ``on_step(step, done, total, detail)`` that long
+            steps (training) report to through :meth:`report` (:mod:`simulator.progress`);
+            ``None`` reports nothing. Not part of equality, and dropped when the context is
+            sent to another process (:meth:`detached`).
     """
 
     seed: int = 0
@@ -67,6 +72,20 @@ class RunContext:
     cache_dir: Path = field(default_factory=default_cache_dir)
     progress: bool = True
     num_threads: int | None = None
+    on_step: Callable[[str, int, int, str], None] | None = field(default=None, compare=False, repr=False)
+
+    def report(self, step: str, done: int, total: int, detail: str = "") -> None:
+        """Tell the progress callback (if any) that ``done`` of ``total`` units of ``step`` are finished."""
+        if self.on_step is not None:
+            self.on_step(step, done, total, detail)
+
+    def with_progress(self, on_step: Callable[[str, int, int, str], None] | None) -> "RunContext":
+        """The same context reporting to ``on_step`` (``None``: to nothing)."""
+        return replace(self, on_step=on_step)
+
+    def detached(self) -> "RunContext":
+        """The same context without its progress callback (what a Ray task is sent)."""
+        return replace(self, on_step=None)
 
     def with_seed(self, seed: int) -> "RunContext":
         """The same context with another master seed."""

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -26,12 +25,11 @@ from .metrics import content_complexity
 from .network.arq import run_arq
 from .network.des import poisson_arrivals, simulate
 from .pipelines.spec import PipelineSpec, PointView
+from .progress import Progress, adapt
 from .registry import PIPELINES
 from .scenario import Scenario
 from .sources import ItemSet
 from .teacher import SEMANTIC, ClassicalStreams, encode_classical, encode_items, semantic_coding
-
-Progress = Callable[[str, int, int], None]
 
 
 @dataclass
@@ -91,12 +89,15 @@ def _mask(fn, view: PointView, what: str, name: str) -> np.ndarray:
 def learning_phase(items: ItemSet, scenario: Scenario, ctx: RunContext, progress: Progress | None = None) -> Models:
     """Train (or load from the cache) what the scenario's pipelines need.
 
-    ``progress(step, done, total)`` is told when each model starts (0/1) and is ready (1/1).
+    Training reports its steps through ``ctx`` (:meth:`RunContext.report`); a model loaded
+    from the cache is reported to ``progress(step, 1, 1, "loaded from the cache")``.
     Pipelines whose languages have the same name and training items share one model.
     """
-    def step(name: str, done: int) -> None:
-        if progress:
-            progress(name, done, 1)
+    progress = adapt(progress)
+
+    def cached(name: str, model) -> None:
+        if progress and model.from_cache:
+            progress(name, 1, 1, "loaded from the cache")
 
     specs = {name: PIPELINES.get(name) for name in scenario.pipelines}
     models = Models()
@@ -108,10 +109,9 @@ def learning_phase(items: ItemSet, scenario: Scenario, ctx: RunContext, progress
         from .preprocess import fit_preprocessor
         from .preprocess.score import CostModel
 
-        step("learning: pre-processor", 0)
         pre = fit_preprocessor(items, scenario.preprocess, ctx, CostModel.of(scenario))
         assign = pre.assign(items.images)
-        step("learning: pre-processor", 1)
+        cached("learning: pre-processor", pre)
         models.preprocessor, models.cluster, models.confidence = pre, assign.cluster, assign.confidence
         models.memorizable = pre.split(assign)
         models.notes.append(f"pre-processor: {'loaded cached model' if pre.from_cache else 'trained'}; split by "
@@ -132,9 +132,8 @@ def learning_phase(items: ItemSet, scenario: Scenario, ctx: RunContext, progress
         shared = (spec.language, spec.dictionary, np.packbits(train).tobytes())
         if shared not in trained:
             clusters, alphabet = models.header_clusters(spec, len(items))
-            step(f"learning: {spec.language} language", 0)
             lang = fit_language(items.images[train], clusters[train], alphabet, scenario.semantic, ctx, spec.language)
-            step(f"learning: {spec.language} language", 1)
+            cached(f"learning: {spec.language} language", lang)
             trained[shared] = lang
             shared_with_score = models.preprocessor is not None and lang.key == models.preprocessor.language.key
             models.notes.append(f"{spec.language} language: " + (
@@ -257,6 +256,9 @@ def run_point(items: ItemSet, scenario: Scenario, ctx: RunContext,
     :func:`simulator.sweep.run_one_point`). Returns ``(items table, summary table, models)``.
     """
     t0 = time.perf_counter()
+    progress = adapt(progress)
+    if progress is not None and ctx.on_step is None:
+        ctx = ctx.with_progress(progress)  # training loops report their steps, loss and time left
     models = learning_phase(items, scenario, ctx, progress)
     t1 = time.perf_counter()
     if scenario.traffic.arrivals == "batch":

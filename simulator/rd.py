@@ -11,7 +11,9 @@ more kinds of file are staged beside the usual tables (:func:`run_rd`):
 
 * ``rd.csv`` (:func:`rd_table`): one row per pipeline and operating point, the rate
   (``system_bits_per_item``) and the distortion metrics, averaged over the other sweep
-  points (seeds, ...); PSNR is averaged through the MSE.
+  points (seeds, ...); PSNR is averaged through the MSE. ``merged_with`` names the other
+  targets of the pipeline that landed on the same operating point (e.g. two PSNR targets
+  both served by the language's lowest rung); the BD-rate counts such a point once.
 * ``bd_rate.csv`` (:func:`bd_rate_table`): the Bjøntegaard-delta rate of every pipeline
   against every other one, for PSNR and for MS-SSIM in dB, computed with the
   ``bjontegaard`` package (Akima interpolation of log10(rate) over the distortion). A pair
@@ -37,7 +39,7 @@ from matplotlib.figure import Figure
 from .context import RunContext
 from .errors import InputError
 from .metrics import psnr_from_mse
-from .plots import color, pipeline_label
+from .plots import axis_label, color, draw_lossless, finish, heading, pipeline_label
 from .scenario import Scenario, parse_scenario
 
 DEFAULT_KEY = "fidelity.psnr_db"
@@ -48,7 +50,8 @@ WARN_OVERLAP = 0.75  # the bjontegaard package's default threshold: below it the
 
 RATE = "system_bits_per_item"
 RD_METRICS = ["avg_bits_on_air", "psnr_all_db", "msssim_all", "fidelity_share"]
-RD_COLUMNS = ["pipeline", "key", "value", RATE, *RD_METRICS, "points"]
+RD_COLUMNS = ["pipeline", "key", "value", RATE, *RD_METRICS, "points", "merged_with"]
+SAME_RTOL = 1e-9  # two operating points whose rate and qualities agree this closely are one point
 BD_COLUMNS = ["pipeline", "reference", "metric", "bd_rate_percent", "points", "note"]
 FIGURES = {  # figure name -> (rd column, y-axis label)
     "rd_psnr": ("psnr_all_db", "PSNR over all items (dB)"),
@@ -159,7 +162,9 @@ def rd_table(summary: pd.DataFrame, key: str) -> pd.DataFrame:
         summary order, values ascending. Each metric is the mean over the ``points`` summary
         rows of that pipeline and value (the other sweep points: seeds, ...); ``psnr_all_db``
         is the PSNR of the mean MSE (``10 log10(255^2 / mean(255^2 10^(-psnr/10)))``), not the
-        mean of dB. A NaN in a group gives NaN.
+        mean of dB. A NaN in a group gives NaN. ``merged_with`` lists (comma-separated) the
+        pipeline's other values whose rate, PSNR and MS-SSIM equal this row's (relative
+        tolerance :data:`SAME_RTOL`): targets that landed on one operating point; "" if none.
 
     Raises:
         InputError: ``summary`` has no ``pipeline`` or ``key`` column.
@@ -181,7 +186,24 @@ def rd_table(summary: pd.DataFrame, key: str) -> pd.DataFrame:
                     row[col] = _mean(sub[col])
             row["points"] = len(sub)
             rows.append(row)
-    return pd.DataFrame(rows, columns=RD_COLUMNS)
+    rd = pd.DataFrame(rows, columns=RD_COLUMNS)
+    rd["merged_with"] = ""
+    for pipeline in dict.fromkeys(rd["pipeline"]):
+        idx = rd.index[rd["pipeline"] == pipeline]
+        for i in idx:
+            same = [j for j in idx if j != i and all(_same(rd.at[i, c], rd.at[j, c])
+                                                     for c in (RATE, "psnr_all_db", "msssim_all"))]
+            rd.at[i, "merged_with"] = ",".join(f"{rd.at[j, 'value']:g}" if isinstance(rd.at[j, "value"], numbers.Real)
+                                               else str(rd.at[j, "value"]) for j in same)
+    return rd
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal within :data:`SAME_RTOL` (NaN equals NaN, inf equals inf)."""
+    a, b = float(a), float(b)
+    if math.isnan(a) or math.isnan(b):
+        return math.isnan(a) and math.isnan(b)
+    return a == b or math.isclose(a, b, rel_tol=SAME_RTOL, abs_tol=SAME_RTOL)
 
 
 def _psnr_db(rd: pd.DataFrame) -> np.ndarray:
@@ -199,12 +221,36 @@ def _msssim_db(rd: pd.DataFrame) -> np.ndarray:
 BD_METRICS: dict[str, Callable[[pd.DataFrame], np.ndarray]] = {"psnr_db": _psnr_db, "msssim_db": _msssim_db}
 
 
+def _merge(rate: np.ndarray, dist: np.ndarray, values: list, key: str, metric: str
+           ) -> tuple[np.ndarray, np.ndarray, list, str]:
+    """Operating points with equal rate and equal ``metric`` (within :data:`SAME_RTOL`) made
+    one, and a note naming the merged values ("" if none)."""
+    groups: list[list[int]] = []
+    for i in range(len(rate)):
+        for grp in groups:
+            j = grp[0]
+            if _same(rate[i], rate[j]) and _same(dist[i], dist[j]):
+                grp.append(i)
+                break
+        else:
+            groups.append([i])
+    merged = [grp for grp in groups if len(grp) > 1]
+    if not merged:
+        return rate, dist, values, ""
+    keep = [grp[0] for grp in groups]
+    note = "; ".join(f"{key}=" + ",".join(f"{values[i]:g}" for i in grp) for grp in merged)
+    note += f" landed on one operating point (same rate and {metric}); merged"
+    return rate[keep], dist[keep], [values[i] for i in keep], note
+
+
 def _curve(g: pd.DataFrame, metric: str) -> tuple[np.ndarray, np.ndarray, str, str]:
     """One pipeline's curve for ``metric``: (rate, distortion) sorted by rate, "" or why it
-    cannot be used, and which operating points were left out.
+    cannot be used, and what was done to the operating points (left out, merged).
 
     An operating point whose rate or distortion is not finite (e.g. every item exact: PSNR
-    inf, MS-SSIM 1) is left out of the curve and named; the rest is used if enough remain."""
+    inf, MS-SSIM 1) is left out of the curve and named. Operating points with the same rate
+    and distortion (two targets served by one point, e.g. a language's lowest rung) count
+    once, and are named. The rest is used if enough remain."""
     rate = g[RATE].to_numpy(dtype=float)
     dist = BD_METRICS[metric](g)
     values = g["value"].tolist()
@@ -213,11 +259,13 @@ def _curve(g: pd.DataFrame, metric: str) -> tuple[np.ndarray, np.ndarray, str, s
         f"left out {g['key'].iloc[0]}=" + ",".join(f"{v:g}" for v, ok in zip(values, finite) if not ok)
         + f" ({metric} or rate not finite)")
     rate, dist, values = rate[finite], dist[finite], [v for v, ok in zip(values, finite) if ok]
+    rate, dist, values, merged = _merge(rate, dist, values, str(g["key"].iloc[0]) if len(g) else "", metric)
+    done = "; ".join(x for x in (dropped, merged) if x)
     why = _unusable(rate, dist, values, metric, g)
     if why:
-        return rate, dist, why + (f"; {dropped}" if dropped else ""), ""
+        return rate, dist, why + (f"; {done}" if done else ""), ""
     order = np.lexsort((dist, rate))
-    return rate[order], dist[order], "", dropped
+    return rate[order], dist[order], "", done
 
 
 def _unusable(rate: np.ndarray, dist: np.ndarray, values: list, metric: str, g: pd.DataFrame) -> str:
@@ -276,7 +324,9 @@ def bd_rate_table(rd: pd.DataFrame) -> pd.DataFrame:
         (``psnr_db`` from ``psnr_all_db``; ``msssim_db`` = -10 log10(1 - ``msssim_all``)),
         ``bd_rate_percent`` (mean rate difference at equal quality, in %: negative means the
         test pipeline needs fewer bits), ``points`` (operating points on the shorter of the
-        two curves) and ``note`` ("" when computed, else why it is NaN). One row per ordered
+        two curves) and ``note`` ("" when computed on every operating point as given; else why
+        it is NaN, what was left out, or which targets landed on one operating point and were
+        merged, the BD-rate then counting that point once). One row per ordered
         pair of different pipelines and metric, in rd (summary) pipeline order: test, then
         reference, then metric. Never raises for bad curves: such a row is NaN with a note.
     """
@@ -306,25 +356,51 @@ def bd_rate_table(rd: pd.DataFrame) -> pd.DataFrame:
 # --------------------------------------------------------------------------- figures
 
 
-def rd_figures(rd: pd.DataFrame, title: str) -> dict[str, Figure]:
+def rd_figures(rd: pd.DataFrame, title: str, summary: pd.DataFrame | None = None,
+               scenario: Any = None) -> dict[str, Figure]:
     """The RD plots of an :func:`rd_table`: name (without ``.png``) -> figure.
 
     ``rd_psnr`` (``psnr_all_db``, dB), ``rd_msssim`` (``msssim_all``) and ``rd_fidelity``
     (``fidelity_share``) against ``system_bits_per_item`` (bits per item; log scale when the
     rates span a decade or more), one line with markers per pipeline through its finite points, in
-    ascending rate. ``title`` (the scenario name) heads each figure.
+    ascending rate. A lossless point (PSNR inf) is an upward triangle at the top of the axis,
+    labelled "lossless". ``title`` (the scenario name) heads each figure with the scenario's
+    fixed parameters (from ``summary``, the run's summary table, and ``scenario``, the
+    resolved scenario or :class:`~simulator.scenario.Scenario`, where given); a footnote says
+    what a marker averages and which targets landed on one operating point.
     """
+    if scenario is not None and not isinstance(scenario, dict):
+        scenario = scenario.resolved()
     figs = {}
     pipelines = list(dict.fromkeys(rd["pipeline"]))
     key = str(rd["key"].iloc[0]) if len(rd) else ""
+    head = heading(title, summary, scenario, [key] if key else [])
+    runs = int(rd["points"].max()) if len(rd) and "points" in rd else 1
+    notes = [f"one operating point per value of {axis_label(key, summary, scenario) if key else 'the key'}; "
+             + ("one run per point" if runs <= 1 else f"each point the mean over up to {runs} runs (seeds, ...)")
+             + ("; PSNR averaged through the MSE" if runs > 1 else "")]
+    if "merged_with" in rd:
+        merged = []
+        for p in pipelines:
+            g = rd[(rd["pipeline"] == p) & (rd["merged_with"].fillna("").astype(str) != "")]
+            groups = dict.fromkeys(tuple(sorted({f"{r.value:g}", *str(r.merged_with).split(",")}, key=float))
+                                   for r in g.itertuples())
+            merged += [f"{pipeline_label(p)} {','.join(grp)}" for grp in groups]
+        if merged:
+            notes.append("targets on one operating point (drawn once): " + "; ".join(merged))
     for name, (col, ylabel) in FIGURES.items():
-        fig = Figure(figsize=(6.4, 4.4))
+        fig = Figure(figsize=(6.8, 4.8))
         ax = fig.subplots()
         drawn, lo, hi = 0, math.inf, 0.0
+        lossless = []
         for p in pipelines:
             g = rd[rd["pipeline"] == p]
             x, y = g[RATE].to_numpy(dtype=float), g[col].to_numpy(dtype=float)
             ok = np.isfinite(x) & np.isfinite(y)
+            inf = np.isfinite(x) & np.isposinf(y)
+            if inf.any():
+                lossless.append((np.unique(x[inf]), p))
+                lo, hi = min(lo, float(x[inf].min())), max(hi, float(x[inf].max()))
             if not ok.any():
                 continue
             order = np.argsort(x[ok], kind="stable")
@@ -332,18 +408,23 @@ def rd_figures(rd: pd.DataFrame, title: str) -> dict[str, Figure]:
             lo, hi = min(lo, float(xs.min())), max(hi, float(xs.max()))
             ax.plot(xs, ys, marker="o", color=color(p), label=pipeline_label(p))
             drawn += 1
-        if drawn and lo > 0 and hi >= 10 * lo:  # log scale once the rates span a decade
+        for xs, p in lossless:
+            draw_lossless(ax, xs, color(p), label=f"{pipeline_label(p)}: lossless (PSNR = inf), at the top",
+                          annotate=False)
+        if (drawn or lossless) and lo > 0 and hi >= 10 * lo:  # log scale once the rates span a decade
             ax.set_xscale("log")
-        if drawn:
+        if lossless and not drawn:
+            ax.set_ylim(0, 60)
+        if drawn or lossless:
             ax.legend(fontsize=8)
         else:
             ax.text(0.5, 0.5, "no finite points", ha="center", va="center", transform=ax.transAxes)
-        ax.set_xlabel("system bits per item (bits handed to the link, all items, headers included)")
+        ax.set_xlabel("system bits per item (bits; handed to the link, all items, headers included)")
         ax.set_ylabel(ylabel)
-        ax.set_title(f"{title}: rate-distortion over {key}" if key else f"{title}: rate-distortion", fontsize=10)
+        subject = f"Rate-distortion over {axis_label(key, summary, scenario)}" if key else "Rate-distortion"
+        ax.set_title(f"{head}\n{subject}" if head else subject, fontsize=9)
         ax.grid(alpha=0.3, which="both")
-        fig.tight_layout()
-        figs[name] = fig
+        figs[name] = finish(fig, "", notes)
     return figs
 
 
@@ -374,7 +455,7 @@ def run_rd(scenario: Scenario, ctx: RunContext, key: str, values: Sequence[int |
         rd = rd_table(summary, key)
         rundir.write_table("rd.csv", rd)
         rundir.write_table("bd_rate.csv", bd_rate_table(rd))
-        for name, fig in rd_figures(rd, swept.name).items():
+        for name, fig in rd_figures(rd, swept.name, summary, swept).items():
             rundir.write_figure(f"{name}.png", fig)
 
     return run_scenario(swept, ctx, out=out, results_root=results_root, fresh=fresh, progress=progress,

@@ -35,18 +35,19 @@ A process writes a run directory only while it holds the directory's lock
 from __future__ import annotations
 
 import contextlib
+import csv
 import io
 import json
 import os
 import re
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 import pandas as pd
 
 from . import __version__
-from .errors import OutputError
+from .errors import InputError, OutputError
 from .files import (TMP_SUFFIX, atomic_write_bytes, atomic_write_json, deferred_interrupts, describe_os_error,
                     ensure_dir, exclusive, is_temporary)
 
@@ -456,6 +457,72 @@ class ExistingRun:
         return _opened()
 
 
+    def tables(self, summary_columns: Sequence[str] = (), items_columns: Sequence[str] = ()
+               ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+        """``(items, summary, meta)`` of the run, each file checked whole first
+        (:func:`read_result_csv`; ``meta.json`` may be absent, then ``{}``).
 
-__all__ = ["RunDirectory", "ExistingRun", "write_csv", "write_json", "save_figure", "figure_bytes", "read_manifest",
+        Raises:
+            InputError: a table that is empty, truncated, damaged or lacks a needed column, or
+                a ``meta.json`` that is not JSON; the line names the file.
+        """
+        items = read_result_csv(self.root / "items.csv", items_columns)
+        summary = read_result_csv(self.root / "summary.csv", summary_columns)
+        meta_path = self.root / "meta.json"
+        meta: dict[str, Any] = {}
+        if meta_path.is_file():
+            try:
+                meta = json.loads(meta_path.read_text(encoding="utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError) as err:
+                raise InputError(f"not valid JSON ({err}); the file is damaged or truncated", where=str(meta_path)) from None
+            if not isinstance(meta, dict):
+                raise InputError("expected a JSON object", where=str(meta_path))
+        return items, summary, meta
+
+
+def read_result_csv(path: Path, required: Sequence[str] = ()) -> pd.DataFrame:
+    """A results table as semsim wrote it, refused with one line naming ``path`` when it is not
+    whole: not UTF-8, empty, no rows, a last line cut off, a row with another number of fields
+    than the header (a file truncated or edited by hand), or a ``required`` column missing."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise InputError("not UTF-8 text; not a table semsim wrote", where=str(path)) from None
+    if not text.strip():
+        raise InputError("the file is empty", where=str(path))
+    lines = list(csv.reader(io.StringIO(text)))
+    header = lines[0]
+    if not text.endswith("\n"):
+        raise InputError(f"the last line (line {len(lines)}) is cut off: the file is truncated", where=str(path))
+    for number, row in enumerate(lines[1:], start=2):
+        if len(row) != len(header):
+            raise InputError(f"line {number} has {len(row)} fields where the header has {len(header)}: the file "
+                             "is truncated or damaged", where=str(path))
+    if len(lines) < 2:
+        raise InputError("the table has a header but no rows", where=str(path))
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise InputError(f"lacks the column(s) {', '.join(missing)}: the header is damaged, or another program "
+                         "wrote the file", where=str(path))
+    return pd.read_csv(io.StringIO(text))
+
+
+def first_foreign_value(df: pd.DataFrame) -> tuple[str, int, str] | None:
+    """``(column, line, value)`` of the first value that does not belong to its column: a
+    text in a column of otherwise numbers (a damaged or hand-edited table), with ``line``
+    counted in the CSV file (header = 1); ``None`` if there is none."""
+    for column in df.columns:
+        values = df[column]
+        if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+            continue
+        text = values.dropna().astype(str)
+        text = text[~text.isin(["True", "False"])]
+        numbers = pd.to_numeric(text, errors="coerce")
+        if numbers.notna().any() and numbers.isna().any():
+            index = numbers.index[numbers.isna()][0]
+            return str(column), int(index) + 2, str(values[index])
+    return None
+
+
+__all__ = ["RunDirectory", "ExistingRun", "read_result_csv", "first_foreign_value", "write_csv", "write_json", "save_figure", "figure_bytes", "read_manifest",
            "MANIFEST"]

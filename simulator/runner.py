@@ -10,6 +10,7 @@ and moves them into place (:class:`~simulator.results.RunDirectory`).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -24,14 +25,14 @@ import pandas as pd
 
 from . import __version__
 from .context import RunContext
-from .errors import InputError
+from .errors import InputError, LostWorkError, SemsimError
 from .point import run_point
 from .plots import all_plots
+from .progress import Progress
 from .results import RunDirectory
 from .scenario import Scenario, expand_sweep, load_scenario
 from .sources import load_items, preload
 
-Progress = Callable[[str, int, int], None]
 # More files staged from the assembled (items, summary) tables before a run commits (semsim rd).
 Extra = Callable[[RunDirectory, pd.DataFrame, pd.DataFrame], None]
 
@@ -88,33 +89,148 @@ def _run_serial(todo, ctx, datasets, rundir, progress, on_point, total):
             on_point(index, total, meta)
 
 
-def _run_ray(todo, ctx, rundir, on_point, total, address: str | None):
+#: How long joining a Ray cluster at an explicit address may take before it is given up (s):
+#: with the command's start-up, one line within 30 s.
+RAY_JOIN_TIMEOUT_S = 25.0
+
+
+def _ray_endpoint(address: str) -> tuple[str, int] | None:
+    """``(host, port)`` of a Ray address ``[ray://]host:port``; ``None`` for the forms that
+    name no endpoint (``auto``, ``local``)."""
+    rest = address.removeprefix("ray://")
+    host, sep, port = rest.rpartition(":")
+    if not sep or not port.isdigit():
+        return None
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def _probe(address: str) -> None:
+    """Refuse an address where nothing listens, at once (one TCP connection attempt, 5 s at
+    most), instead of leaving Ray to retry for minutes."""
+    import socket
+
+    endpoint = _ray_endpoint(address)
+    if endpoint is None:
+        return
+    try:
+        with socket.create_connection(endpoint, timeout=5.0):
+            pass
+    except OSError as err:
+        reason = "timed out" if isinstance(err, TimeoutError) else (err.strerror or type(err).__name__).lower()
+        raise InputError(f"no Ray cluster answers at {address} ({reason}); start one there (ray start --head) "
+                         "or leave --address and $RAY_ADDRESS unset for an embedded local instance",
+                         where="--address") from None
+
+
+@contextlib.contextmanager
+def _ray_chatter_hidden():
+    """Ray's start-up lines (its C++ core writes to file descriptor 2, its Python side to
+    ``sys.stderr``) go to a scratch file for the duration of the block; semsim says in one
+    line what went wrong."""
+    import sys
+    import tempfile
+
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no real stderr (an embedding host): nothing to hide
+        yield
+        return
+    with tempfile.TemporaryFile() as scratch, open(os.devnull, "w") as devnull:
+        os.dup2(scratch.fileno(), 2)
+        try:
+            with contextlib.redirect_stderr(devnull):
+                yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def _ray_init(ray, addr: str | None) -> None:
+    """``ray.init`` without Ray's own log lines; joining an address is given up after
+    :data:`RAY_JOIN_TIMEOUT_S` with one line (Ray itself would retry for minutes)."""
+    import threading
+
+    kwargs = dict(include_dashboard=False, log_to_driver=False, configure_logging=False, logging_level="error")
+    if not addr:  # an embedded local instance: started here, in the main thread
+        try:
+            with _ray_chatter_hidden():
+                ray.init(num_cpus=os.cpu_count() or 1, **kwargs)
+        except (ConnectionError, RuntimeError, ValueError) as err:
+            raise InputError(f"cannot start a local Ray instance ({err})", where="--executor") from None
+        return
+    _probe(addr)
+    box: dict[str, BaseException] = {}
+
+    def join() -> None:
+        try:
+            ray.init(address=addr, **kwargs)
+        except BaseException as err:  # noqa: BLE001 - handed to the caller's thread
+            box["error"] = err
+
+    worker = threading.Thread(target=join, name="semsim-ray-join", daemon=True)
+    with _ray_chatter_hidden():
+        worker.start()
+        worker.join(RAY_JOIN_TIMEOUT_S)
+    if worker.is_alive():
+        raise InputError(f"the Ray cluster at {addr} did not answer within {RAY_JOIN_TIMEOUT_S:.0f} s (something "
+                         "listens there, but not a Ray head node that lets us in)", where="--address")
+    if "error" in box:
+        err = box["error"]
+        raise InputError(f"cannot join the Ray cluster at {addr} ({type(err).__name__}: "
+                         f"{str(err).splitlines()[0] if str(err) else ''})", where="--address")
+
+
+@contextlib.contextmanager
+def _ray_session(address: str | None):
+    """Ray for the block: the running instance, or one started (or joined) here and shut
+    down afterwards. Entered before the run directory is opened, so a cluster that cannot
+    be reached leaves nothing behind."""
     try:
         import ray
     except ImportError:
         raise InputError("the ray executor needs the 'ray' extra: pip install 'semsim[ray]'", where="--executor") from None
     started = False
     if not ray.is_initialized():
-        addr = address or os.environ.get("RAY_ADDRESS")
-        try:
-            ray.init(address=addr, include_dashboard=False, log_to_driver=False, configure_logging=False,
-                     **({} if addr else {"num_cpus": os.cpu_count() or 1}))
-        except (ConnectionError, RuntimeError, ValueError) as err:
-            raise InputError(f"cannot start or join the Ray cluster ({err})", where="--address") from None
+        _ray_init(ray, address or os.environ.get("RAY_ADDRESS"))
         started = True
     try:
-        gpus = 1 if ctx.device == "cuda" else 0
-        task = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=0)(_point_task)
-        pending = [task.remote(index, point, pscen.resolved(), ctx) for index, point, pscen in todo]
-        while pending:
-            ready, pending = ray.wait(pending, num_returns=1)
-            index, table, summary, meta = ray.get(ready[0])
-            rundir.save_point(index, table, summary, meta)
-            if on_point:
-                on_point(index, total, meta)
+        yield ray
     finally:
         if started:
             ray.shutdown()
+
+
+def _run_ray(ray, todo, ctx, rundir, on_point, total):
+    from ray.exceptions import RayError, RayTaskError
+
+    gpus = 1 if ctx.device == "cuda" else 0
+    task = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=0)(_point_task)
+    remote_ctx = ctx.detached()  # a progress callback cannot travel to another process
+    pending = {task.remote(index, point, pscen.resolved(), remote_ctx): index for index, point, pscen in todo}
+    lost: dict[int, str] = {}
+    while pending:
+        ready, _ = ray.wait(list(pending), num_returns=1)
+        index = pending.pop(ready[0])
+        try:
+            _, table, summary, meta = ray.get(ready[0])
+        except RayTaskError as err:  # the point itself failed: its own error, as in a serial run
+            cause = getattr(err, "cause", None)
+            if isinstance(cause, SemsimError):
+                raise type(cause)(str(cause)) from None
+            raise
+        except RayError as err:  # the worker, its node or the result was lost
+            lost[index] = type(err).__name__
+            continue
+        rundir.save_point(index, table, summary, meta)
+        if on_point:
+            on_point(index, total, meta)
+    if lost:
+        kinds = ", ".join(sorted(set(lost.values())))
+        raise LostWorkError(
+            f"{len(lost)} sweep point(s) were lost with their Ray worker or node ({kinds}: point(s) "
+            f"{', '.join(map(str, sorted(lost)))}); {total - len(lost)} of {total} points are finished and kept "
+            f"in {rundir.staging}; run the same command again to run the lost points")
 
 
 def run_scenario(scenario: Scenario, ctx: RunContext, out: Path | None = None, results_root: Path = Path("results"),
@@ -125,6 +241,8 @@ def run_scenario(scenario: Scenario, ctx: RunContext, out: Path | None = None, r
     """Run every sweep point of ``scenario`` and write the results; returns the run directory.
 
     Args:
+        on_point: ``on_point(index, total, meta)`` after each finished (or resumed) point,
+            and once with ``index = -1`` when the sweep starts.
         executor: ``serial`` (in this process, in order) or ``ray`` (one Ray task per point:
             an embedded local Ray instance, or the cluster at ``address`` / ``$RAY_ADDRESS``).
         fresh: discard the finished points of an interrupted run instead of resuming.
@@ -147,7 +265,11 @@ def run_scenario(scenario: Scenario, ctx: RunContext, out: Path | None = None, r
     rundir = RunDirectory(final, run_id=run_id(scenario), fingerprint=run_id(scenario) + f"|{ctx.device}",
                           kind="run", scenario=scenario.name, fresh=fresh, overwrite=overwrite)
     datasets = preload([s.source for _, s in points])
-    with rundir.open(command=command):
+    with contextlib.ExitStack() as stack:
+        ray = stack.enter_context(_ray_session(address)) if executor == "ray" else None
+        stack.enter_context(rundir.open(command=command))
+        if on_point:
+            on_point(-1, len(points), {})
         todo = []
         for index, (point, pscen) in enumerate(points):
             if rundir.done(index):
@@ -156,7 +278,7 @@ def run_scenario(scenario: Scenario, ctx: RunContext, out: Path | None = None, r
             else:
                 todo.append((index, point, pscen))
         if executor == "ray" and todo:
-            _run_ray(todo, ctx, rundir, on_point, len(points), address)
+            _run_ray(ray, todo, ctx, rundir, on_point, len(points))
         else:
             _run_serial(todo, ctx, datasets, rundir, progress, on_point, len(points))
         return finish(rundir, scenario, ctx, len(points), time.perf_counter() - t0, extra)
@@ -191,7 +313,7 @@ def finish(rundir: RunDirectory, scenario: Scenario, ctx: RunContext, n_points: 
     items, summary = assemble(loaded)
     rundir.write_table("items.csv", items)
     rundir.write_table("summary.csv", summary)
-    for name, fig in all_plots(items, summary, list(scenario.sweep)).items():
+    for name, fig in all_plots(items, summary, list(scenario.sweep), title=scenario.name, scenario=scenario).items():
         rundir.write_figure(f"{name}.png", fig)
     rundir.write_json("meta.json", meta_record(scenario, ctx, [x[2] for x in loaded], rundir.resumed, wall_s))
     if extra is not None:
@@ -218,7 +340,7 @@ class Result:
 
 
 def run(scenario: Scenario | str | Path, out: str | Path | None = None, *, cache_dir: str | Path | None = None,
-        device: str | None = None, threads: int = 1, progress: Progress | None = None,
+        device: str | None = None, threads: int = 1, progress: bool | Progress | None = None,
         fresh: bool = False, overwrite: bool = False) -> Result:
     """Run every sweep point of a scenario; the Python entry point.
 
@@ -232,7 +354,11 @@ def run(scenario: Scenario | str | Path, out: str | Path | None = None, *, cache
         device: ``"auto" | "cpu" | "cuda"``, overriding the scenario's.
         threads: torch CPU threads (default 1, as ``semsim run``: the same numbers on every
             machine; the count is part of the model cache key).
-        progress: ``progress(step, done, total)`` callback.
+        progress: ``None`` (default) shows progress bars on stderr when it is a terminal or
+            a notebook (sweep points, each model's training steps with loss and time left,
+            each pipeline's packets), ``True`` always, ``False`` never; a callable
+            ``progress(step, done, total, detail)`` (or ``(step, done, total)``) receives the
+            same reports instead (:mod:`simulator.progress`).
         fresh, overwrite: as ``semsim run --fresh`` / ``--overwrite`` (with ``out``).
 
     Every point is seeded from the scenario (its ``seed``, or the swept seed), so the same
@@ -240,25 +366,45 @@ def run(scenario: Scenario | str | Path, out: str | Path | None = None, *, cache
 
     Raises:
         InputError: bad scenario or data. OutputError: ``out`` may not be used or written.
+        LostWorkError: never here (only the Ray executor loses work). Every one carries the
+        one-line message that ``semsim run`` prints.
     """
+    from rich.console import Console
+
     from .context import default_cache_dir, resolve_device
+    from .progress import adapt, console_progress, in_terminal_or_notebook
 
     if not isinstance(scenario, Scenario):
         scenario = load_scenario(scenario)
     ctx = RunContext(seed=scenario.seed, device=resolve_device(device or scenario.device),
                      cache_dir=Path(cache_dir) if cache_dir is not None else default_cache_dir(),
-                     progress=progress is not None, num_threads=threads)
+                     progress=progress is not False, num_threads=threads)
+    if callable(progress):
+        return _run(scenario, ctx, out, adapt(progress), None, fresh, overwrite)
+    console = Console(stderr=True)
+    show = in_terminal_or_notebook(console) if progress is None else bool(progress)
+    with console_progress(console, show) as (bars, on_point):
+        return _run(scenario, ctx, out, bars if show else None, on_point if show else None, fresh, overwrite)
+
+
+def _run(scenario: Scenario, ctx: RunContext, out, progress: Progress | None, on_point, fresh: bool,
+         overwrite: bool) -> Result:
     if out is not None:
-        path = run_scenario(scenario, ctx, out=Path(out), fresh=fresh, progress=progress, overwrite=overwrite)
+        path = run_scenario(scenario, ctx, out=Path(out), fresh=fresh, progress=progress, on_point=on_point,
+                            overwrite=overwrite)
         return Result(pd.read_csv(path / "items.csv"), pd.read_csv(path / "summary.csv"),
                       json.loads((path / "meta.json").read_text(encoding="utf-8")), path)
     t0 = time.perf_counter()
     points = expand_sweep(scenario)
     datasets = preload([s.source for _, s in points])
     loaded = []
+    if on_point:
+        on_point(-1, len(points), {})
     for index, (point, pscen) in enumerate(points):
         table, summary, meta = run_one_point(index, point, pscen, ctx, datasets, progress)
         loaded.append((_roundtrip(table), _roundtrip(summary), meta))
+        if on_point:
+            on_point(index, len(points), meta)
     items, summary = assemble(loaded)
     return Result(items, summary, meta_record(scenario, ctx, [x[2] for x in loaded], False,
                                               time.perf_counter() - t0))

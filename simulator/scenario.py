@@ -25,13 +25,13 @@ from .registry import PIPELINES
 from .section import Section
 from .semantic.config import SemanticConfig
 from .sources.config import MemorizableConfig, SourceConfig
-from .sweep import expand
+from .sweep import check_values, expand
 
 # The sections owned by other modules are importable from here too (one schema, one place to look).
 __all__ = ["Scenario", "SourceConfig", "MemorizableConfig", "PreprocessConfig", "SemanticConfig", "ClassicalConfig",
            "LinkConfig", "CodeConfig", "CalibrationConfig", "TrafficConfig", "NodesConfig", "FidelityConfig",
            "MODULATIONS", "CODE_RATE_MIN", "CODE_RATE_MAX", "check_snr_grid", "parse_scenario", "load_scenario",
-           "with_overrides", "expand_sweep"]
+           "with_overrides", "expand_sweep", "check_sweep"]
 
 class TrafficConfig(Section):
     """How items arrive at the teacher."""
@@ -149,7 +149,7 @@ def parse_scenario(data: dict[str, Any], where: str = "scenario") -> Scenario:
         scenario = Scenario.model_validate(data)
     except ValidationError as err:
         raise _format_validation_error(err, where) from None
-    expand_sweep(scenario, where=where)  # a bad sweep table fails before anything runs
+    check_sweep(scenario, where=where)  # a bad sweep table fails before anything runs
     return scenario
 
 
@@ -178,16 +178,29 @@ def with_overrides(scenario: Scenario, seed: int | None = None, device: str | No
 # --------------------------------------------------------------------------- sweeps
 
 
-def expand_sweep(scenario: Scenario, where: str = "scenario") -> list[tuple[dict[str, Any], Scenario]]:
-    """The scenario's sweep points, ``[(point, scenario at that point), ...]`` (see
-    :func:`simulator.sweep.expand`); each point's scenario is fully validated."""
-
+def _point_validator(where: str):
     def validate(data: dict[str, Any]) -> Scenario:
         try:
             return Scenario.model_validate(data)
         except ValidationError as err:
             raise InputError(str(_format_validation_error(err, where)).removeprefix(where + ": "), where=where) from None
 
+    return validate
+
+
+def _sweep_base(scenario: Scenario) -> dict[str, Any]:
     base = scenario.resolved()
     base["sweep"] = {}
-    return expand(base, scenario.sweep, validate, where)
+    return base
+
+
+def expand_sweep(scenario: Scenario, where: str = "scenario") -> list[tuple[dict[str, Any], Scenario]]:
+    """The scenario's sweep points, ``[(point, scenario at that point), ...]`` (see
+    :func:`simulator.sweep.expand`); each point's scenario is fully validated."""
+    return expand(_sweep_base(scenario), scenario.sweep, _point_validator(where), where)
+
+
+def check_sweep(scenario: Scenario, where: str = "scenario") -> int:
+    """The number of sweep points, after checking every key and every value on its own
+    without expanding the sweep (:func:`simulator.sweep.check_values`); fast for any size."""
+    return check_values(_sweep_base(scenario), scenario.sweep, _point_validator(where), where)

@@ -11,11 +11,60 @@ from __future__ import annotations
 
 import copy
 import itertools
+import math
 from typing import Any, Callable, TypeVar
 
 from .errors import InputError
 
 T = TypeVar("T")
+
+#: The most points one sweep may have: a run keeps every point's scenario in memory (about
+#: 6 kB each), and at a few seconds a point 100,000 points are already days of work.
+MAX_POINTS = 100_000
+
+
+def size(sweep: dict[str, list[Any]]) -> int:
+    """The number of points of ``sweep`` (the product of its value counts; 1 for no sweep),
+    computed without expanding it."""
+    return math.prod(len(v) for v in sweep.values()) if sweep else 1
+
+
+def _check_keys(base: dict[str, Any], sweep: dict[str, list[Any]], where: str) -> None:
+    """Every key of ``sweep`` names a scenario key (not the sweep table) and has values, and
+    the sweep has at most :data:`MAX_POINTS` points."""
+    for key, values in sweep.items():
+        if key == "sweep" or key.startswith("sweep."):
+            raise InputError(f"sweep key '{key}' cannot sweep the sweep table", where=where)
+        if len(values) == 0:
+            raise InputError(f"sweep key '{key}': the list of values is empty", where=where)
+        try:
+            set_dotted(copy.deepcopy(base), key, values[0])
+        except KeyError:
+            raise InputError(f"sweep key '{key}' is not a scenario key", where=where) from None
+    n = size(sweep)
+    if n > MAX_POINTS:
+        counts = " x ".join(f"{len(v)} ({k})" for k, v in sweep.items())
+        raise InputError(f"the sweep has {n:,} points ({counts}); at most {MAX_POINTS:,} points per run: "
+                         "split it into several scenarios", where=where)
+
+
+def check_values(base: dict[str, Any], sweep: dict[str, list[Any]], validate: Callable[[dict[str, Any]], T],
+                 where: str = "scenario") -> int:
+    """Check ``sweep`` without expanding it: its keys (as :func:`expand`), its size, and each
+    value on its own (the other keys at their base values), one validation per value rather
+    than per point. Returns the number of points. A combination of values that is invalid only
+    together is found by :func:`expand`, which a run calls before it writes anything."""
+    _check_keys(base, sweep, where)
+    for key, values in sweep.items():
+        for value in values:
+            data = copy.deepcopy(base)
+            set_dotted(data, key, value)
+            try:
+                validate(data)
+            except InputError as err:
+                raise InputError(f"sweep point {{{key!r}: {value!r}}}: {str(err).removeprefix(where + ': ')}",
+                                 where=where) from None
+    return size(sweep)
 
 
 def set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
@@ -47,21 +96,13 @@ def expand(base: dict[str, Any], sweep: dict[str, list[Any]], validate: Callable
 
     Raises:
         InputError: a key that sweeps the sweep table, is not a scenario key, or has no
-            values; or a point that does not validate (the message names the point).
+            values; more than :data:`MAX_POINTS` points; or a point that does not validate
+            (the message names the point).
     """
     if not sweep:
         return [({}, validate(copy.deepcopy(base)))]
     keys = list(sweep)
-    for key in keys:
-        values = sweep[key]
-        if key == "sweep" or key.startswith("sweep."):
-            raise InputError(f"sweep key '{key}' cannot sweep the sweep table", where=where)
-        if len(values) == 0:
-            raise InputError(f"sweep key '{key}': the list of values is empty", where=where)
-        try:
-            set_dotted(copy.deepcopy(base), key, values[0])
-        except KeyError:
-            raise InputError(f"sweep key '{key}' is not a scenario key", where=where) from None
+    _check_keys(base, sweep, where)
     points = []
     for combo in itertools.product(*(sweep[k] for k in keys)):
         data = copy.deepcopy(base)
@@ -75,4 +116,4 @@ def expand(base: dict[str, Any], sweep: dict[str, list[Any]], validate: Callable
     return points
 
 
-__all__ = ["expand", "set_dotted"]
+__all__ = ["expand", "check_values", "size", "set_dotted", "MAX_POINTS"]

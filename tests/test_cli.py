@@ -203,6 +203,9 @@ def test_preprocess_command_reports_and_writes(tmp_path, capsys):
     assert main(["preprocess", str(path), "--out", str(out), "--cache-dir", str(tmp_path / "c"), "-q"]) == 0
     captured = capsys.readouterr()
     assert "trained" in captured.err and "ranked by cost-atypicality" in captured.err and "cut auto" in captured.err
+    # a summary on the terminal; the 300 item rows only in items.csv
+    assert "300 item rows (items.csv)" in captured.out and len(captured.out.splitlines()) < 60
+    assert len(pd.read_csv(out / "items.csv")) == 300
     assert (out / "quality.csv").is_file() and (out / "confidence_by_kind.png").is_file()
     quality = pd.read_csv(out / "quality.csv").set_index(["scope", "metric"])["value"]
     assert quality[("split", "score")] == "cost-atypicality" and quality[("split", "cut")] == "auto"

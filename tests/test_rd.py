@@ -222,3 +222,38 @@ def test_partial_overlap_is_computed_over_the_shared_span_and_says_so():
     far = rd_rows("test", psnr=[24.0, 28.0, 32.0, 36.0, 40.0], rate=[100, 200, 400, 800, 1600])
     f = row(bd(ref + far), "test", "ref", "psnr_db")
     assert math.isnan(f.bd_rate_percent) and f.note == "curves share 33.3% of their psnr_db span, needs 50%"
+
+
+def test_targets_on_one_operating_point_are_merged_before_the_bd_rate():
+    """Two targets served by the same operating point (e.g. a language's lowest rung: same rate,
+    same quality) count once: the BD-rate is computed on the merged curve and the note says so;
+    rd.csv keeps both rows and names the merge in merged_with."""
+    ref = rd_rows("ref", rate=[100, 200, 300, 400, 500])
+    same = rd_rows("test", psnr=[17.0, 17.0, 20.0, 24.0, 28.0], rate=[90, 90, 180, 270, 360])
+    table = bd(ref + same)
+    t = row(table, "test", "ref", "psnr_db")
+    assert math.isfinite(t.bd_rate_percent) and t.points == 4
+    merged = "test: fidelity.psnr_db=16,20 landed on one operating point (same rate and psnr_db); merged"
+    assert t.note.endswith(merged) and "does not rise" not in t.note, t.note
+    r = row(table, "ref", "test", "psnr_db")
+    assert math.isfinite(r.bd_rate_percent) and r.bd_rate_percent == pytest.approx(-t.bd_rate_percent, abs=5)
+    assert "reference: fidelity.psnr_db=16,20 landed on one operating point" in r.note
+    assert "landed on one" in row(table, "test", "ref", "msssim_db").note
+    # a curve that still falls once merged keeps the message, and names the merge
+    falls = rd_rows("test", psnr=[17.0, 17.0, 24.0, 20.0, 28.0], rate=[90, 90, 180, 270, 360])
+    f = row(bd(ref + falls), "test", "ref", "psnr_db")
+    assert math.isnan(f.bd_rate_percent)
+    assert f.note == "test: psnr_db does not rise strictly with rate; " + merged.removeprefix("test: ")
+    # too few points once merged
+    three = rd_rows("test", psnr=[17.0, 17.0, 17.0, 24.0, 28.0], rate=[90, 90, 90, 270, 360])
+    assert row(bd(ref + three), "test", "ref", "psnr_db").note.startswith("test: 3 usable operating point(s), needs 4")
+    # rd.csv: both rows stay, each naming the other
+    summary = pd.DataFrame([{KEY: v, "pipeline": p, "seed": 0, "system_bits_per_item": r, "avg_bits_on_air": r,
+                             "psnr_all_db": q, "msssim_all": 0.9 if q < 30 else 1.0, "fidelity_share": 1.0}
+                            for p, rows in (("ref", ref), ("test", same)) for v, r, q in
+                            ((x["value"], x["system_bits_per_item"], x["psnr_all_db"]) for x in rows)])
+    rd = rd_table(summary, KEY)
+    assert list(rd.columns) == RD_COLUMNS and len(rd) == 10
+    test_rows = rd[rd.pipeline == "test"]
+    assert list(test_rows.merged_with) == ["20", "16", "", "", ""]
+    assert (rd[rd.pipeline == "ref"].merged_with == "").all()

@@ -343,7 +343,8 @@ def calibrate(link: LinkConfig, ctx: RunContext, snr_grid_db=None,
         ctx: run context (device and cache directory; its seed is not used, see module doc).
         snr_grid_db: overrides ``link.calibration.snr_grid_db``; in the unit of
             ``link.snr_type`` (dB). ``None`` in both: :func:`default_grid_esn0`.
-        progress: called with a :class:`CalibrationProgress` after each measured point.
+        progress: called with a :class:`CalibrationProgress` after each measured point
+            (default: reported to ``ctx``'s progress callback, :meth:`RunContext.report`).
         force: remeasure even if a valid cached table exists.
 
     Returns:
@@ -355,6 +356,10 @@ def calibrate(link: LinkConfig, ctx: RunContext, snr_grid_db=None,
     """
     key = calibration_key(link, snr_grid_db)
     path = table_path(ctx, key)
+    if progress is None and ctx.on_step is not None:
+        def progress(p: CalibrationProgress) -> None:
+            ctx.report("calibration: BLER table", p.index + 1, p.total,
+                       f"Es/N0 {p.esn0_db:.2f} dB: {p.block_errors}/{p.blocks} block errors")
 
     reason = "forced" if force else "no cached table"
 

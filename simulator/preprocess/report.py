@@ -18,8 +18,10 @@ def _mean(values: np.ndarray, sel: np.ndarray) -> float:
     return float(np.asarray(values)[sel].mean()) if sel.any() else float("nan")
 
 
-def preprocess_report(items: ItemSet, pre: Preprocessor) -> tuple[dict[str, pd.DataFrame], Figure]:
-    """Tables and a figure describing ``pre`` on ``items``.
+def preprocess_report(items: ItemSet, pre: Preprocessor, title: str | None = None
+                      ) -> tuple[dict[str, pd.DataFrame], Figure]:
+    """Tables and a figure describing ``pre`` on ``items``; ``title`` (the scenario name)
+    heads the figure beside the dataset, item count, clusters and cut.
 
     Returns ``(tables, fig)``:
 
@@ -39,7 +41,8 @@ def preprocess_report(items: ItemSet, pre: Preprocessor) -> tuple[dict[str, pd.D
       (predicted), kind, label.
     * ``training``: per-epoch losses (empty when the model came from an old cache).
 
-    The figure shows the distribution of the routing confidence by true kind, with the cut.
+    The figure shows the distribution of the routing confidence by true kind (item counts in
+    the legend), with the cut.
     """
     a = pre.assign(items.images)
     pred = pre.split(a)
@@ -98,18 +101,25 @@ def preprocess_report(items: ItemSet, pre: Preprocessor) -> tuple[dict[str, pd.D
                                "memorizable": pred, "kind": kinds.astype(str), "label": items.labels})
     training = pd.DataFrame(pre.history)
 
-    fig = Figure(figsize=(6.4, 4.0))
+    fig = Figure(figsize=(6.8, 4.6))
     ax = fig.add_subplot(1, 1, 1)
     # one band of width 1/L per cluster, four bins per band
     bins = np.linspace(0.0, 1.0, 4 * pre.num_clusters + 1)
     for kind in present_kinds:
         sel = kinds == kind
         if sel.any():
-            ax.hist(a.confidence[sel], bins=bins, alpha=0.55, density=True, label=f"{kind} ({int(sel.sum())})")
-    ax.axvline(pre.cut, color="k", linestyle="--", linewidth=1, label=f"cut {pre.cut:.3f}")
-    ax.set_xlabel(f"confidence ({pre.score_name}, clusters first)")
-    ax.set_ylabel("density")
-    ax.set_title("Pre-processor confidence by true kind")
-    ax.legend(loc="upper left", fontsize=8)
-    fig.tight_layout()
+            ax.hist(a.confidence[sel], bins=bins, alpha=0.55, density=True, label=f"{kind} ({int(sel.sum())} items)")
+    ax.axvline(pre.cut, color="k", linestyle="--", linewidth=1,
+               label=f"cut at {pre.cut:.3f} ({pre.cut_rule}): below it to X_m")
+    ax.set_xlim(0.0, 1.0)
+    ax.set_xlabel(f"confidence (0..1; {pre.score_name}, clusters ranked first)")
+    ax.set_ylabel("density (per unit of confidence)")
+    dataset = str(items.name).split(":")[0] if items.name else ""
+    parts = [p for p in (title, ", ".join(x for x in (dataset, f"{len(items)} items") if x),
+                         f"L = {pre.num_clusters} clusters", f"{float(pred.mean()):.0%} of items to X_m") if p]
+    ax.set_title(" · ".join(parts) + "\nPre-processor confidence by true kind", fontsize=9)
+    ax.legend(loc="best", fontsize=8)
+    fig.text(0.01, 0.01, "histograms normalised per kind (area 1); one band of 1/L per cluster, four bins a band",
+             fontsize=7.5, color="0.3", ha="left", va="bottom")
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
     return {"quality": quality, "clusters": clusters, "items": item_table, "training": training}, fig

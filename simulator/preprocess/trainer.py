@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from ..context import RunContext
+from ..progress import StepMeter
 from .augment import augment, policy_for, to_float
 from .bank import MemoryBank
 from .config import ResolvedPreprocess
@@ -164,6 +165,7 @@ def _train(images: np.ndarray, r: ResolvedPreprocess, ctx: RunContext, epoch_cal
             bank.enqueue(run(key_enc, views(fill[start:start + EMBED_BATCH])[1]))
 
     history: list[dict] = []
+    meter = StepMeter(ctx, "learning: pre-processor", r.epochs * steps_per_epoch)
     mu = present = None
     seen = 0
     t0 = time.perf_counter()
@@ -214,6 +216,10 @@ def _train(images: np.ndarray, r: ResolvedPreprocess, ctx: RunContext, epoch_cal
             if clustering:
                 mu, present = _retag(bank, r.clusters)
             seen += len(idx)
+            done = epoch * steps_per_epoch + step + 1
+            if meter.due(done):  # the loss only when shown: .item() syncs a GPU
+                meter(done, f"epoch {epoch + 1}/{r.epochs}, loss {loss.item():.4f}"
+                            f"{' (clustering)' if clustering else ''}")
             for name, val in (("loss", loss), ("L_I", l_i), ("L_D", l_d), ("L_M", l_m)):
                 # summed in float64 on the device: the same sums as Python floats, without a
                 # host sync per step (which stalls a GPU)

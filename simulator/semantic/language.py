@@ -35,6 +35,7 @@ import torch
 from ..context import RunContext
 from .. import model_cache
 from ..errors import InputError
+from ..progress import StepMeter
 from ..metrics import psnr_from_mse
 from .codec import SemanticCodec, count_flops, param_count
 from .config import SemanticConfig
@@ -438,6 +439,7 @@ def _train(codec: SemanticCodec, images: np.ndarray, clusters: np.ndarray, cfg: 
     epochs = cfg.epochs_for(n)
     total = epochs * steps_per_epoch
     lams = torch.tensor(codec.lambdas, dtype=torch.float32, device=device)
+    meter = StepMeter(ctx, f"learning: {tag} language", total)
     rung_rng = ctx.torch_generator("semantic.rung", device=device)
     scale = 255.0 ** 2
     history = []
@@ -467,6 +469,7 @@ def _train(codec: SemanticCodec, images: np.ndarray, clusters: np.ndarray, cfg: 
             opt.step()
             step += 1
             sums += np.array([loss.item(), bits.item(), sse.item()]) * len(idx)
+            meter(step, f"epoch {epoch + 1}/{epochs}, loss {loss.item():.4g}, {item_bits.mean().item():.0f} bits/item")
         m = sums / n
         if not np.isfinite(m).all():
             raise InputError(f"training diverged at epoch {epoch + 1} (loss {m[0]}); lower semantic.lr or set "

@@ -6,13 +6,14 @@ Names are checked against :data:`~simulator.registry.DATASETS` and
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field
 
 from ..registry import MEMORIZABLE_KINDS
 from ..section import Section
 from . import check_dataset_spec
+from .base import MAX_PIXELS
 
 
 class MemorizableConfig(Section):
@@ -29,6 +30,8 @@ class SourceConfig(Section):
     dataset: Annotated[str, AfterValidator(check_dataset_spec)] = "digits"
     classes: int | None = Field(default=None, ge=1)
     max_items: int | None = Field(default=None, ge=1)
+    convert: Literal["none", "grey", "rgb"] = "none"
+    max_pixels: int = Field(default=MAX_PIXELS, ge=1)
     memorizable: MemorizableConfig = Field(default_factory=MemorizableConfig)
 
 

@@ -1,0 +1,264 @@
+"""Faults and long work: damaged result tables, unreachable or failing Ray clusters, huge
+sweeps, the console table at 80 columns, progress of training, and `semsim preprocess`'s
+terminal output. Every expected failure is one line, exit 2, and nothing half-written."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from rich.console import Console
+
+from simulator.cli import TABLE_WIDTH, main, summary_table
+from simulator.context import RunContext
+from simulator.errors import InputError
+
+SMALL = """
+name = "small"
+seed = 3
+device = "cpu"
+pipelines = ["classical"]
+[source]
+dataset = "digits"
+max_items = 30
+memorizable = { kind = "noise", fraction = 0.2 }
+[link]
+mode = "fixed-bler"
+bler = 0.2
+code = { k = 256, n = 512 }
+header_bits = 16
+"""
+
+
+def _one_error_line(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory) -> Path:
+    """A finished run directory of the small scenario."""
+    root = tmp_path_factory.mktemp("run")
+    path = root / "s.toml"
+    path.write_text(SMALL)
+    assert main(["run", str(path), "--out", str(root / "a"), "--cache-dir", str(root / "c"), "-q"]) == 0
+    return root / "a"
+
+
+def _copy_run(src: Path, dst: Path) -> Path:
+    import shutil
+
+    shutil.copytree(src, dst)
+    return dst
+
+
+@pytest.mark.parametrize("damage,needle", [
+    (lambda t: t[: len(t) // 2], "is cut off: the file is truncated"),
+    (lambda t: t.replace(",pipeline,", ",pipe line,", 1), "lacks the column(s) pipeline"),
+    (lambda t: t.split("\n", 1)[0] + "\n", "has a header but no rows"),
+    (lambda t: "", "the file is empty"),
+    (lambda t: "\n".join(t.splitlines()[:1] + [",".join(t.splitlines()[1].split(",")[:5])]) + "\n",
+     "line 2 has 5 fields where the header has"),
+])
+def test_report_on_a_damaged_summary_is_one_line(finished_run, tmp_path, capsys, damage, needle):
+    run = _copy_run(finished_run, tmp_path / "r")
+    text = (run / "summary.csv").read_text()
+    (run / "summary.csv").write_text(damage(text))
+    before = {p.name: p.read_bytes() for p in run.glob("*.png")}
+    assert main(["report", str(run)]) == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert line.startswith(f"error: {run / 'summary.csv'}: ") and needle in line
+    assert {p.name: p.read_bytes() for p in run.glob("*.png")} == before  # nothing redrawn
+
+
+def test_report_on_a_truncated_items_table_and_meta(finished_run, tmp_path, capsys):
+    run = _copy_run(finished_run, tmp_path / "r")
+    items = (run / "items.csv").read_text()
+    (run / "items.csv").write_text(items[: len(items) - 7])
+    assert main(["report", str(run)]) == 2
+    assert "items.csv: the last line" in _one_error_line(capsys.readouterr().err)
+    (run / "items.csv").write_text(items)
+    meta = (run / "meta.json").read_text()
+    (run / "meta.json").write_text(meta[:100])
+    assert main(["report", str(run)]) == 2
+    assert "meta.json: not valid JSON" in _one_error_line(capsys.readouterr().err)
+    (run / "meta.json").write_text(meta)
+    summary = pd.read_csv(finished_run / "summary.csv")
+    summary = pd.concat([summary, summary.assign(point=1)], ignore_index=True)
+    summary["avg_bits_on_air"] = summary["avg_bits_on_air"].astype(object)
+    summary.loc[0, "avg_bits_on_air"] = "12 bits"
+    summary.to_csv(run / "summary.csv", index=False)
+    assert main(["report", str(run)]) == 2
+    assert _one_error_line(capsys.readouterr().err) == (
+        f"error: {run / 'summary.csv'}: line 2, column avg_bits_on_air: '12 bits' is not a number like the rest "
+        "of the column: the file is damaged or was edited")
+    (run / "summary.csv").write_bytes((finished_run / "summary.csv").read_bytes())
+    assert main(["report", str(run)]) == 0
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_ray_address_where_nothing_listens_fails_fast(tmp_path, capsys):
+    pytest.importorskip("ray")
+    path = tmp_path / "s.toml"
+    path.write_text(SMALL)
+    out = tmp_path / "o"
+    port = _closed_port()
+    t0 = time.perf_counter()
+    rc = main(["run", str(path), "--out", str(out), "--cache-dir", str(tmp_path / "c"), "-q",
+               "--executor", "ray", "--address", f"127.0.0.1:{port}"])
+    assert rc == 2 and time.perf_counter() - t0 < 30
+    line = _one_error_line(capsys.readouterr().err)
+    assert line.startswith(f"error: --address: no Ray cluster answers at 127.0.0.1:{port} (connection refused)")
+    assert not out.exists() and not Path(str(out) + ".partial").exists()  # nothing written
+
+
+def _dies_on_point_1(index, point, scenario_data, ctx):
+    """A Ray task that loses its worker process on sweep point 1 (as a killed node would)."""
+    from simulator import runner
+
+    if index == 1:
+        os._exit(1)
+    return runner._point_task(index, point, scenario_data, ctx)  # the worker's own module: the real task
+
+
+def test_a_lost_ray_worker_keeps_finished_points_and_says_how_to_resume(tmp_path, capsys, monkeypatch):
+    ray = pytest.importorskip("ray")
+    from ray import cloudpickle  # Ray pickles tasks with its own copy
+
+    from simulator import runner
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    path = tmp_path / "s.toml"
+    path.write_text(SMALL + '[sweep]\nseed = [1, 2, 3]\n')
+    out = tmp_path / "o"
+    real = runner._point_task
+    monkeypatch.setattr(runner, "_point_task", _dies_on_point_1)
+    try:
+        rc = main(["run", str(path), "--out", str(out), "--cache-dir", str(tmp_path / "c"), "-q", "--executor", "ray"])
+    finally:
+        cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
+    assert rc == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert "1 sweep point(s) were lost with their Ray worker or node" in line and "point(s) 1)" in line
+    assert f"2 of 3 points are finished and kept in {out}.partial; run the same command again" in line
+    done = sorted(p.name for p in Path(str(out) + ".partial").glob("points/*.summary.csv"))
+    assert len(done) == 2 and not out.exists()
+    assert not ray.is_initialized()
+    monkeypatch.setattr(runner, "_point_task", real)
+    # the same command resumes: the lost point runs, the finished ones are reused
+    assert main(["run", str(path), "--out", str(out), "--cache-dir", str(tmp_path / "c"), "-q"]) == 0
+    assert len(pd.read_csv(out / "summary.csv")) == 3
+
+
+def test_validate_counts_a_huge_sweep_without_expanding_it(tmp_path, capsys):
+    values = ", ".join(str(v) for v in range(100))
+    base = SMALL + f'[sweep]\nseed = [{values}]\n"traffic.rate" = [{", ".join(f"{v + 1}.0" for v in range(100))}]\n'
+    path = tmp_path / "s.toml"
+    path.write_text(base + f'"link.bler" = [{", ".join(f"0.{v:02d}" for v in range(50))}]\n')
+    t0 = time.perf_counter()
+    assert main(["validate", str(path)]) == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert "the sweep has 500,000 points (100 (seed) x 100 (traffic.rate) x 50 (link.bler)); at most 100,000" in line
+    path.write_text(base + '"link.bler" = [0.1, 0.2, 0.3, 0.4, 0.5]\n')
+    assert main(["validate", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "50,000 sweep point(s) (each value checked" in out
+    assert time.perf_counter() - t0 < 20
+    # a bad value anywhere in the sweep is still found without expanding it
+    path.write_text(base + '"link.bler" = [0.1, 0.2, 1.5, 0.4, 0.5]\n')
+    assert main(["validate", str(path)]) == 2
+    assert "sweep point {'link.bler': 1.5}" in _one_error_line(capsys.readouterr().err)
+
+
+def test_validate_opens_the_data(tmp_path, capsys):
+    path = tmp_path / "s.toml"
+    path.write_text(SMALL.replace('dataset = "digits"', f'dataset = "imagefolder:{tmp_path / "nowhere"}"'))
+    assert main(["validate", str(path)]) == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert "nowhere" in line and "not found" in line
+    path.write_text(SMALL.replace("max_items = 30", "max_items = 1e9"))
+    assert main(["validate", str(path)]) == 2
+    assert "max_items" in _one_error_line(capsys.readouterr().err)
+    path.write_text(SMALL)
+    assert main(["validate", str(path)]) == 0
+    assert "digits: 1797 items" in capsys.readouterr().out
+
+
+def _summary(points: int, pipelines=("classical", "vanilla-semantic", "vanilla-fallback", "contrastive",
+                                     "contrastive-oracle"), keys=("link.snr_db", "seed")) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    rows = []
+    for p in range(points):
+        for name in pipelines:
+            rows.append({"point": p, "seed": p % 3, "link.snr_db": 1.5 * (p // 3), "pipeline": name,
+                         "avg_representation_bits": rng.uniform(50, 5000), "system_bits_per_item": rng.uniform(50, 5e4),
+                         "avg_bits_on_air": rng.uniform(100, 1e5), "transmissions_per_packet": rng.uniform(1, 4),
+                         "avg_delivery_time_s": rng.uniform(1e-4, 10), "avg_psnr_semantic_db": rng.uniform(10, 40),
+                         "fidelity_share": rng.uniform(0, 1), "semantic_impact": rng.uniform(0, 1e5)})
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize("points", [1, 6, 24, 60])
+def test_console_table_fits_80_columns_and_cuts_nothing(points):
+    summary = _summary(points)
+    console = Console(width=TABLE_WIDTH, record=True, file=open(os.devnull, "w"))
+    console.print(summary_table(summary, "a-long-scenario-name: 6 point(s), device cpu", ["link.snr_db", "seed"]))
+    text = console.export_text()
+    assert max(len(line) for line in text.splitlines()) <= TABLE_WIDTH
+    assert "…" not in text
+    body = [line for line in text.splitlines() if any(p in line for p in ("classical", "contrastive", "vanilla"))]
+    if points * 5 <= 60:  # one row per sweep point and pipeline, the swept keys that vary shown
+        assert len(body) == points * 5 and "mean over" not in text
+        assert ("snr_db" in text and "seed" in text) == (points > 1)
+    elif summary["link.snr_db"].nunique() * 5 <= 60:  # averaged over seeds, and said so
+        assert len(body) == 5 * summary["link.snr_db"].nunique() and "seed" not in text.splitlines()[2]
+        assert "mean over the 3 seeds of each point" in text
+    else:  # averaged over every point, and said so
+        assert len(body) == 5 and "mean over all 60 sweep points per pipeline" in text
+
+
+def test_training_reports_steps_loss_and_finishes(tmp_path):
+    from simulator.semantic import SemanticConfig, fit_language
+    from simulator.sources import load_dataset
+
+    reports = []
+    ctx = RunContext(seed=0, device="cpu", cache_dir=tmp_path, progress=True, num_threads=1,
+                     on_step=lambda *r: reports.append(r))
+    images = load_dataset("digits").images[:64]
+    fit_language(images, np.zeros(64, np.int64), 1, SemanticConfig(epochs=3), ctx, tag="probe")
+    steps = [r for r in reports if r[0] == "learning: probe language"]
+    assert steps[0][1] == 0 and steps[-1][1] == steps[-1][2] > 0
+    assert [r[1] for r in steps] == sorted(r[1] for r in steps)
+    assert "epoch 3/3, loss " in steps[-1][3]
+
+
+def test_python_api_progress_options(tmp_path, capsys):
+    import simulator
+
+    sc = simulator.parse_scenario({"name": "api", "pipelines": ["classical"], "source": {"max_items": 20},
+                                   "link": {"mode": "fixed-bler", "bler": 0.1, "code": {"k": 256, "n": 512},
+                                            "header_bits": 16}})
+    seen = []
+    quiet = simulator.run(sc, cache_dir=tmp_path, progress=False)
+    assert capsys.readouterr().err == ""
+    three = simulator.run(sc, cache_dir=tmp_path, progress=lambda step, done, total: seen.append((step, done, total)))
+    assert seen and seen[-1] == ("classical", seen[-1][2], seen[-1][2])
+    assert three.summary.equals(quiet.summary)
+    simulator.run(sc, cache_dir=tmp_path, progress=True)
+    assert "sweep points" in capsys.readouterr().err
+    with pytest.raises(InputError, match="max_items"):
+        simulator.run(simulator.parse_scenario({"name": "api", "source": {"max_items": 10 ** 9}}), cache_dir=tmp_path,
+                      progress=False)
