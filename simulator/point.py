@@ -235,16 +235,25 @@ def run_pipeline(name: str, items: ItemSet, models: Models, scenario: Scenario, 
                         predicted, equiv_packets, coder, quality, missed, lossless_bits)
 
 
-def classical_streams(items: ItemSet, scenario: Scenario) -> dict[str, ClassicalStreams]:
+def _coding_progress(progress: Progress | None, coder: str):
+    if progress is None:
+        return None
+    return lambda done, total: progress(f"teacher: {coder} coding", done, total)
+
+
+def classical_streams(items: ItemSet, scenario: Scenario, progress: Progress | None = None
+                      ) -> dict[str, ClassicalStreams]:
     """Every item coded once per classical coder role the scenario's pipelines use:
-    ``"pipeline"`` (``classical.coder``) and ``"memorizable"`` (``classical.memorizable_coder``)."""
+    ``"pipeline"`` (``classical.coder``) and ``"memorizable"`` (``classical.memorizable_coder``).
+    ``progress(step, done, total)`` follows the items of each coder."""
     cl = scenario.classical
     names = {"pipeline": cl.coder, "memorizable": cl.memorizable_coder}
     roles = {PIPELINES.get(p).classical_coder for p in scenario.pipelines}
     by_coder: dict[str, ClassicalStreams] = {}
     for role in sorted(roles):
         if names[role] not in by_coder:
-            by_coder[names[role]] = encode_classical(items.images, names[role], cl.quality, scenario.fidelity.psnr_db)
+            by_coder[names[role]] = encode_classical(items.images, names[role], cl.quality, scenario.fidelity.psnr_db,
+                                                     on_item=_coding_progress(progress, names[role]))
     return {role: by_coder[names[role]] for role in roles}
 
 
@@ -265,9 +274,10 @@ def run_point(items: ItemSet, scenario: Scenario, ctx: RunContext,
         arrival_s = np.zeros(len(items))
     else:
         arrival_s = poisson_arrivals(len(items), scenario.traffic.rate, ctx.rng("arrivals"))
-    classical = classical_streams(items, scenario)
+    classical = classical_streams(items, scenario, progress)
     known = {s.coder: s for s in classical.values()}
-    lossless = known.get(EQUIVALENT_CODER) or encode_classical(items.images, EQUIVALENT_CODER)
+    lossless = known.get(EQUIVALENT_CODER) or encode_classical(
+        items.images, EQUIVALENT_CODER, on_item=_coding_progress(progress, EQUIVALENT_CODER))
     equiv = equivalent_classical_packets(lossless.bits, scenario.link.payload_bits)
     lossless_bits = np.array([len(b) for b in lossless.bits], dtype=np.int64)
     tables = [run_pipeline(name, items, models, scenario, ctx, arrival_s, equiv, classical, lossless_bits, progress)

@@ -9,6 +9,7 @@ ground truth.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -70,28 +71,39 @@ class ClassicalStreams:
 
 
 def encode_classical(images: np.ndarray, coder: str, quality: str | int = "target",
-                     psnr_db: float | None = None) -> ClassicalStreams:
+                     psnr_db: float | None = None, *, on_item: Callable[[int, int], None] | None = None
+                     ) -> ClassicalStreams:
     """Code each ``(H, W, C)`` uint8 image of ``images`` ``(N, H, W, C)`` with ``coder``.
 
     A lossless coder ignores ``quality``. A lossy one codes at the integer ``quality``, or
     with ``quality = "target"`` at the shortest stream whose decode meets ``psnr_db`` (dB)
-    (:func:`~simulator.classical.quality.encode_to_target`).
+    (:func:`~simulator.classical.quality.encode_to_target`). ``on_item(done, n)`` is told
+    after each item (progress).
     """
     n = len(images)
     spec = CODERS.get(coder)
     q = np.full(n, np.nan)
     met = np.ones(n, dtype=bool)
+
+    def each(fn):
+        out = []
+        for img in images:
+            out.append(fn(img))
+            if on_item is not None:
+                on_item(len(out), n)
+        return out
+
     if spec.lossless:
-        streams = [source_coding.encode(img, coder) for img in images]
+        streams = each(lambda img: source_coding.encode(img, coder))
     elif quality == "target":
         if psnr_db is None:
             raise ValueError("a quality target needs psnr_db")
-        results = [encode_to_target(coder, img, psnr_db) for img in images]
+        results = each(lambda img: encode_to_target(coder, img, psnr_db))
         streams = [r.stream for r in results]
         q[:] = [r.quality for r in results]
         met[:] = [r.met for r in results]
     else:
-        results = [encode_at_quality(coder, img, int(quality)) for img in images]
+        results = each(lambda img: encode_at_quality(coder, img, int(quality)))
         streams = [r.stream for r in results]
         q[:] = int(quality)
         if psnr_db is not None:

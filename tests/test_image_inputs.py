@@ -373,3 +373,19 @@ def _write_cifar(root: Path) -> None:
                          b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8)}, fh)
     with open(root / "batches.meta", "wb") as fh:
         pickle.dump({b"label_names": [f"c{i}".encode() for i in range(10)]}, fh)
+
+
+def test_a_folder_too_large_for_memory_is_refused_before_it_is_loaded(tmp_path, monkeypatch):
+    from simulator.sources import imagefolder
+
+    root = tmp_path / "big"
+    folder(root, {f"a/{i}.png": grey8() for i in range(4)})
+    monkeypatch.setattr(imagefolder, "available_memory", lambda: 8 * 4 * 64 - 1)  # 4 items of 8x8 need 256 B
+    for fn in (load_dataset, inspect_dataset):
+        with pytest.raises(InputError) as err:
+            fn(f"imagefolder:{root}")
+        assert str(err.value) == (f"imagefolder:{root}: 4 images of 8x8x1 need 256 B as 8-bit items, more than 1/8 "
+                                  "of the 2.0 KiB of memory available (training and coding hold float copies); use "
+                                  "fewer or smaller images")
+    monkeypatch.setattr(imagefolder, "available_memory", lambda: 8 * 4 * 64)
+    assert load_dataset(f"imagefolder:{root}").images.shape == (4, 8, 8, 1)

@@ -14,6 +14,7 @@ How an image becomes items (docs/scenarios.md, "How images are read"):
 
 from __future__ import annotations
 
+import os
 import re
 import warnings
 from dataclasses import dataclass
@@ -240,7 +241,49 @@ def inspect_imagefolder(directory: str | Path, convert: str = "none", max_pixels
     """What :func:`load_imagefolder` would load, from the headers only (see :func:`scan`). A
     file whose header is fine but whose data is truncated or corrupt, and a 32-bit integer
     image with values above 65535, are only found by loading."""
-    return scan(directory, convert, max_pixels).info()
+    info = scan(directory, convert, max_pixels).info()
+    _check_memory(Path(directory), info.items, info.shape)
+    return info
+
+
+#: The items (8-bit) may take at most this share of the memory available when they are
+#: loaded: training and coding hold several float copies of them.
+MEMORY_SHARE = 1 / 8
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to new allocations (``MemAvailable`` of /proc/meminfo, else
+    free physical pages); ``None`` where neither is known."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"  # pragma: no cover - the loop returns
+
+
+def _check_memory(root: Path, n: int, shape: tuple[int, ...]) -> None:
+    """Refuse, before anything is allocated, a folder whose items would not fit in memory."""
+    need = n * int(np.prod(shape))
+    have = available_memory()
+    if have is not None and need > MEMORY_SHARE * have:
+        h, w, c = shape
+        raise InputError(f"{n} images of {w}x{h}x{c} need {_size(need)} as 8-bit items, more than 1/8 of the "
+                         f"{_size(have)} of memory available (training and coding hold float copies); use "
+                         "fewer or smaller images", where=f"imagefolder:{root}")
 
 
 def load_imagefolder(directory: str | Path, convert: str = "none", max_pixels: int = MAX_PIXELS) -> ItemSet:
@@ -269,6 +312,7 @@ def load_imagefolder(directory: str | Path, convert: str = "none", max_pixels: i
             pixels = composite_over_black(pixels)
         pixels = to_channels(pixels, convert)
         if images is None:
+            _check_memory(root, len(files), pixels.shape)
             images = np.empty((len(files), *pixels.shape), dtype=np.uint8)
         images[i] = pixels
         layouts.append(layout)
