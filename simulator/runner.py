@@ -27,6 +27,7 @@ from . import __version__
 from .context import RunContext
 from .errors import InputError, LostWorkError, SemsimError
 from .point import run_point
+from .paired import paired_table
 from .plots import all_plots
 from .progress import Progress
 from .results import RunDirectory
@@ -313,6 +314,7 @@ def finish(rundir: RunDirectory, scenario: Scenario, ctx: RunContext, n_points: 
     items, summary = assemble(loaded)
     rundir.write_table("items.csv", items)
     rundir.write_table("summary.csv", summary)
+    rundir.write_table("paired.csv", paired_table(items, list(scenario.sweep), scenario.seed))
     for name, fig in all_plots(items, summary, list(scenario.sweep), title=scenario.name, scenario=scenario).items():
         rundir.write_figure(f"{name}.png", fig)
     rundir.write_json("meta.json", meta_record(scenario, ctx, [x[2] for x in loaded], rundir.resumed, wall_s))

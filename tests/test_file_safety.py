@@ -241,7 +241,8 @@ def test_a_run_written_before_manifests_is_recognised(tmp_path):
     path = scenario(tmp_path, SMALL.format(items=20))
     out = tmp_path / "o"
     assert run(tmp_path, path, out) == 0
-    (out / MANIFEST).unlink()  # what older versions of semsim left
+    (out / MANIFEST).unlink()  # what older versions of semsim left (they wrote no paired.csv either)
+    (out / "paired.csv").unlink()
     assert main(["report", str(out), "-q"]) == 0
     assert json.loads((out / MANIFEST).read_text())["kind"] == "run"
     (out / MANIFEST).unlink()
