@@ -21,10 +21,10 @@ import time
 import numpy as np
 import simpy
 
-from simulator.classical.modes import build_phy
+from simulator.link.modes import build_phy
 from simulator.context import RunContext
-from simulator.network.arq import run_arq
-from simulator.network.des import poisson_arrivals, simulate
+from simulator.link.arq import run_arq
+from simulator.link.des import poisson_arrivals, simulate
 from simulator.scenario import LinkConfig
 
 

@@ -29,9 +29,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from simulator.classical.calibration import clopper_pearson  # noqa: E402
-from simulator.classical.link import noise_variance, torch_device  # noqa: E402
-from simulator.classical.modes import build_phy  # noqa: E402
+from simulator.link.calibration import clopper_pearson  # noqa: E402
+from simulator.link.phy_base import noise_variance, torch_device  # noqa: E402
+from simulator.link.modes import build_phy  # noqa: E402
 from simulator.context import RunContext  # noqa: E402
 from simulator.scenario import LinkConfig  # noqa: E402
 

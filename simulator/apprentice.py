@@ -2,7 +2,7 @@
 
 It knows only what arrives: for each item the link hands over its packets and whether each
 one was received intact (ARQ gave up on the others). From the packet headers
-(:mod:`simulator.classical.packets`) it reads the route and the stream length, then decodes
+(:mod:`simulator.link.packets`) it reads the route and the stream length, then decodes
 the stream with the classical coder or the language. An item with a lost packet, or whose
 stream does not decode, is not delivered. Scoring (PSNR, fidelity, impact) is the ledger's.
 """
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .classical import source_coding
-from .classical.packets import ROUTE_SEMANTIC, bits_to_bytes, reassemble
+from .link.packets import ROUTE_SEMANTIC, bits_to_bytes, reassemble
 
 
 @dataclass

@@ -203,13 +203,13 @@ def cmd_report(args, out: Console, err: Console) -> int:
 
 
 def cmd_calibrate(args, out: Console, err: Console) -> int:
-    from .classical.calibration import calibrate
+    from .link.calibration import calibrate
 
     scenario = _load(args)
     ctx = _context(scenario, args)
     grid = None
     if args.snr_grid:
-        from .classical.config import check_snr_grid
+        from .link.config import check_snr_grid
 
         try:
             grid = check_snr_grid(args.snr_grid.split(","))

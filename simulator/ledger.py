@@ -15,7 +15,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from .classical.link import esn0_to_ebn0
+from .link.phy_base import esn0_to_ebn0
 from .metrics import (impact_at_threshold, language_complexity_per_item, ms_ssim, psnr_from_mse,
                       semantic_impact)
 
@@ -160,7 +160,7 @@ def summarize(items: pd.DataFrame, complexity_nats: float, model_bits: dict[str,
         complexity_nats: content complexity H of the items (nats per item).
         model_bits: pipeline -> coded size of its language's receiver parameters (bits;
             absent: no language).
-        link: the :class:`~simulator.classical.config.LinkConfig` (for the packet headers of
+        link: the :class:`~simulator.link.config.LinkConfig` (for the packet headers of
             ``system_bits_per_item`` and the unit columns: SNR in both conventions, code rate,
             bits per symbol, channel uses per pixel).
         pixels_per_item: H * W of an item (source pixels).

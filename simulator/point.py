@@ -17,13 +17,13 @@ import numpy as np
 import pandas as pd
 
 from .apprentice import reconstruct
-from .classical.packets import ROUTE_CLASSICAL, ROUTE_SEMANTIC, packetize, packets_needed
-from .classical.modes import build_phy
+from .link.packets import ROUTE_CLASSICAL, ROUTE_SEMANTIC, packetize, packets_needed
+from .link.modes import build_phy
 from .context import RunContext
 from .ledger import item_records, score, summarize
 from .metrics import content_complexity
-from .network.arq import run_arq
-from .network.des import poisson_arrivals, simulate
+from .link.arq import run_arq
+from .link.des import poisson_arrivals, simulate
 from .pipelines.spec import PipelineSpec, PointView
 from .progress import Progress, adapt
 from .registry import PIPELINES

@@ -27,8 +27,8 @@ T = TypeVar("T")
 # so that a registry is complete whenever it is read).
 _BUILTIN_MODULES = {
     "pipeline": "simulator.pipelines",
-    "link mode": "simulator.classical.modes",
-    "channel": "simulator.classical.channels",
+    "link mode": "simulator.link.modes",
+    "channel": "simulator.link.channels",
     "dataset": "simulator.sources",
     "classical coder": ("simulator.classical.source_coding", "simulator.classical.codecs"),
     "memorizable kind": "simulator.sources.mixture",

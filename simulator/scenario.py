@@ -4,7 +4,7 @@ A scenario is a TOML file (design.md section 6). Every key has a default documen
 docs/scenarios.md; unknown keys, wrong types and impossible values raise
 :class:`~simulator.errors.InputError` with the file, the dotted key and what is allowed.
 Each section's schema lives with the module that owns it (``sources/config.py``,
-``classical/config.py``, ``preprocess/config.py``, ``semantic/config.py``); this module has
+``classical/config.py``, ``link/config.py``, ``preprocess/config.py``, ``semantic/config.py``); this module has
 the root, the small ``[traffic]``, ``[nodes]`` and ``[fidelity]`` sections, the error
 formatting and loading. The sweep table is expanded by :mod:`simulator.sweep`.
 """
@@ -17,8 +17,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, Field, ValidationError, field_validator
 
-from .classical.config import (CODE_RATE_MAX, CODE_RATE_MIN, MODULATIONS, CalibrationConfig, ClassicalConfig,
-                               CodeConfig, LinkConfig, check_snr_grid)
+from .classical.config import ClassicalConfig
+from .link.config import CODE_RATE_MAX, CODE_RATE_MIN, MODULATIONS, CalibrationConfig, CodeConfig, LinkConfig, check_snr_grid
 from .errors import InputError
 from .preprocess.config import PreprocessConfig
 from .registry import PIPELINES

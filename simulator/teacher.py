@@ -14,7 +14,7 @@ from typing import Callable
 import numpy as np
 
 from .classical import source_coding
-from .classical.packets import bytes_to_bits
+from .link.packets import bytes_to_bits
 from .classical.quality import encode_at_quality, encode_to_target
 from .registry import CODERS
 

@@ -8,11 +8,11 @@ import json
 import numpy as np
 import pytest
 
-from simulator.classical import calibration as cal
-from simulator.classical.abstraction import AbstractionPhy
-from simulator.classical.calibration import (BlerPoint, BlerTable, CalibrationKey, calibrate, calibration_key,
+from simulator.link import calibration as cal
+from simulator.link.abstraction import AbstractionPhy
+from simulator.link.calibration import (BlerPoint, BlerTable, CalibrationKey, calibrate, calibration_key,
                                              clopper_pearson, table_path)
-from simulator.classical.modes import build_phy
+from simulator.link.modes import build_phy
 from simulator.context import RunContext
 from simulator.errors import InputError
 from simulator.scenario import LinkConfig, parse_scenario

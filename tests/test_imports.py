@@ -43,8 +43,8 @@ def import_graph() -> dict[str, set[str]]:
 
 def test_no_import_cycles():
     graph = import_graph()
-    assert "simulator.classical.phy" in graph and graph["simulator.classical.modes"] >= {
-        "simulator.classical.phy", "simulator.classical.abstraction", "simulator.classical.fixed_bler"}
+    assert "simulator.link.phy" in graph and graph["simulator.link.modes"] >= {
+        "simulator.link.phy", "simulator.link.abstraction", "simulator.link.fixed_bler"}
     state: dict[str, int] = {}
     stack: list[str] = []
 

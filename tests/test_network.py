@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from simulator.classical.modes import build_phy
-from simulator.network.arq import expected_transmissions, run_arq
-from simulator.network.des import poisson_arrivals, simulate
+from simulator.link.modes import build_phy
+from simulator.link.arq import expected_transmissions, run_arq
+from simulator.link.des import poisson_arrivals, simulate
 from simulator.scenario import LinkConfig
 
 

@@ -11,11 +11,11 @@ import pytest
 import torch
 from scipy.stats import norm
 
-from simulator.classical.calibration import clopper_pearson
-from simulator.classical.fixed_bler import FixedBlerPhy
-from simulator.classical.link import ebn0_to_esn0, esn0_to_ebn0
-from simulator.classical.modes import build_phy
-from simulator.classical.phy import UncodedModem
+from simulator.link.calibration import clopper_pearson
+from simulator.link.fixed_bler import FixedBlerPhy
+from simulator.link.phy_base import ebn0_to_esn0, esn0_to_ebn0
+from simulator.link.modes import build_phy
+from simulator.link.phy import UncodedModem
 from simulator.context import RunContext
 from simulator.errors import InputError
 from simulator.scenario import LinkConfig, parse_scenario
@@ -206,7 +206,7 @@ def test_early_stop_decoder_agrees_with_sionna_bp():
     from sionna.phy.fec.ldpc import LDPC5GDecoder, LDPC5GEncoder
     from sionna.phy.mapping import Demapper, Mapper
 
-    from simulator.classical.phy import EarlyStopLDPC5GDecoder
+    from simulator.link.phy import EarlyStopLDPC5GDecoder
     gen = torch.Generator().manual_seed(0)
     enc = LDPC5GEncoder(64, 128, num_bits_per_symbol=2)
     ref, ours = LDPC5GDecoder(enc, num_iter=20), EarlyStopLDPC5GDecoder(enc, num_iter=20)
@@ -225,7 +225,7 @@ def test_early_stop_decoder_agrees_with_sionna_bp():
 def test_early_stop_can_be_turned_off(ctx):
     from sionna.phy.fec.ldpc import LDPC5GDecoder
 
-    from simulator.classical.phy import EarlyStopLDPC5GDecoder
+    from simulator.link.phy import EarlyStopLDPC5GDecoder
     on = build_phy(LinkConfig(code={"k": 64, "n": 128}, modulation="qpsk", header_bits=16), ctx)
     off = build_phy(LinkConfig(code={"k": 64, "n": 128}, modulation="qpsk", header_bits=16,
                                decoder_early_stop=False), ctx)

@@ -11,7 +11,7 @@ import pytest
 
 import simulator
 from simulator.classical import source_coding
-from simulator.classical.packets import (ROUTE_CLASSICAL, ROUTE_SEMANTIC, min_header_bits, packetize, packets_needed,
+from simulator.link.packets import (ROUTE_CLASSICAL, ROUTE_SEMANTIC, min_header_bits, packetize, packets_needed,
                                          read_header, reassemble)
 from simulator.context import RunContext
 from simulator.point import learning_phase

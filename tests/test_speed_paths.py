@@ -13,8 +13,8 @@ import torch
 from sionna.phy.fec.ldpc import LDPC5GDecoder, LDPC5GEncoder
 from sionna.phy.mapping import Demapper, Mapper
 
-from simulator.classical.phy import BitTrueLink, EarlyStopLDPC5GDecoder
-from simulator.network.des import simulate
+from simulator.link.phy import BitTrueLink, EarlyStopLDPC5GDecoder
+from simulator.link.des import simulate
 from simulator.scenario import LinkConfig
 
 

@@ -94,7 +94,7 @@ def route_cost(images: np.ndarray, model: CostModel, streams=None) -> np.ndarray
     (:class:`~simulator.teacher.ClassicalStreams`), else they are coded here.
     """
     from ..classical import source_coding
-    from ..classical.packets import bits_to_bytes
+    from ..link.packets import bits_to_bytes
     from ..registry import CODERS
     from ..teacher import encode_classical
 

@@ -1,15 +1,15 @@
 """The link modes, registered in :data:`~simulator.registry.LINK_MODES`, and the factory that
 builds a scenario's PHY from its mode.
 
-- ``bit-true``: :class:`~simulator.classical.phy.BitTruePhy`, every codeword through Sionna's
+- ``bit-true``: :class:`~simulator.link.phy.BitTruePhy`, every codeword through Sionna's
   5G LDPC encoder, QAM mapper, channel, APP demapper and BP decoder.
-- ``abstraction``: :class:`~simulator.classical.abstraction.AbstractionPhy`, block errors
-  drawn from a BLER table measured bit-true (:mod:`simulator.classical.calibration`).
-- ``fixed-bler``: :class:`~simulator.classical.fixed_bler.FixedBlerPhy`, block errors i.i.d.
+- ``abstraction``: :class:`~simulator.link.abstraction.AbstractionPhy`, block errors
+  drawn from a BLER table measured bit-true (:mod:`simulator.link.calibration`).
+- ``fixed-bler``: :class:`~simulator.link.fixed_bler.FixedBlerPhy`, block errors i.i.d.
   with probability ``link.bler`` (no Sionna); the only mode that reads ``link.bler``.
 
 Every PHY has ``k``, ``n``, ``bits_per_symbol`` and ``transmit(bits (B, k) uint8) ->
-(decoded (B, k) uint8, ok (B,) bool)`` (see :class:`~simulator.classical.link.Phy`).
+(decoded (B, k) uint8, ok (B,) bool)`` (see :class:`~simulator.link.phy_base.Phy`).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ corruption of failed blocks.
 SNR conventions: unit-energy constellations (Es = 1), so the complex noise variance is
 ``N0 = 10^(-Es/N0 / 10)``; ``Eb/N0 = Es/N0 - 10 log10(bits_per_symbol * k / n)`` (information
 bits per channel symbol). The 5G code-rate range and the modulations are in
-:mod:`simulator.classical.config`. Errors here are ``ValueError``; naming scenario keys is
+:mod:`simulator.link.config`. Errors here are ``ValueError``; naming scenario keys is
 the scenario layer's job.
 """
 

@@ -1,7 +1,7 @@
 """The ``fixed-bler`` link mode: block errors i.i.d. with probability ``link.bler`` (no Sionna).
 
 For validating everything above the PHY (ARQ, timing, accounting) against closed forms.
-Failed blocks are corrupted by :func:`~simulator.classical.link.corrupt_failed`, so ``ok``
+Failed blocks are corrupted by :func:`~simulator.link.phy_base.corrupt_failed`, so ``ok``
 is exactly ``decoded == bits`` as in the other modes.
 """
 
@@ -11,7 +11,7 @@ import numpy as np
 
 from ..context import RunContext
 from .config import LinkConfig
-from .link import FAILED_BLOCK_FLIP_PROB, check_bits, corrupt_failed
+from .phy_base import FAILED_BLOCK_FLIP_PROB, check_bits, corrupt_failed
 
 
 class FixedBlerPhy:

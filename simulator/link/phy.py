@@ -1,13 +1,13 @@
 """The bit-true link: 5G LDPC + QAM over a registered channel, all in Sionna 2.x (PyTorch).
 
-``LDPC5GEncoder -> Mapper (QAM) -> channel (simulator.classical.channels) -> Demapper("app")
+``LDPC5GEncoder -> Mapper (QAM) -> channel (simulator.link.channels) -> Demapper("app")
 -> LDPC5GDecoder`` (BP, with early stopping by default). :class:`BitTruePhy` is the
-``bit-true`` link mode (simulator.classical.modes); :class:`BitTrueLink` is the chain itself,
+``bit-true`` link mode (simulator.link.modes); :class:`BitTrueLink` is the chain itself,
 also used by the calibration; :class:`UncodedModem` is uncoded QAM for the closed-form checks.
 
 ``phy.transmit(bits)`` sends each row of ``bits`` (``(B, k)`` uint8) once and returns
-``(decoded, ok)`` with ideal error detection (simulator.classical.link.Phy). SNR conventions
-and the shared helpers are in :mod:`simulator.classical.link`.
+``(decoded, ok)`` with ideal error detection (simulator.link.phy_base.Phy). SNR conventions
+and the shared helpers are in :mod:`simulator.link.phy_base`.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from ..context import RunContext
 from ..registry import CHANNELS
 from .channels import build_channel
 from .config import MODULATIONS, LinkConfig
-from .link import check_bits, noise_variance, torch_device
+from .phy_base import check_bits, noise_variance, torch_device
 
 __all__ = ["BitTrueLink", "BitTruePhy", "UncodedModem", "EarlyStopLDPC5GDecoder"]
 

@@ -3,7 +3,7 @@
 :class:`AbstractionPhy` has the interface of the bit-true PHY (``k``, ``n``,
 ``bits_per_symbol``, ``transmit``) but runs no Sionna: each codeword fails independently with
 probability ``table.bler_at(link.esn0_db)`` (interpolated, see
-:meth:`~simulator.classical.calibration.BlerTable.bler_at`). A failed codeword gets each
+:meth:`~simulator.link.calibration.BlerTable.bler_at`). A failed codeword gets each
 information bit flipped with the bit-error fraction measured within failed blocks at that SNR
 (at least one flip), so ``ok`` is exactly ``decoded == bits`` as in the bit-true mode.
 
@@ -18,7 +18,7 @@ import numpy as np
 from ..context import RunContext
 from .calibration import BlerTable, calibrate
 from .config import LinkConfig
-from .link import check_bits, corrupt_failed
+from .phy_base import check_bits, corrupt_failed
 
 __all__ = ["AbstractionPhy"]
 

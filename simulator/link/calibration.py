@@ -1,7 +1,7 @@
 """BLER calibration: the bit-true link measured over an SNR grid, cached on disk.
 
 :func:`calibrate` measures, for each Es/N0 of a grid, blocks through the bit-true Sionna link
-(:class:`~simulator.classical.phy.BitTrueLink`) until ``target_block_errors`` block errors or
+(:class:`~simulator.link.phy.BitTrueLink`) until ``target_block_errors`` block errors or
 ``max_blocks`` blocks, and stops the sweep after the first point whose BLER falls below
 ``min_bler`` (higher SNRs would cost ``max_blocks`` each and add nothing the link needs).
 The result is a :class:`BlerTable` with Clopper-Pearson confidence intervals.
@@ -32,7 +32,7 @@ from ..context import RunContext
 from ..files import atomic_write_text, fill_once
 from ..registry import CHANNELS
 from .config import MODULATIONS, LinkConfig, check_snr_grid
-from .link import ebn0_to_esn0, esn0_to_ebn0, torch_device
+from .phy_base import ebn0_to_esn0, esn0_to_ebn0, torch_device
 from .phy import BitTrueLink
 
 __all__ = ["CalibrationKey", "BlerPoint", "BlerTable", "CalibrationProgress", "calibrate", "default_grid_esn0",
@@ -113,7 +113,7 @@ class CalibrationKey:
 
 def _grid_esn0(link: LinkConfig, snr_grid_db) -> list[float]:
     """The grid in Es/N0 dB; ``snr_grid_db`` is in the unit of ``link.snr_type``
-    (``ValueError`` for a grid that :func:`~simulator.classical.config.check_snr_grid` refuses)."""
+    (``ValueError`` for a grid that :func:`~simulator.link.config.check_snr_grid` refuses)."""
     grid = snr_grid_db if snr_grid_db is not None else link.calibration.snr_grid_db
     bps, k, n = link.bits_per_symbol, link.code.k, link.code.n
     if grid is None:

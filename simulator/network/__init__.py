@@ -1,1 +1,0 @@
-"""The discrete-event model of the teacher -> link -> apprentice chain (simpy)."""
