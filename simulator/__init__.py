@@ -13,7 +13,7 @@ New pipelines, coders, datasets, memorizable kinds, channels and link modes are 
 :mod:`simulator.registry` (docs/extending.md).
 """
 
-__version__ = "0.1.0"
+from .version import __version__
 
 __all__ = ["__version__", "load_scenario", "parse_scenario", "run", "Result", "InputError", "OutputError",
            "LostWorkError", "SemsimError"]

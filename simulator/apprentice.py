@@ -14,7 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from .classical import source_coding
-from .link.packets import ROUTE_SEMANTIC, bits_to_bytes, reassemble
+from .bits import bits_to_bytes
+from .link.packets import reassemble
+from .route import Route
 
 
 @dataclass
@@ -24,7 +26,8 @@ class Reconstruction:
     Attributes:
         delivered: ``(N,)`` bool, every packet arrived and the stream decoded.
         images: ``(N, H, W, C)`` uint8 reconstructions (zeros where not delivered).
-        route: ``(N,)`` str route read from the headers (``""`` where nothing arrived).
+        route: ``(N,)`` object: the :class:`~simulator.route.Route` read from the headers
+            (``""`` where nothing arrived).
         n_bits: ``(N,)`` int64 stream length read from the headers (-1 where nothing arrived).
     """
 
@@ -61,14 +64,13 @@ def reconstruct(shape: tuple[int, int, int], packets: list[np.ndarray], packet_o
             continue
         n_bits[i] = len(bits)
         stream = bits_to_bytes(bits, (len(bits) + 7) // 8)
-        if flag == ROUTE_SEMANTIC:
-            route[i] = "semantic"
+        route[i] = Route.from_header_bit(flag)
+        if route[i] is Route.SEMANTIC:
             if language is None:
                 raise ValueError(f"item {i} arrived on the semantic route but the apprentice has no language")
             sem_idx.append(i)
             sem_streams.append(stream)
             continue
-        route[i] = "classical"
         try:
             images[i] = source_coding.decode(stream, coder, shape)
         except source_coding.CorruptStream:

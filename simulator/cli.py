@@ -14,8 +14,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from . import __version__
-from .errors import InputError, SemsimError, Terminated
+from .version import __version__
+from .errors import InputError, SemsimError, Terminated, one_line
 
 # The console table: (column, header, format). CORE columns always show; OPTIONAL ones are
 # dropped, first ones first, until the table fits the console (80 columns at least).
@@ -114,7 +114,10 @@ def cmd_validate(args, out: Console, err: Console) -> int:
     from .scenario import check_sweep, expand_sweep
     from .sources import inspect_sources
 
+    from .context import resolve_device
+
     scenario = _load(args)
+    resolve_device(scenario.device)  # cuda asked for on a machine without it: refused as run refuses it
     n = check_sweep(scenario, where=args.scenario)
     if n <= FULL_CHECK_POINTS:
         sources = [s.source for _, s in expand_sweep(scenario, where=args.scenario)]
@@ -168,6 +171,33 @@ REPORT_SUMMARY = ("point", "pipeline")
 REPORT_ITEMS = ("pipeline",)
 
 
+#: The columns of semsim's tables that hold text; every other column holds numbers or true/false.
+REPORT_TEXT = {"summary.csv": {"pipeline", "reads_ground_truth"},
+               "items.csv": {"pipeline", "kind", "route", "coder", "delivered", "semantic_ok", "meets_fidelity",
+                             "predicted_memorizable", "quality_target_missed"}}
+
+
+def _check_report_columns(df, text: set[str], path: Path) -> None:
+    """Refuse a table whose number columns hold text or whose times are negative (a table
+    semsim never writes)."""
+    import numpy as np
+    import pandas as pd
+
+    for column in df.columns:
+        if column in text:
+            continue
+        values = df[column]
+        if not (pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values)) \
+                and values.notna().any():
+            raise InputError(f"column {column} holds text ({str(values.dropna().iloc[0])!r}) where semsim writes "
+                             "numbers: the file is damaged or was edited", where=str(path))
+        if column.endswith("_s") and pd.api.types.is_numeric_dtype(values):
+            bad = np.flatnonzero(values.to_numpy(dtype=float) < 0)
+            if len(bad):
+                raise InputError(f"line {bad[0] + 2}, column {column}: a time of {values.iloc[bad[0]]} s (negative): "
+                                 "the file is damaged or was edited", where=str(path))
+
+
 def cmd_report(args, out: Console, err: Console) -> int:
     from .plots import all_plots
     from .results import ExistingRun, figure_bytes, first_foreign_value
@@ -184,6 +214,7 @@ def cmd_report(args, out: Console, err: Console) -> int:
                 column, line, value = foreign
                 raise InputError(f"line {line}, column {column}: {value!r} is not a number like the rest of the "
                                  "column: the file is damaged or was edited", where=str(root / name))
+            _check_report_columns(df, set(sweep) | REPORT_TEXT[name], root / name)
         try:
             figures = all_plots(items, summary, sweep, title=scenario.get("name"), scenario=scenario or None)
             table = summary_table(summary, f"{scenario.get('name', root)}: {summary['point'].nunique()} point(s)",
@@ -297,11 +328,44 @@ def cmd_rd(args, out: Console, err: Console) -> int:
     return 0
 
 
+class UsageError(InputError):
+    """A command line that argparse (or a check of an option's value) refuses."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with its errors as one line (``error: ...``, exit 2) instead of a usage block."""
+
+    def error(self, message: str):
+        raise UsageError(f"{message} ({self.prog} --help lists what is allowed)", where=self.prog)
+
+
+#: The most torch CPU threads ``--threads`` takes.
+MAX_THREADS = 256
+
+
+def _negative_values(argv: list[str]) -> list[str]:
+    """``--snr-grid -5,0,5`` as ``--snr-grid=-5,0,5``: argparse would take a value that starts
+    with '-' for an option."""
+    out: list[str] = []
+    skip = False
+    for i, arg in enumerate(argv):
+        if skip:
+            skip = False
+            continue
+        nxt = argv[i + 1] if i + 1 < len(argv) else ""
+        if arg == "--snr-grid" and nxt[:1] == "-" and nxt[1:2].isdigit():
+            out.append(f"--snr-grid={nxt}")
+            skip = True
+        else:
+            out.append(arg)
+    return out
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="semsim", description="Semantic-communication link simulator "
-                                "(Chaccour & Saad 2022: contrastive learnable/memorizable split).")
+    p = _Parser(prog="semsim", description="Semantic-communication link simulator "
+                "(Chaccour & Saad 2022: contrastive learnable/memorizable split).")
     p.add_argument("--version", action="version", version=f"semsim {__version__}")
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
     def common(sp, seed=True):
         sp.add_argument("scenario", help="scenario TOML file")
@@ -362,6 +426,30 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def user_code_origin(exc: BaseException) -> str | None:
+    """``"file:line"`` where ``exc`` was raised when semsim called code of the user's (a
+    registered pipeline, dataset, coder, channel or transport, defined outside semsim, Python
+    and the installed packages) and that code raised it; ``None`` when semsim itself or a
+    library it calls raised it (a bug in semsim, shown with its traceback)."""
+    import sysconfig
+    import traceback
+
+    frames = traceback.extract_tb(exc.__traceback__)
+    ours = Path(__file__).resolve().parent
+    libraries = {Path(p).resolve() for key in ("stdlib", "platstdlib", "purelib", "platlib")
+                 if (p := sysconfig.get_paths().get(key))}
+
+    def within(filename: str, roots) -> bool:
+        path = Path(filename).resolve()
+        return any(path.is_relative_to(r) for r in roots)
+
+    last = max((i for i, f in enumerate(frames) if within(f.filename, [ours])), default=None)
+    if last is None or last + 1 >= len(frames) or within(frames[last + 1].filename, libraries):
+        return None
+    raised = frames[-1]
+    return f"{raised.filename}:{raised.lineno}"
+
+
 def _raise_terminated(signum, frame):  # noqa: ARG001 - signal handler signature
     raise Terminated()
 
@@ -387,10 +475,12 @@ def main(argv: list[str] | None = None) -> int:
     previous_int = signal.signal(signal.SIGINT, signal.default_int_handler) if in_main else None
     out, err = Console(), Console(stderr=True)
     try:
-        args = build_parser().parse_args(argv)
-        if getattr(args, "threads", None) is not None and args.threads < 1:
-            err.print(Text.assemble(("error: ", "bold red"), f"--threads must be at least 1 (got {args.threads})"))
-            return 2
+        args = build_parser().parse_args(_negative_values(sys.argv[1:] if argv is None else list(argv)))
+        if getattr(args, "threads", None) is not None and not 1 <= args.threads <= MAX_THREADS:
+            raise UsageError(f"--threads must be in 1..{MAX_THREADS} (got {args.threads})")
+        for option in ("out", "cache_dir", "results", "snr_grid", "address"):
+            if getattr(args, option, None) is not None and not str(getattr(args, option)).strip():
+                raise UsageError(f"--{option.replace('_', '-')} is empty; give a value or leave the option out")
         if not out.is_terminal:
             out = Console(width=160)
         return args.fn(args, out, err)
@@ -406,6 +496,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         err.print(f"interrupted (SIGINT): {INTERRUPTED}", soft_wrap=True)
         return 130
+    except Exception as e:  # noqa: BLE001 - user code's failures are reported, semsim's own re-raised
+        where = user_code_origin(e)
+        if where is None:
+            raise
+        err.print(Text.assemble(("error: ", "bold red"), one_line(f"{where}: user code raised {type(e).__name__}: {e}")),
+                  soft_wrap=True)
+        return 2
     except Terminated:
         err.print(f"terminated (SIGTERM): {INTERRUPTED}", soft_wrap=True)
         return 143

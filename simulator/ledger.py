@@ -10,7 +10,7 @@ meanings are in docs/metrics.md; every number is in the unit its column name say
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Collection
 
 import numpy as np
 import pandas as pd
@@ -22,7 +22,7 @@ from .metrics import (impact_at_threshold, language_complexity_per_item, ms_ssim
 ITEM_COLUMNS = [
     "pipeline", "item", "label", "kind", "route", "cluster", "predicted_memorizable",
     "representation_bits", "estimated_bits", "packets", "transmissions", "retransmissions",
-    "bits_on_air", "arrival_s", "queue_wait_s", "delivery_time_s", "delivered", "psnr_db",
+    "bits_on_air", "channel_uses", "arrival_s", "queue_wait_s", "delivery_time_s", "delivered", "psnr_db",
     "semantic_ok", "meets_fidelity", "equiv_classical_packets", "semantic_impact",
     "coder", "quality", "quality_target_missed", "mse", "msssim", "rung", "lossless_bits",
 ]
@@ -46,7 +46,7 @@ class Scores:
 
 
 def score(originals: np.ndarray, recon, delivery_time_s: np.ndarray, equiv_packets: np.ndarray,
-          psnr_target_db: float, use_semantic_ok: bool,
+          psnr_target_db: float, use_semantic_ok: bool, *,
           judge: Callable[[np.ndarray], np.ndarray] | None = None,
           reference_cluster: np.ndarray | None = None) -> Scores:
     """Score N reconstructions against the originals.
@@ -84,38 +84,63 @@ def score(originals: np.ndarray, recon, delivery_time_s: np.ndarray, equiv_packe
     return Scores(psnr, semantic_ok, meets, semantic_impact(equiv_packets, meets, delivery), mse, msssim)
 
 
-def item_records(pipeline: str, items, encoded, packets: np.ndarray, transmissions: np.ndarray, n_codeword_bits: int,
-                 timeline, recon, scores: Scores, predicted_memorizable: np.ndarray,
-                 equiv_packets: np.ndarray, coder: np.ndarray, quality: np.ndarray,
-                 quality_target_missed: np.ndarray, lossless_bits: np.ndarray) -> pd.DataFrame:
+@dataclass
+class PipelineRun:
+    """What one pipeline did at one sweep point, per item (N): the record the ledger scores.
+
+    Attributes:
+        pipeline: the pipeline's registered name.
+        encoded: the teacher's :class:`~simulator.teacher.Encoded` (route, bits, cluster, rung).
+        arrival: the link's :class:`~simulator.link.transport.Arrival` (packets, attempts,
+            channel uses, timeline).
+        recon: the apprentice's :class:`~simulator.apprentice.Reconstruction`.
+        scores: the :class:`Scores` of the reconstructions.
+        predicted_memorizable: ``(N,)`` bool, the pipeline put the item in X_m.
+        coder: ``(N,)`` str, the classical coder of each classically sent item (``""`` for
+            semantic ones).
+        quality: ``(N,)`` float, its codec quality (NaN: lossless or semantic).
+        quality_target_missed: ``(N,)`` bool, no quality met the PSNR target and the highest
+            was sent (classically), or no operating point of the language did (semantically).
+    """
+
+    pipeline: str
+    encoded: object
+    arrival: object
+    recon: object
+    scores: Scores
+    predicted_memorizable: np.ndarray
+    coder: np.ndarray
+    quality: np.ndarray
+    quality_target_missed: np.ndarray
+
+
+def item_records(run: PipelineRun, items, equiv_packets: np.ndarray, lossless_bits: np.ndarray) -> pd.DataFrame:
     """The item table of one pipeline run (N rows, :data:`ITEM_COLUMNS`).
 
-    ``coder`` ``(N,)`` str: the classical coder of each classically sent item (``""`` for
-    semantic ones); ``quality`` ``(N,)`` float its codec quality (NaN: lossless or semantic);
-    ``quality_target_missed`` ``(N,)`` bool: no quality met the PSNR target and the highest
-    was sent (classically), or no operating point of the language did and the highest was
-    sent (semantically); ``lossless_bits`` ``(N,)`` int the length of each item's
+    ``equiv_packets`` ``(N,)``: P_i; ``lossless_bits`` ``(N,)`` int: the length of each item's
     :data:`~simulator.point.EQUIVALENT_CODER` stream (the repair cost of the language
-    complexity).
-
-    ``route`` and ``representation_bits`` are what the teacher sent (the apprentice's reading
-    of the headers agrees wherever the item arrived; :func:`run_pipeline` checks it).
+    complexity). ``route`` and ``representation_bits`` are what the teacher sent (the
+    apprentice's reading of the headers agrees wherever the item arrived;
+    :func:`~simulator.point.run_pipeline` checks it).
     """
+    encoded, arrival, recon, scores = run.encoded, run.arrival, run.recon, run.scores
+    timeline, packets, transmissions = arrival.timeline, arrival.packets, arrival.transmissions
     delivery = np.where(recon.delivered, timeline.delivery_time_s, np.inf)
     df = pd.DataFrame({
-        "pipeline": pipeline,
+        "pipeline": run.pipeline,
         "item": np.arange(len(items), dtype=np.int64),
         "label": items.labels,
         "kind": items.kinds.astype(str),
         "route": encoded.route.astype(str),
         "cluster": encoded.cluster,
-        "predicted_memorizable": predicted_memorizable.astype(bool),
+        "predicted_memorizable": run.predicted_memorizable.astype(bool),
         "representation_bits": encoded.n_bits,
         "estimated_bits": encoded.est_bits,
         "packets": packets,
         "transmissions": transmissions,
         "retransmissions": transmissions - packets,
-        "bits_on_air": transmissions * n_codeword_bits,
+        "bits_on_air": arrival.bits_on_air,
+        "channel_uses": arrival.channel_uses,
         "arrival_s": timeline.arrival_s,
         "queue_wait_s": timeline.queue_wait_s,
         "delivery_time_s": delivery,
@@ -125,9 +150,9 @@ def item_records(pipeline: str, items, encoded, packets: np.ndarray, transmissio
         "meets_fidelity": scores.meets_fidelity,
         "equiv_classical_packets": equiv_packets,
         "semantic_impact": scores.semantic_impact,
-        "coder": np.asarray(coder).astype(str),
-        "quality": np.asarray(quality, dtype=np.float64),
-        "quality_target_missed": np.asarray(quality_target_missed, dtype=bool),
+        "coder": np.asarray(run.coder).astype(str),
+        "quality": np.asarray(run.quality, dtype=np.float64),
+        "quality_target_missed": np.asarray(run.quality_target_missed, dtype=bool),
         "mse": scores.mse,
         "msssim": scores.msssim,
         "rung": encoded.rung,
@@ -144,15 +169,9 @@ def _psnr_of_mean_mse(mse: pd.Series) -> float:
     return psnr_from_mse(float(mse.mean())) if len(mse) else float("nan")
 
 
-def _reads_ground_truth(pipeline: str) -> bool:
-    """Whether a registered pipeline routes by the ground truth (an oracle upper bound)."""
-    from .registry import PIPELINES
-    return pipeline in PIPELINES.names() and bool(PIPELINES.get(pipeline).reads_ground_truth)
-
-
 def summarize(items: pd.DataFrame, complexity_nats: float, model_bits: dict[str, float],
               link=None, pixels_per_item: int | None = None,
-              thresholds_db: tuple[float, ...] = ()) -> pd.DataFrame:
+              thresholds_db: tuple[float, ...] = (), *, oracles: Collection[str] = ()) -> pd.DataFrame:
     """One row per pipeline: the scenario figures of design.md section 3, and the link's units.
 
     Args:
@@ -165,6 +184,7 @@ def summarize(items: pd.DataFrame, complexity_nats: float, model_bits: dict[str,
             bits per symbol, channel uses per pixel).
         pixels_per_item: H * W of an item (source pixels).
         thresholds_db: the PSNR thresholds of the ``semantic_impact_at_<T>db`` columns.
+        oracles: the pipelines that route by the ground truth (``reads_ground_truth``).
     """
     rows = []
     for pipeline, g in items.groupby("pipeline", sort=False):
@@ -173,7 +193,7 @@ def summarize(items: pd.DataFrame, complexity_nats: float, model_bits: dict[str,
         header = float(link.header_bits) if link is not None else 0.0
         rows.append({
             "pipeline": pipeline,
-            "reads_ground_truth": _reads_ground_truth(pipeline),
+            "reads_ground_truth": pipeline in oracles,
             "items": len(g),
             "semantic_items": len(sem),
             "complexity_nats": complexity_nats,
@@ -216,7 +236,7 @@ def _fidelity_columns(g: pd.DataFrame) -> dict[str, float]:
 def _unit_columns(g: pd.DataFrame, link, pixels_per_item: int | None) -> dict[str, float]:
     if link is None or not pixels_per_item:
         return {k: float("nan") for k in UNIT_COLUMNS}
-    uses = g["transmissions"] * link.symbols_per_packet  # complex channel uses per item
+    uses = g["channel_uses"]  # complex channel uses per item, all attempts
 
     def per_pixel(mask) -> float:
         return float(uses[mask].sum() / (mask.sum() * pixels_per_item)) if mask.any() else float("nan")

@@ -386,7 +386,7 @@ LINESTYLES = ["-", "--", ":", "-."]
 
 
 def versus(summary: pd.DataFrame, x: str, y: str, pipelines: list[str] | None = None,
-           group_keys: list[str] | None = None, curve_key: str | list[str] | None = None, title: str | None = None,
+           group_keys: list[str] | None = None, curve_key: str | list[str] | None = None, *, title: str | None = None,
            scenario: Mapping | None = None, sweep_keys: list[str] | None = None, subject: str = "") -> Figure:
     """``y`` against ``x`` per pipeline, one marker per group of sweep points.
 

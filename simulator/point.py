@@ -12,24 +12,31 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from .apprentice import reconstruct
-from .link.packets import ROUTE_CLASSICAL, ROUTE_SEMANTIC, packetize, packets_needed
-from .link.modes import build_phy
+from .classical.streams import ClassicalStreams, encode_classical
 from .context import RunContext
-from .ledger import item_records, score, summarize
+from .errors import InputError
+from .ledger import PipelineRun, item_records, score, summarize
+from .link.des import poisson_arrivals
+from .link.packets import packets_needed
+from .link.transport import Handoff, carry
 from .metrics import content_complexity
-from .link.arq import run_arq
-from .link.des import poisson_arrivals, simulate
 from .pipelines.spec import PipelineSpec, PointView
 from .progress import Progress, adapt
-from .registry import PIPELINES
+from .registry import PIPELINES, TRANSPORTS
+from .route import Route
 from .scenario import Scenario
+from .semantic import SemanticLanguage, TargetCoding
 from .sources import ItemSet
-from .teacher import SEMANTIC, ClassicalStreams, encode_classical, encode_items, semantic_coding
+from .teacher import encode_items, semantic_coding
+
+if TYPE_CHECKING:  # the pre-processor (torch models) is imported only when a pipeline needs it
+    from .preprocess import Preprocessor
 
 
 @dataclass
@@ -45,19 +52,16 @@ class Models:
         languages: pipeline name -> its trained language (absent: no language, or no item to
             train it on).
         served: pipeline name -> ``(N,)`` bool, the items offered to its language.
-        codings: (language key, offered items, target) -> the teacher's
-            :func:`~simulator.teacher.semantic_coding` of them, shared by pipelines that offer
-            the same items to the same language.
+        notes, timings: what the run reports of the learning phase (meta.json).
     """
 
-    preprocessor: object | None = None
+    preprocessor: Preprocessor | None = None
     cluster: np.ndarray | None = None
     confidence: np.ndarray | None = None
     memorizable: np.ndarray | None = None
     own_cluster: np.ndarray | None = None
     own_alphabet: int = 1
-    languages: dict[str, object] = field(default_factory=dict)
-    codings: dict[tuple, object] = field(default_factory=dict)
+    languages: dict[str, SemanticLanguage] = field(default_factory=dict)
     served: dict[str, np.ndarray] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
@@ -154,21 +158,54 @@ def equivalent_classical_packets(lossless_bits: list[np.ndarray], payload_bits: 
     return np.array([packets_needed(len(b), payload_bits) for b in lossless_bits], dtype=np.int64)
 
 
-def run_pipeline(name: str, items: ItemSet, models: Models, scenario: Scenario, ctx: RunContext,
-                 arrival_s: np.ndarray, equiv_packets: np.ndarray, classical: dict[str, ClassicalStreams],
-                 lossless_bits: np.ndarray, progress: Progress | None = None) -> pd.DataFrame:
-    """Run pipeline ``name`` over all items; returns its item table (see :mod:`simulator.ledger`).
+@dataclass(frozen=True)
+class PointInputs:
+    """What every pipeline of a sweep point shares, per item (N).
 
-    Args:
+    Attributes:
         arrival_s: ``(N,)`` arrival time of each item at the teacher (s).
         equiv_packets: ``(N,)`` P_i of the impact metric.
-        lossless_bits: ``(N,)`` bits of each item's :data:`EQUIVALENT_CODER` stream.
         classical: every item coded classically, per coder role (``"pipeline"``,
-            ``"memorizable"``; :func:`classical_streams`), shared by the pipelines.
+            ``"memorizable"``; :func:`classical_streams`).
+        lossless_bits: ``(N,)`` bits of each item's :data:`EQUIVALENT_CODER` stream.
+        codings: pipeline name -> the teacher's :func:`~simulator.teacher.semantic_coding` of
+            the items it offers to its language (absent: none offered), one object shared by
+            pipelines that offer the same items to the same language.
     """
+
+    arrival_s: np.ndarray
+    equiv_packets: np.ndarray
+    classical: dict[str, ClassicalStreams]
+    lossless_bits: np.ndarray
+    codings: dict[str, TargetCoding]
+
+
+def semantic_codings(items: ItemSet, models: Models, scenario: Scenario) -> dict[str, TargetCoding]:
+    """Per pipeline with a language, the rate-controlled coding of the items it offers
+    (computed once per language, offered items, target and clusters)."""
+    target = scenario.fidelity.psnr_db if scenario.semantic.rate_control == "target-quality" else None
+    shared: dict[tuple, TargetCoding] = {}
+    out: dict[str, TargetCoding] = {}
+    for name in scenario.pipelines:
+        spec, language = PIPELINES.get(name), models.languages.get(name)
+        offered = models.served.get(name)
+        if language is None or offered is None or not offered.any():
+            continue
+        clusters, _ = models.header_clusters(spec, len(items))
+        key = (language.key, np.packbits(offered).tobytes(), target, clusters[offered].tobytes())
+        if key not in shared:
+            shared[key] = semantic_coding(language, items.images[offered], clusters[offered], target)
+        out[name] = shared[key]
+    return out
+
+
+def run_pipeline(name: str, items: ItemSet, models: Models, scenario: Scenario, ctx: RunContext,
+                 shared: PointInputs) -> pd.DataFrame:
+    """Run pipeline ``name`` over all items through the chain teacher -> link -> apprentice ->
+    ledger; returns its item table (see :mod:`simulator.ledger`). The link's progress goes to
+    ``ctx.report`` under the pipeline's name."""
     spec = PIPELINES.get(name)
-    streams = classical[spec.classical_coder]
-    classical_bits = streams.bits
+    streams = shared.classical[spec.classical_coder]
     link, n = scenario.link, len(items)
     view = models.view(spec, items)
     language = models.languages.get(name)
@@ -177,46 +214,24 @@ def run_pipeline(name: str, items: ItemSet, models: Models, scenario: Scenario, 
     clusters, _ = models.header_clusters(spec, n) if language is not None else (None, 1)
     pre_flops = models.preprocessor.flops_per_item if (models.preprocessor is not None and spec.needs_preprocessor) else 0
 
-    # Teacher: rate control (shared by pipelines offering the same items to the same language),
-    # route and encode.
-    coding = None
-    if language is not None and offered.any():
-        target = scenario.fidelity.psnr_db if scenario.semantic.rate_control == "target-quality" else None
-        key = (language.key, np.packbits(offered).tobytes(), target, clusters[offered].tobytes())
-        if key not in models.codings:
-            models.codings[key] = semantic_coding(language, items.images[offered], clusters[offered], target)
-        coding = models.codings[key]
-    encoded = encode_items(items.images, offered, classical_bits, language, clusters,
+    # Teacher: route and encode (the rate control was shared: PointInputs.codings).
+    encoded = encode_items(items.images, offered, streams.bits, language=language, cluster=clusters,
                            flops_per_s=scenario.nodes.teacher_flop_per_s, extra_flops_per_item=pre_flops,
-                           coding=coding, on_miss=spec.on_miss)
-    semantic = encoded.route == SEMANTIC
-
-    # Link: packets (with headers) through the PHY with ARQ (attempts drawn in rounds), then the DES.
-    payloads = [packetize(b, link.code.k, link.header_bits, ROUTE_SEMANTIC if r == SEMANTIC else ROUTE_CLASSICAL)
-                for b, r in zip(encoded.bits, encoded.route)]
-    counts = np.array([len(p) for p in payloads], dtype=np.int64)
-    bounds = np.concatenate([[0], np.cumsum(counts)])
-    phy = build_phy(link, ctx)
-    total = int(bounds[-1])
-    sent = [0]
-
-    def on_round(k: int) -> None:
-        sent[0] += k
-        if progress:
-            progress(name, min(sent[0], total), total)
-
-    arq = run_arq(phy, np.concatenate(payloads), link.max_retx, on_round)
-    if progress:
-        progress(name, total, total)
-    per_item = [slice(bounds[i], bounds[i + 1]) for i in range(n)]
-    attempts = [arq.attempts[s] for s in per_item]
+                           coding=shared.codings.get(name), on_miss=spec.on_miss)
+    semantic = encoded.route == Route.SEMANTIC
     app_flops = np.where(semantic, language.flops_decode if language is not None else 0, 0).astype(np.float64)
-    timeline = simulate(arrival_s, attempts, link.airtime_s, link.ack_delay_s,
-                        encoded.compute_s, app_flops / scenario.nodes.apprentice_flop_per_s)
+    handoff = Handoff(encoded.route, encoded.bits, shared.arrival_s, encoded.compute_s,
+                      app_flops / scenario.nodes.apprentice_flop_per_s)
+
+    # Link: the pipeline's transport (the teacher's payload is bits).
+    carried = getattr(TRANSPORTS.get(spec.transport), "payload", "bits")
+    if carried != "bits":
+        raise InputError(f"its transport {spec.transport!r} carries {carried}, but the teacher codes items into bits; "
+                         "a pipeline on that transport needs an encoder that produces them", where=f"pipeline {name!r}")
+    arrival = carry(spec.transport, handoff, link, ctx, lambda done, total: ctx.report(name, done, total))
 
     # Apprentice: what arrived, read from the packet headers.
-    recon = reconstruct(items.shape, [arq.received[s] for s in per_item], [arq.ok[s] for s in per_item],
-                        link.header_bits, streams.coder, language)
+    recon = reconstruct(items.shape, arrival.received, arrival.intact, link.header_bits, streams.coder, language)
     arrived = recon.n_bits >= 0
     if not (np.array_equal(recon.n_bits[arrived], encoded.n_bits[arrived])
             and np.array_equal(recon.route[arrived], encoded.route[arrived])):
@@ -224,15 +239,15 @@ def run_pipeline(name: str, items: ItemSet, models: Models, scenario: Scenario, 
 
     # Ledger: scores and records.
     judge = models.preprocessor.clusters if models.preprocessor is not None else None
-    scores = score(items.images, recon, timeline.delivery_time_s, equiv_packets, scenario.fidelity.psnr_db,
-                   scenario.fidelity.semantic_ok, judge, models.cluster)
-    transmissions = np.array([a.sum() for a in attempts], dtype=np.int64)
+    scores = score(items.images, recon, arrival.timeline.delivery_time_s, shared.equiv_packets,
+                   scenario.fidelity.psnr_db, scenario.fidelity.semantic_ok, judge=judge,
+                   reference_cluster=models.cluster)
     sent_classically = ~semantic
-    coder = np.where(sent_classically, streams.coder, "").astype(object)
-    quality = np.where(sent_classically, streams.quality, np.nan)
-    missed = (sent_classically & ~streams.met) | encoded.missed
-    return item_records(name, items, encoded, counts, transmissions, link.code.n, timeline, recon, scores,
-                        predicted, equiv_packets, coder, quality, missed, lossless_bits)
+    run = PipelineRun(name, encoded, arrival, recon, scores, predicted,
+                      coder=np.where(sent_classically, streams.coder, "").astype(object),
+                      quality=np.where(sent_classically, streams.quality, np.nan),
+                      quality_target_missed=(sent_classically & ~streams.met) | encoded.missed)
+    return item_records(run, items, shared.equiv_packets, shared.lossless_bits)
 
 
 def _coding_progress(progress: Progress | None, coder: str):
@@ -278,15 +293,16 @@ def run_point(items: ItemSet, scenario: Scenario, ctx: RunContext,
     known = {s.coder: s for s in classical.values()}
     lossless = known.get(EQUIVALENT_CODER) or encode_classical(
         items.images, EQUIVALENT_CODER, on_item=_coding_progress(progress, EQUIVALENT_CODER))
-    equiv = equivalent_classical_packets(lossless.bits, scenario.link.payload_bits)
     lossless_bits = np.array([len(b) for b in lossless.bits], dtype=np.int64)
-    tables = [run_pipeline(name, items, models, scenario, ctx, arrival_s, equiv, classical, lossless_bits, progress)
-              for name in scenario.pipelines]
+    shared = PointInputs(arrival_s, equivalent_classical_packets(lossless.bits, scenario.link.payload_bits),
+                         classical, lossless_bits, semantic_codings(items, models, scenario))
+    tables = [run_pipeline(name, items, models, scenario, ctx, shared) for name in scenario.pipelines]
     table = pd.concat(tables, ignore_index=True)
     model_bits = {name: float(lang.parameter_bits()) for name, lang in models.languages.items()}
     h, w, c = items.shape
     summary = summarize(table, content_complexity(items.labels, items.memorizable, h * w * c * 8), model_bits,
-                        scenario.link, h * w, tuple(scenario.fidelity.impact_thresholds_db))
+                        scenario.link, h * w, tuple(scenario.fidelity.impact_thresholds_db),
+                        oracles={p for p in scenario.pipelines if PIPELINES.get(p).reads_ground_truth})
     models.timings = {"learning_s": round(t1 - t0, 3), "simulation_s": round(time.perf_counter() - t1, 3)}
     return table, summary, models
 

@@ -431,7 +431,7 @@ def rd_figures(rd: pd.DataFrame, title: str, summary: pd.DataFrame | None = None
 # --------------------------------------------------------------------------- running
 
 
-def run_rd(scenario: Scenario, ctx: RunContext, key: str, values: Sequence[int | float], out: Path | None = None,
+def run_rd(scenario: Scenario, ctx: RunContext, key: str, values: Sequence[int | float], *, out: Path | None = None,
            results_root: Path = Path("results"), fresh: bool = False, overwrite: bool = False,
            progress: Callable[[str, int, int], None] | None = None,
            on_point: Callable[[int, int, dict], None] | None = None) -> Path:

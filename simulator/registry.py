@@ -28,6 +28,7 @@ T = TypeVar("T")
 _BUILTIN_MODULES = {
     "pipeline": "simulator.pipelines",
     "link mode": "simulator.link.modes",
+    "transport": "simulator.link.transport",
     "channel": "simulator.link.channels",
     "dataset": "simulator.sources",
     "classical coder": ("simulator.classical.source_coding", "simulator.classical.codecs"),
@@ -116,6 +117,7 @@ class Registry(Generic[T]):
 
 
 PIPELINES: Registry = Registry("pipeline")
+TRANSPORTS: Registry = Registry("transport")
 LINK_MODES: Registry = Registry("link mode")
 CHANNELS: Registry = Registry("channel")
 DATASETS: Registry = Registry("dataset")

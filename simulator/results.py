@@ -46,7 +46,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import pandas as pd
 
-from . import __version__
+from .version import __version__
 from .errors import InputError, OutputError
 from .files import (TMP_SUFFIX, atomic_write_bytes, atomic_write_json, deferred_interrupts, describe_os_error,
                     ensure_dir, exclusive, is_temporary)

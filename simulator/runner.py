@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from . import __version__
+from .version import __version__
 from .context import RunContext
 from .errors import InputError, LostWorkError, SemsimError
 from .point import run_point
@@ -234,7 +234,7 @@ def _run_ray(ray, todo, ctx, rundir, on_point, total):
             f"in {rundir.staging}; run the same command again to run the lost points")
 
 
-def run_scenario(scenario: Scenario, ctx: RunContext, out: Path | None = None, results_root: Path = Path("results"),
+def run_scenario(scenario: Scenario, ctx: RunContext, *, out: Path | None = None, results_root: Path = Path("results"),
                  fresh: bool = False, progress: Progress | None = None,
                  on_point: Callable[[int, int, dict], None] | None = None,
                  executor: str = "serial", address: str | None = None, overwrite: bool = False,
@@ -376,6 +376,7 @@ def run(scenario: Scenario | str | Path, out: str | Path | None = None, *, cache
     from .context import default_cache_dir, resolve_device
     from .progress import adapt, console_progress, in_terminal_or_notebook
 
+    _check_arguments(scenario=scenario, out=out, cache_dir=cache_dir, progress=progress, threads=threads)
     if not isinstance(scenario, Scenario):
         scenario = load_scenario(scenario)
     ctx = RunContext(seed=scenario.seed, device=resolve_device(device or scenario.device),
@@ -387,6 +388,22 @@ def run(scenario: Scenario | str | Path, out: str | Path | None = None, *, cache
     show = in_terminal_or_notebook(console) if progress is None else bool(progress)
     with console_progress(console, show) as (bars, on_point):
         return _run(scenario, ctx, out, bars if show else None, on_point if show else None, fresh, overwrite)
+
+
+def _check_arguments(*, scenario, out, cache_dir, progress, threads) -> None:
+    """:func:`run`'s arguments of the wrong type, refused with the argument's name."""
+    def refuse(name: str, allowed: str, got) -> None:
+        raise InputError(f"{name} must be {allowed} (got {type(got).__name__} {got!r:.60})", where="simulator.run")
+
+    if not isinstance(scenario, (Scenario, str, os.PathLike)):
+        refuse("scenario", "a Scenario (simulator.load_scenario) or the path of a scenario file", scenario)
+    for name, value in (("out", out), ("cache_dir", cache_dir)):
+        if value is not None and not isinstance(value, (str, os.PathLike)):
+            refuse(name, "a path or None", value)
+    if progress is not None and not isinstance(progress, bool) and not callable(progress):
+        refuse("progress", "None, True, False or a callable progress(step, done, total[, detail])", progress)
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        refuse("threads", "an integer >= 1", threads)
 
 
 def _run(scenario: Scenario, ctx: RunContext, out, progress: Progress | None, on_point, fresh: bool,

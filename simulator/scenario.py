@@ -11,6 +11,7 @@ formatting and loading. The sweep table is expanded by :mod:`simulator.sweep`.
 
 from __future__ import annotations
 
+import os
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -37,7 +38,9 @@ class TrafficConfig(Section):
     """How items arrive at the teacher."""
 
     arrivals: Literal["poisson", "batch"] = "poisson"
-    rate: float = Field(default=50.0, gt=0.0)
+    # at least one item per 1000 s: slower arrivals put items so far apart in time that their
+    # sub-millisecond link delays vanish in the floating-point times
+    rate: float = Field(default=50.0, ge=1e-3, le=1e9)
 
 
 class NodesConfig(Section):
@@ -123,8 +126,13 @@ def _format_validation_error(err: ValidationError, where: str) -> InputError:
         return InputError(f"missing required key '{key}'", where=where)
     msg = first["msg"].removeprefix("Value error, ")
     got = first.get("input")
-    shown = "" if isinstance(got, dict) or "(got " in msg else f" (got {got!r})"
+    shown = "" if isinstance(got, dict) or "(got " in msg else f" (got {_short(repr(got))})"
     return InputError(f"key '{key}': {msg}{shown}", where=where)
+
+
+def _short(text: str, limit: int = 120) -> str:
+    """``text`` cut to ``limit`` characters (a long list given by mistake is not echoed whole)."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
 def _model_at(path: list[str]) -> type[BaseModel] | None:
@@ -155,11 +163,19 @@ def parse_scenario(data: dict[str, Any], where: str = "scenario") -> Scenario:
 
 def load_scenario(path: str | Path) -> Scenario:
     """Read and validate a scenario TOML file."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise InputError(f"expected the path of a scenario file (got {type(path).__name__})",
+                         where="simulator.load_scenario")
     path = Path(path)
+    if path.is_dir():
+        raise InputError("is a directory, not a scenario file", where=str(path))
+    if path.exists() and not path.is_file():
+        raise InputError("not a regular file (a device, a pipe or a socket); give a scenario .toml file",
+                         where=str(path))
     if not path.is_file():
         raise InputError("scenario file not found", where=str(path))
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = tomllib.loads(path.read_text(encoding="utf-8-sig"))  # a byte-order mark is accepted
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         raise InputError(f"not valid TOML: {err}", where=str(path)) from None
     return parse_scenario(data, where=str(path))

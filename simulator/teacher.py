@@ -1,6 +1,7 @@
 """The teacher: decides a route per item and encodes it into the bits it hands to the link.
 
-Routes: ``classical`` (a classical source coder, see :func:`encode_classical`) or ``semantic`` (a
+Routes (:class:`~simulator.route.Route`): ``classical`` (a classical source coder's stream,
+:mod:`simulator.classical.streams`) or ``semantic`` (a
 learned language's entropy-coded representation, cluster header included). Which items go
 which way is the pipeline's choice (see :mod:`simulator.pipelines`); the teacher never reads
 ground truth.
@@ -9,16 +10,11 @@ ground truth.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
-from .classical import source_coding
-from .link.packets import bytes_to_bits
-from .classical.quality import encode_at_quality, encode_to_target
-from .registry import CODERS
-
-CLASSICAL, SEMANTIC = "classical", "semantic"
+from .bits import bytes_to_bits
+from .route import Route
 
 
 @dataclass
@@ -26,7 +22,7 @@ class Encoded:
     """What the teacher sends, per item (N items).
 
     Attributes:
-        route: ``(N,)`` str, ``"classical"`` or ``"semantic"``.
+        route: ``(N,)`` object array of :class:`~simulator.route.Route`.
         bits: N uint8 bit arrays; ``len(bits[i])`` is the representation length in bits
             (the actual coded stream, header included).
         est_bits: ``(N,)`` float, the entropy model's estimate (-sum log2 p + header) for
@@ -52,65 +48,6 @@ class Encoded:
         return np.array([len(b) for b in self.bits], dtype=np.int64)
 
 
-@dataclass
-class ClassicalStreams:
-    """Every item of a sweep point coded with one classical coder (shared by the pipelines).
-
-    Attributes:
-        coder: the coder's registered name.
-        bits: N uint8 bit arrays, the codec's real streams (headers included).
-        quality: ``(N,)`` float64 codec quality used (NaN for a lossless coder).
-        met: ``(N,)`` bool, the decode meets the PSNR target (always True for a lossless coder;
-            False where no quality reaches it and the highest was sent).
-    """
-
-    coder: str
-    bits: list[np.ndarray]
-    quality: np.ndarray
-    met: np.ndarray
-
-
-def encode_classical(images: np.ndarray, coder: str, quality: str | int = "target",
-                     psnr_db: float | None = None, *, on_item: Callable[[int, int], None] | None = None
-                     ) -> ClassicalStreams:
-    """Code each ``(H, W, C)`` uint8 image of ``images`` ``(N, H, W, C)`` with ``coder``.
-
-    A lossless coder ignores ``quality``. A lossy one codes at the integer ``quality``, or
-    with ``quality = "target"`` at the shortest stream whose decode meets ``psnr_db`` (dB)
-    (:func:`~simulator.classical.quality.encode_to_target`). ``on_item(done, n)`` is told
-    after each item (progress).
-    """
-    n = len(images)
-    spec = CODERS.get(coder)
-    q = np.full(n, np.nan)
-    met = np.ones(n, dtype=bool)
-
-    def each(fn):
-        out = []
-        for img in images:
-            out.append(fn(img))
-            if on_item is not None:
-                on_item(len(out), n)
-        return out
-
-    if spec.lossless:
-        streams = each(lambda img: source_coding.encode(img, coder))
-    elif quality == "target":
-        if psnr_db is None:
-            raise ValueError("a quality target needs psnr_db")
-        results = each(lambda img: encode_to_target(coder, img, psnr_db))
-        streams = [r.stream for r in results]
-        q[:] = [r.quality for r in results]
-        met[:] = [r.met for r in results]
-    else:
-        results = each(lambda img: encode_at_quality(coder, img, int(quality)))
-        streams = [r.stream for r in results]
-        q[:] = int(quality)
-        if psnr_db is not None:
-            met[:] = [r.psnr_db >= psnr_db for r in results]
-    return ClassicalStreams(coder, [bytes_to_bits(b) for b in streams], q, met)
-
-
 def semantic_coding(language, images: np.ndarray, clusters: np.ndarray, psnr_target_db: float | None):
     """The language's representations of ``(M, H, W, C)`` uint8 items with ``(M,)`` header clusters.
 
@@ -129,7 +66,7 @@ def semantic_coding(language, images: np.ndarray, clusters: np.ndarray, psnr_tar
     return language.encode_to_target(images, clusters, psnr_target_db)
 
 
-def encode_items(images: np.ndarray, semantic: np.ndarray, classical_bits: list[np.ndarray], language=None,
+def encode_items(images: np.ndarray, semantic: np.ndarray, classical_bits: list[np.ndarray], *, language=None,
                  cluster: np.ndarray | None = None, flops_per_s: float = 1.0,
                  extra_flops_per_item: int = 0, coding=None, on_miss: str = "highest") -> Encoded:
     """Encode N items: those with ``semantic[i]`` through ``language``, the others classically.
@@ -138,7 +75,8 @@ def encode_items(images: np.ndarray, semantic: np.ndarray, classical_bits: list[
         images: ``(N, H, W, C)`` uint8.
         semantic: ``(N,)`` bool, the items the pipeline offers to its language.
         classical_bits: N bit arrays, every item coded with the pipeline's classical coder
-            (:func:`encode_classical`, computed once per sweep point and shared by the pipelines).
+            (:func:`~simulator.classical.streams.encode_classical`, computed once per sweep
+            point and shared by the pipelines).
         language: a trained language if any item is semantic.
         cluster: ``(N,)`` int64 header clusters (required for semantic items).
         flops_per_s: the teacher's compute speed (FLOP/s) for the compute-time model.
@@ -170,7 +108,7 @@ def encode_items(images: np.ndarray, semantic: np.ndarray, classical_bits: list[
             raise ValueError(f"coding holds {len(coding.reps)} items, {len(off_idx)} are offered")
         flops[off_idx] += language.flops_encode + np.asarray(coding.rungs_tried, dtype=np.float64) * language.flops_decode
         for i, rep, ok in zip(off_idx, coding.reps, coding.met):
-            if not ok and on_miss == "classical":
+            if not ok and on_miss == Route.CLASSICAL:
                 continue
             sem[i] = True
             missed[i] = not ok
@@ -179,5 +117,5 @@ def encode_items(images: np.ndarray, semantic: np.ndarray, classical_bits: list[
             rung[i] = rep.rung
     for i in np.flatnonzero(~sem):
         bits[i] = classical_bits[i]
-    route = np.where(sem, SEMANTIC, CLASSICAL).astype(object)
+    route = np.array([Route.SEMANTIC if s_ else Route.CLASSICAL for s_ in sem], dtype=object)
     return Encoded(route, bits, est, cluster, flops / flops_per_s, rung, missed)

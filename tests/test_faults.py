@@ -262,3 +262,152 @@ def test_python_api_progress_options(tmp_path, capsys):
     with pytest.raises(InputError, match="max_items"):
         simulator.run(simulator.parse_scenario({"name": "api", "source": {"max_items": 10 ** 9}}), cache_dir=tmp_path,
                       progress=False)
+
+
+def test_an_error_raised_by_user_code_is_one_line(tmp_path, capsys):
+    from simulator.pipelines.spec import PipelineSpec
+    from simulator.registry import PIPELINES
+
+    def broken(view):
+        raise ValueError("my mask is not ready")
+
+    if "faulty-user-pipeline" not in PIPELINES.names():
+        PIPELINES.register("faulty-user-pipeline", PipelineSpec("a user's pipeline with a bug", memorizable=broken))
+    path = tmp_path / "s.toml"
+    path.write_text(SMALL.replace('pipelines = ["classical"]', 'pipelines = ["faulty-user-pipeline"]'))
+    assert main(["run", str(path), "--out", str(tmp_path / "o"), "--cache-dir", str(tmp_path / "c"), "-q"]) == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert line.startswith(f"error: {__file__}:") and line.endswith(
+        "user code raised ValueError: my mask is not ready")
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_bug_in_semsim_itself_keeps_its_traceback(monkeypatch, tmp_path):
+    import operator
+
+    from simulator import scenario
+
+    # a failure raised in semsim's own frames (here: a builtin called wrongly by semsim's code)
+    monkeypatch.setattr(scenario, "check_sweep", operator.truediv)
+    path = tmp_path / "s.toml"
+    path.write_text(SMALL)
+    with pytest.raises(TypeError):  # not hidden behind one line: a bug is reported with its traceback
+        main(["validate", str(path)])
+
+
+class _Evil:
+    def __init__(self, target):
+        self.target = target
+
+    def __reduce__(self):
+        return (open, (self.target, "w"))  # creating a file: what a malicious pickle could do
+
+
+def test_a_foreign_cifar_pickle_is_refused_without_running_it(tmp_path, capsys):
+    import pickle
+
+    root = tmp_path / "cifar"
+    root.mkdir()
+    target = tmp_path / "created-by-the-pickle"
+    (root / "data_batch_1").write_bytes(pickle.dumps({b"data": _Evil(str(target)), b"labels": [0]}))
+    path = tmp_path / "s.toml"
+    path.write_text(SMALL.replace('dataset = "digits"', f'dataset = "cifar10:{root}"').replace("max_items = 30\n", ""))
+    for command in ("validate", "run"):
+        assert main([command, str(path)] + (["--out", str(tmp_path / "o"), "-q"] if command == "run" else [])) == 2
+        line = _one_error_line(capsys.readouterr().err)
+        assert "not a CIFAR-10 pickle batch" in line and "io.open, which a CIFAR-10 batch never holds" in line
+    assert not target.exists() and not (tmp_path / "o").exists()
+    good = np.zeros((2, 3072), np.uint8)
+    for labels, needle in (([1.7, 2.0], "labels must be a list of integers (got float64"),
+                           ([[1], [2]], "labels must be a list of integers (got int64 of shape (2, 1))")):
+        (root / "data_batch_1").write_bytes(pickle.dumps({b"data": good, b"labels": labels}))
+        assert main(["validate", str(path)]) == 2
+        assert needle in _one_error_line(capsys.readouterr().err)
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["run"], "error: semsim run: the following arguments are required: scenario"),
+    ([], "error: semsim: the following arguments are required: COMMAND"),
+    (["run", "x.toml", "--bogus"], "error: semsim: unrecognized arguments: --bogus"),
+    (["run", "x.toml", "--threads", "100000"], "error: --threads must be in 1..256 (got 100000)"),
+    (["run", "x.toml", "--out", ""], "error: --out is empty; give a value or leave the option out"),
+])
+def test_command_line_mistakes_are_one_line(capsys, argv, needle):
+    assert main(argv) == 2
+    assert _one_error_line(capsys.readouterr().err).startswith(needle)
+
+
+def test_a_negative_snr_grid_is_read_as_a_value(tmp_path, capsys, monkeypatch):
+    from simulator import cli
+
+    seen = {}
+    monkeypatch.setattr(cli, "cmd_calibrate", lambda args, out, err: seen.setdefault("grid", args.snr_grid) and 0)
+    path = tmp_path / "s.toml"
+    path.write_text(SMALL)
+    assert main(["calibrate", str(path), "--snr-grid", "-5,0,5"]) == 0 and seen["grid"] == "-5,0,5"
+
+
+@pytest.mark.parametrize("text,needle", [
+    (SMALL.replace("max_items = 30", "max_items = true"), "key 'source.max_items': must be a number, not true or false"),
+    (SMALL.replace('device = "cpu"', 'device = "cuda"'), "no CUDA device is visible"),
+    (SMALL + "[traffic]\nrate = 1e-300\n", "key 'traffic.rate'"),
+    (SMALL.replace("header_bits = 16", "header_bits = 16\nack_delay_s = 1e308"), "key 'link.ack_delay_s'"),
+])
+def test_more_scenario_values_are_refused_by_validate(tmp_path, capsys, text, needle):
+    import torch
+
+    if "cuda" in text and torch.cuda.is_available():
+        pytest.skip("a CUDA device is visible")
+    path = tmp_path / "s.toml"
+    path.write_text(text)
+    assert main(["validate", str(path)]) == 2
+    assert needle in _one_error_line(capsys.readouterr().err)
+
+
+def test_scenario_files_with_a_bom_or_that_are_folders(tmp_path, capsys):
+    path = tmp_path / "s.toml"
+    path.write_bytes(b"\xef\xbb\xbf" + SMALL.encode())
+    assert main(["validate", str(path)]) == 0
+    capsys.readouterr()
+    assert main(["validate", str(tmp_path)]) == 2
+    assert _one_error_line(capsys.readouterr().err) == f"error: {tmp_path}: is a directory, not a scenario file"
+
+
+def test_report_refuses_impossible_values(finished_run, tmp_path, capsys):
+    run = _copy_run(finished_run, tmp_path / "r")
+    items = pd.read_csv(run / "items.csv")
+    items.assign(delivery_time_s=-1.0).to_csv(run / "items.csv", index=False)
+    assert main(["report", str(run)]) == 2
+    assert "line 2, column delivery_time_s: a time of -1.0 s (negative)" in _one_error_line(capsys.readouterr().err)
+    items.to_csv(run / "items.csv", index=False)
+    pd.read_csv(run / "summary.csv").assign(point="zero").to_csv(run / "summary.csv", index=False)
+    assert main(["report", str(run)]) == 2
+    assert "column point holds text ('zero')" in _one_error_line(capsys.readouterr().err)
+
+
+def test_a_linked_class_folder_is_not_read_twice(tmp_path, capsys):
+    from PIL import Image
+
+    from simulator.sources import load_dataset
+
+    root = tmp_path / "img"
+    (root / "a").mkdir(parents=True)
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(root / "a" / "x.png")
+    os.symlink(root / "a", root / "b")
+    with pytest.raises(InputError, match="are the same file \\(through a link\\)"):
+        load_dataset(f"imagefolder:{root}")
+    (root / "b").unlink()
+    os.symlink(root / "gone", root / "b")
+    with pytest.raises(InputError, match="b is a broken link"):
+        load_dataset(f"imagefolder:{root}")
+
+
+def test_python_api_arguments_of_the_wrong_type(tmp_path):
+    import simulator
+
+    for call, needle in ((lambda: simulator.run(42), "scenario must be a Scenario"),
+                         (lambda: simulator.run(SMALL, progress="yes"), "progress must be None, True, False"),
+                         (lambda: simulator.run(tmp_path / "s.toml", out=42), "out must be a path or None"),
+                         (lambda: simulator.load_scenario(None), "expected the path of a scenario file")):
+        with pytest.raises(simulator.InputError, match=needle):
+            call()

@@ -11,10 +11,10 @@ import pytest
 
 import simulator
 from simulator.classical import source_coding
-from simulator.link.packets import (ROUTE_CLASSICAL, ROUTE_SEMANTIC, min_header_bits, packetize, packets_needed,
-                                         read_header, reassemble)
 from simulator.context import RunContext
+from simulator.link.packets import min_header_bits, packetize, packets_needed, read_header, reassemble
 from simulator.point import learning_phase
+from simulator.route import Route
 from simulator.scenario import parse_scenario
 from simulator.sources import load_items
 
@@ -140,15 +140,15 @@ def test_the_packet_header_carries_route_and_length(k):
     assert 2 + (k - h).bit_length() <= h and 2 + (k - (h - 1)).bit_length() > h - 1
     for n_bits in (0, 1, k - h - 1, k - h, k - h + 1, 5 * (k - h) + 3):
         bits = rng.integers(0, 2, n_bits, dtype=np.uint8)
-        for route in (ROUTE_CLASSICAL, ROUTE_SEMANTIC):
-            packets = packetize(bits, k, h + 3, route)
+        for route in Route:
+            packets = packetize(bits, k, h + 3, route.header_bit)
             assert packets.shape == (packets_needed(n_bits, k - h - 3), k)
             got_route, got = reassemble(packets, h + 3)
-            assert got_route == route and np.array_equal(got, bits)
+            assert Route.from_header_bit(got_route) is route and np.array_equal(got, bits)
             assert read_header(packets[-1], h + 3).last and not any(read_header(p, h + 3).last for p in packets[:-1])
     with pytest.raises(ValueError, match="header_bits"):
-        packetize(np.zeros(10, np.uint8), k, h - 1, ROUTE_CLASSICAL)
-    three = packetize(np.ones(3 * (k - h - 2), np.uint8), k, h + 2, ROUTE_SEMANTIC)
+        packetize(np.zeros(10, np.uint8), k, h - 1, Route.CLASSICAL.header_bit)
+    three = packetize(np.ones(3 * (k - h - 2), np.uint8), k, h + 2, Route.SEMANTIC.header_bit)
     with pytest.raises(ValueError, match="inconsistent"):
         reassemble(three[[0, 2]], h + 2)  # a missing middle packet shows in the sequence numbers
 

@@ -161,23 +161,3 @@ def encode_to_target(coder_name: str, image: np.ndarray, psnr_db: float) -> Targ
     best = min(ok, key=lambda q: (len(tried[q][0]), -tried[q][1], q))
     stream, p = tried[best]
     return TargetResult(stream, best, p, True, len(tried))
-
-
-def brute_force_target(coder_name: str, image: np.ndarray, psnr_db: float) -> TargetResult:
-    """The reference answer: every quality of the codec's range, the same selection rule as
-    :func:`encode_to_target` (for tests and the benchmark's check)."""
-    coder = _coder(coder_name)
-    image = _image(image)
-    if coder.lossless or coder.encode_at is None:
-        return encode_to_target(coder_name, image, psnr_db)
-    lo, hi = coder.qualities
-    rows = []
-    for q in range(lo, hi + 1):
-        stream = coder.encode_at(image, q)
-        rows.append((q, stream, _decode_psnr(coder, stream, image)))
-    ok = [r for r in rows if r[2] >= psnr_db]
-    if not ok:
-        q, stream, p = rows[-1]
-        return TargetResult(stream, q, p, False, len(rows))
-    q, stream, p = min(ok, key=lambda r: (len(r[1]), -r[2], r[0]))
-    return TargetResult(stream, q, p, True, len(rows))

@@ -12,6 +12,14 @@ grid, the stopping rule, the table format and the Sionna version. The measuremen
 streams are derived from the digest, not from the run seed, so a table is a pure function of
 its key (on one device type) and every seed of a sweep shares it. A file that does not parse,
 has another format or key, or fails its checksum is remeasured and overwritten, never trusted.
+
+HARQ (:func:`calibrate_harq`, :class:`HarqBlerTable`): for ``harq = "chase" | "ir"`` every
+block is sent up to ``attempts`` times (at most :data:`HARQ_MAX_COMBINED`), each attempt
+decoded from all attempts so far as the bit-true HARQ PHY does, and the table holds per grid
+point the residual BLER after j combined attempts, P(attempts 1..j all failed), j = 1 ..
+``attempts``. Cached as ``<cache_dir>/phy/harq-bler-<digest>.json``; its key adds the HARQ
+mode and the number of attempts to the fields above (the key and file of ``harq = "none"``
+are unchanged).
 """
 
 from __future__ import annotations
@@ -19,7 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -32,14 +40,21 @@ from ..context import RunContext
 from ..files import atomic_write_text, fill_once
 from ..registry import CHANNELS
 from .config import MODULATIONS, LinkConfig, check_snr_grid
-from .phy_base import ebn0_to_esn0, esn0_to_ebn0, torch_device
+from .phy_base import check_harq, ebn0_to_esn0, esn0_to_ebn0, harq_rv, torch_device
 from .phy import BitTrueLink
 
 __all__ = ["CalibrationKey", "BlerPoint", "BlerTable", "CalibrationProgress", "calibrate", "default_grid_esn0",
-           "clopper_pearson", "table_path", "TABLE_FORMAT", "TABLE_VERSION"]
+           "clopper_pearson", "table_path", "TABLE_FORMAT", "TABLE_VERSION", "HarqBlerTable", "calibrate_harq",
+           "harq_calibration_key", "harq_table_path", "harq_attempts", "HARQ_MAX_COMBINED", "HARQ_TABLE_FORMAT",
+           "HARQ_TABLE_VERSION"]
 
 TABLE_FORMAT = "semsim-bler-table"
 TABLE_VERSION = 1
+HARQ_TABLE_FORMAT = "semsim-harq-bler-table"
+HARQ_TABLE_VERSION = 1
+#: Combined attempts a HARQ table measures at most (one full IR cycle RV 0, 2, 3, 1). The
+#: abstraction draws attempts beyond it with the last measured conditional failure probability.
+HARQ_MAX_COMBINED = 4
 CI_LEVEL = 0.95
 
 
@@ -97,10 +112,14 @@ class CalibrationKey:
     decoder: str = "5g-ldpc-bp-boxplus-phi-flooding"
     sionna: str = field(default_factory=_sionna_version)
     format: str = f"{TABLE_FORMAT}/{TABLE_VERSION}"
+    harq: str = "none"  # HARQ tables only: "chase" | "ir"
+    harq_attempts: int = 1  # HARQ tables only: combined attempts measured
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["esn0_grid_db"] = list(self.esn0_grid_db)
+        if self.harq == "none":  # the single-attempt key (and its digest) as before HARQ existed
+            del d["harq"], d["harq_attempts"]
         return d
 
     def digest(self) -> str:
@@ -136,6 +155,24 @@ def calibration_key(link: LinkConfig, snr_grid_db=None) -> CalibrationKey:
 
 def table_path(ctx: RunContext, key: CalibrationKey) -> Path:
     return Path(ctx.cache_dir, "phy", f"bler-{key.digest()}.json")
+
+
+def harq_attempts(link: LinkConfig) -> int:
+    """Combined attempts a HARQ table of ``link`` measures: ``min(1 + max_retx, HARQ_MAX_COMBINED)``."""
+    return min(1 + link.max_retx, HARQ_MAX_COMBINED)
+
+
+def harq_calibration_key(link: LinkConfig, harq: str, attempts: int, snr_grid_db=None) -> CalibrationKey:
+    """The key of the HARQ table of ``link`` for mode ``harq`` and ``attempts`` combined attempts."""
+    check_harq(harq)
+    if not 1 <= attempts <= HARQ_MAX_COMBINED:
+        raise ValueError(f"a HARQ table measures 1..{HARQ_MAX_COMBINED} combined attempts (got {attempts})")
+    return replace(calibration_key(link, snr_grid_db), harq=harq, harq_attempts=int(attempts),
+                   format=f"{HARQ_TABLE_FORMAT}/{HARQ_TABLE_VERSION}")
+
+
+def harq_table_path(ctx: RunContext, key: CalibrationKey) -> Path:
+    return Path(ctx.cache_dir, "phy", f"harq-bler-{key.digest()}.json")
 
 
 # --------------------------------------------------------------------------- the table
@@ -292,6 +329,97 @@ class BlerTable:
         return cls(expected, points, source="cache")
 
 
+class HarqBlerTable:
+    """Residual BLER after 1 .. ``key.harq_attempts`` combined HARQ attempts vs Es/N0.
+
+    ``levels[j]`` is a :class:`BlerTable` of the residual BLER after ``j + 1`` combined
+    attempts, P(attempts 1..j+1 all failed) (its ``bit_errors`` are those of the (j+1)-th
+    combined decoding); all levels share the grid points and block counts.
+    """
+
+    def __init__(self, key: CalibrationKey, levels: list[list[BlerPoint]], source: str = "measured"):
+        if key.harq == "none" or len(levels) != key.harq_attempts:
+            raise ValueError("a HARQ table needs a HARQ key and one point list per combined attempt")
+        self.key = key
+        self.levels = [BlerTable(key, pts, source) for pts in levels]
+        self.source = source
+        self.reason = ""
+
+    def residual_bler_at(self, esn0_db: float, attempts: int) -> float:
+        """Residual BLER after ``attempts`` (1 .. ``key.harq_attempts``) combined attempts."""
+        return self.levels[attempts - 1].bler_at(esn0_db)
+
+    def conditional_failure_at(self, esn0_db: float) -> list[float]:
+        """P(attempt j fails | attempts 1..j-1 failed) = BLER_j / BLER_(j-1), j = 1 .. attempts
+        (BLER_0 = 1; 0 where BLER_(j-1) is 0; clipped to [0, 1] against interpolation noise)."""
+        out, prev = [], 1.0
+        for t in self.levels:
+            cur = t.bler_at(esn0_db)
+            out.append(min(1.0, max(0.0, cur / prev)) if prev > 0 else 0.0)
+            prev = cur
+        return out
+
+    def to_frame(self):
+        """A pandas DataFrame: :meth:`BlerTable.to_frame` of each level with a column ``attempts``."""
+        import pandas as pd
+        frames = []
+        for j, t in enumerate(self.levels):
+            f = t.to_frame()
+            f.insert(0, "attempts", j + 1)
+            frames.append(f)
+        return pd.concat(frames, ignore_index=True)
+
+    def _payload(self) -> dict:
+        pts = []
+        for i, p in enumerate(self.levels[0].points):
+            row = [p.esn0_db, p.blocks]
+            for t in self.levels:
+                row += [t.points[i].block_errors, t.points[i].bit_errors]
+            pts.append(row)
+        return {"key": self.key.to_dict(), "points": pts}
+
+    def to_json(self) -> str:
+        payload = self._payload()
+        checksum = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+        return json.dumps({"format": HARQ_TABLE_FORMAT, "version": HARQ_TABLE_VERSION, "digest": self.key.digest(),
+                           **payload, "checksum": checksum}, indent=1, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str, expected: CalibrationKey) -> "HarqBlerTable":
+        """Parse and verify a cached HARQ table; ``ValueError`` saying why if it cannot be trusted."""
+        try:
+            data = json.loads(text)
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise ValueError(f"not valid JSON ({err})") from None
+        if (not isinstance(data, dict) or data.get("format") != HARQ_TABLE_FORMAT
+                or data.get("version") != HARQ_TABLE_VERSION):
+            raise ValueError("not a semsim HARQ BLER table of this version")
+        if data.get("key") != expected.to_dict() or data.get("digest") != expected.digest():
+            raise ValueError("table was measured for another key")
+        payload = {"key": data["key"], "points": data.get("points")}
+        if hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest() != data.get("checksum"):
+            raise ValueError("checksum mismatch")
+        grid, a = list(expected.esn0_grid_db), expected.harq_attempts
+        pts = data["points"]
+        if not isinstance(pts, list) or not 1 <= len(pts) <= len(grid):
+            raise ValueError("bad number of points")
+        levels: list[list[BlerPoint]] = [[] for _ in range(a)]
+        for i, row in enumerate(pts):
+            if (not isinstance(row, list) or len(row) != 2 + 2 * a or row[0] != grid[i]
+                    or not all(isinstance(v, int) and not isinstance(v, bool) for v in row[1:])):
+                raise ValueError(f"bad point {i}")
+            blocks, prev = row[1], row[1]
+            if blocks <= 0:
+                raise ValueError(f"inconsistent counts at point {i}")
+            for j in range(a):
+                errs, bit_errs = row[2 + 2 * j], row[3 + 2 * j]
+                if not (0 <= errs <= prev and 0 <= bit_errs <= errs * expected.k and errs <= bit_errs):
+                    raise ValueError(f"inconsistent counts at point {i}")
+                prev = errs
+                levels[j].append(BlerPoint(float(row[0]), blocks, errs, bit_errs))
+        return cls(expected, levels, source="cache")
+
+
 # --------------------------------------------------------------------------- measuring
 
 
@@ -332,6 +460,63 @@ def _measure(link: LinkConfig, key: CalibrationKey, ctx: RunContext,
             if errs / blocks < key.min_bler:
                 break
     return points
+
+
+def _measure_harq(link: LinkConfig, key: CalibrationKey, ctx: RunContext,
+                  progress: Callable[[CalibrationProgress], None] | None) -> list[list[BlerPoint]]:
+    """Per grid point, blocks sent up to ``key.harq_attempts`` times with combining (the
+    decoding of :meth:`BitTruePhy.transmit_harq`), until ``target_block_errors`` blocks failed
+    every attempt or ``max_blocks`` blocks; the sweep stops after the first point whose
+    single-attempt BLER is below ``min_bler``. Returns one point list per attempt count."""
+    dev = torch_device(ctx.device)
+    digest = key.digest()
+    gens = {}
+    for name in ("bits", "noise", "fading"):
+        g = torch.Generator(device=dev)
+        g.manual_seed(_stream_seed(digest, name))
+        gens[name] = g
+    core = BitTrueLink(link, dev, gens["noise"], gens["fading"])
+    bps, k, n, a = key.bits_per_symbol, key.k, key.n, key.harq_attempts
+    grid = key.esn0_grid_db
+    levels: list[list[BlerPoint]] = [[] for _ in range(a)]
+    with torch.inference_mode():
+        for i, esn0 in enumerate(grid):
+            blocks = 0
+            errs, bit_errs = [0] * a, [0] * a
+            while errs[-1] < key.target_block_errors and blocks < key.max_blocks:
+                # Batch size: enough blocks for the residual errors still missing at the rate
+                # seen so far (the target itself at first, doubling while none was seen).
+                missing = key.target_block_errors - errs[-1]
+                need = missing if blocks == 0 else blocks if errs[-1] == 0 else math.ceil(
+                    1.2 * missing * blocks / errs[-1])
+                b = min(core.chunk_blocks, key.max_blocks - blocks, max(64, need))
+                u = torch.randint(0, 2, (b, k), generator=gens["bits"], device=dev).to(torch.float32)
+                llr, rvs = None, ()
+                for j in range(a):
+                    rv = harq_rv(key.harq, j)
+                    new = core.channel_llrs(u, esn0, rv).unsqueeze(1)
+                    if llr is None:
+                        llr, rvs = new, (rv,)
+                    elif key.harq == "chase":
+                        llr = llr + new
+                    else:
+                        llr, rvs = torch.cat([llr, new], dim=1), rvs + (rv,)
+                    wrong = (core.decode_combined(llr, rvs) != u).sum(dim=1)
+                    fail = wrong > 0
+                    errs[j] += int(fail.sum())
+                    bit_errs[j] += int(wrong.sum())
+                    if not bool(fail.any()):
+                        break
+                    u, llr = u[fail], llr[fail]
+                blocks += b
+            for j in range(a):
+                levels[j].append(BlerPoint(float(esn0), blocks, errs[j], bit_errs[j]))
+            if progress is not None:
+                progress(CalibrationProgress(i, len(grid), float(esn0), esn0_to_ebn0(esn0, bps, k, n), blocks,
+                                             errs[0]))
+            if errs[0] / blocks < key.min_bler:
+                break
+    return levels
 
 
 def calibrate(link: LinkConfig, ctx: RunContext, snr_grid_db=None,
@@ -380,4 +565,49 @@ def calibrate(link: LinkConfig, ctx: RunContext, snr_grid_db=None,
         return table
 
     # One process measures a key at a time; one that waited finds the table just written.
+    return fill_once(Path(str(path) + ".lock"), cached, measure)[0]
+
+
+def calibrate_harq(link: LinkConfig, ctx: RunContext, harq: str | None = None, attempts: int | None = None,
+                   snr_grid_db=None, progress: Callable[[CalibrationProgress], None] | None = None, *,
+                   force: bool = False) -> HarqBlerTable:
+    """The HARQ table of ``link`` (residual BLER after 1 .. ``attempts`` combined attempts),
+    from cache or measured bit-true; like :func:`calibrate` otherwise.
+
+    Args:
+        harq: ``"chase"`` or ``"ir"`` (default ``link.harq``; ``ValueError`` for ``"none"``,
+            whose table is :func:`calibrate`'s).
+        attempts: combined attempts to measure, 1 .. :data:`HARQ_MAX_COMBINED` (default
+            :func:`harq_attempts`: ``min(1 + link.max_retx, HARQ_MAX_COMBINED)``).
+
+    Cost: every point runs until ``target_block_errors`` blocks failed all ``attempts``
+    attempts (or ``max_blocks`` blocks), so usually more blocks than the single-attempt table;
+    attempts after the first are decoded only for the blocks still failing.
+    """
+    harq = link.harq if harq is None else harq
+    key = harq_calibration_key(link, harq, harq_attempts(link) if attempts is None else attempts, snr_grid_db)
+    path = harq_table_path(ctx, key)
+    if progress is None and ctx.on_step is not None:
+        def progress(p: CalibrationProgress) -> None:
+            ctx.report(f"calibration: {harq} HARQ BLER table", p.index + 1, p.total,
+                       f"Es/N0 {p.esn0_db:.2f} dB: {p.block_errors}/{p.blocks} first-attempt block errors")
+
+    reason = "forced" if force else "no cached table"
+
+    def cached() -> HarqBlerTable | None:
+        nonlocal reason
+        if force or not path.is_file():
+            return None
+        try:
+            return HarqBlerTable.from_json(path.read_text(encoding="utf-8"), key)
+        except (OSError, ValueError) as err:
+            reason = f"cached table not trusted: {err}"
+            return None
+
+    def measure() -> HarqBlerTable:
+        table = HarqBlerTable(key, _measure_harq(link, key, ctx, progress), source="measured")
+        table.reason = reason
+        atomic_write_text(path, table.to_json())
+        return table
+
     return fill_once(Path(str(path) + ".lock"), cached, measure)[0]

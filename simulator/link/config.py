@@ -95,9 +95,9 @@ class LinkConfig(Section):
     decoder_iterations: int = Field(default=20, ge=1, le=200)
     decoder_early_stop: bool = True
     header_bits: int = Field(default=32, ge=0)
-    symbol_rate: float = Field(default=1e6, gt=0.0)
+    symbol_rate: float = Field(default=1e6, ge=1.0, le=1e12)
     max_retx: int = Field(default=4, ge=0, le=64)
-    ack_delay_s: float = Field(default=1e-4, ge=0.0)
+    ack_delay_s: float = Field(default=1e-4, ge=0.0, le=3600.0)
     bler: float | None = Field(default=None, ge=0.0, lt=1.0)
     harq: Literal["none", "chase", "ir"] = "none"
     mcs: Literal["fixed", "adaptive"] = "fixed"

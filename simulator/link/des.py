@@ -55,7 +55,8 @@ def poisson_arrivals(n: int, rate: float, rng: np.random.Generator) -> np.ndarra
     return np.cumsum(rng.exponential(1.0 / rate, size=n))
 
 
-def _link_delays(attempts: list[np.ndarray], airtime_s: float, ack_delay_s: float) -> tuple[list[float], list[int]]:
+def _link_delays(attempts: list[np.ndarray], airtime_s: float | np.ndarray,
+                 ack_delay_s: float) -> tuple[list[float], list[int]]:
     """The channel-time delays of every item's attempts, flattened, and each item's offset.
 
     Packet j of an item, taking ``a_j`` attempts, holds the channel ``a_j (airtime + ack)``,
@@ -63,7 +64,8 @@ def _link_delays(attempts: list[np.ndarray], airtime_s: float, ack_delay_s: floa
     after it starts (its last ACK wait follows the reception). Returns ``(delays, offsets)``
     with ``delays[offsets[i]:offsets[i + 1]]`` the delays (s) of item i; each is computed with
     exactly the float operations of the event loop it replaces, so event times are bit for bit
-    the same.
+    the same. ``airtime_s`` is one codeword's channel time, or ``(N,)`` one per item (each of
+    an item's packets takes its item's).
     """
     counts = np.fromiter((len(a) for a in attempts), dtype=np.int64, count=len(attempts))
     if np.any(counts == 0):
@@ -71,10 +73,15 @@ def _link_delays(attempts: list[np.ndarray], airtime_s: float, ack_delay_s: floa
     offsets = np.zeros(len(attempts) + 1, dtype=np.int64)
     np.cumsum(counts, out=offsets[1:])
     flat = np.concatenate(attempts).astype(np.int64, copy=False) if len(attempts) else np.zeros(0, np.int64)
+    if np.ndim(airtime_s):
+        airtime_s = np.repeat(np.asarray(airtime_s, dtype=np.float64), counts)
+        if len(airtime_s) != len(flat):
+            raise ValueError("airtime_s must be a number or one value per item")
     step = airtime_s + ack_delay_s
     delays = flat * step
     last = offsets[1:] - 1
-    delays[last] = (flat[last] - 1) * step + airtime_s
+    delays[last] = (flat[last] - 1) * (step[last] if np.ndim(step) else step) + (
+        airtime_s[last] if np.ndim(airtime_s) else airtime_s)
     return delays.tolist(), offsets.tolist()
 
 
@@ -101,7 +108,7 @@ class _Handoff:
         return self._waiting
 
 
-def simulate(arrival_s: np.ndarray, attempts: list[np.ndarray], airtime_s: float, ack_delay_s: float,
+def simulate(arrival_s: np.ndarray, attempts: list[np.ndarray], airtime_s: float | np.ndarray, ack_delay_s: float,
              teacher_compute_s: np.ndarray | None = None, apprentice_compute_s: np.ndarray | None = None) -> Timeline:
     """Run the discrete-event model for N items.
 
@@ -109,7 +116,7 @@ def simulate(arrival_s: np.ndarray, attempts: list[np.ndarray], airtime_s: float
         arrival_s: ``(N,)`` nondecreasing arrival times at the teacher (s).
         attempts: N arrays; ``attempts[i]`` is ``(P_i,)`` int, the attempts each packet of item i
             takes (``P_i >= 1``).
-        airtime_s: channel time of one codeword (s).
+        airtime_s: channel time of one codeword (s), or ``(N,)`` one per item.
         ack_delay_s: wait for ACK/NACK after each attempt (s).
         teacher_compute_s, apprentice_compute_s: ``(N,)`` per-item compute times (s), default 0.
     Returns:

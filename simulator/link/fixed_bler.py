@@ -3,6 +3,10 @@
 For validating everything above the PHY (ARQ, timing, accounting) against closed forms.
 Failed blocks are corrupted by :func:`~simulator.link.phy_base.corrupt_failed`, so ``ok``
 is exactly ``decoded == bits`` as in the other modes.
+
+HARQ: not modelled. Soft combining changes the error probability of each retransmission, and
+a single ``link.bler`` says nothing about it, so ``link.harq`` other than ``"none"`` is
+refused (``ValueError``); the PHY has no ``transmit_harq``.
 """
 
 from __future__ import annotations
@@ -25,6 +29,9 @@ class FixedBlerPhy:
 
     def __init__(self, link: LinkConfig, ctx: RunContext, bler: float | None = None):
         self.link = link
+        if getattr(link, "harq", "none") != "none":
+            raise ValueError(f"mode 'fixed-bler' has no HARQ model (link.harq = {link.harq!r}); use harq = 'none', "
+                             f"or mode 'bit-true' or 'abstraction' for chase/ir")
         self.bler = float(link.bler if bler is None else bler)
         if not 0.0 <= self.bler < 1.0:
             raise ValueError(f"the block error probability must be in [0, 1) (got {self.bler})")

@@ -9,7 +9,9 @@ builds a scenario's PHY from its mode.
   with probability ``link.bler`` (no Sionna); the only mode that reads ``link.bler``.
 
 Every PHY has ``k``, ``n``, ``bits_per_symbol`` and ``transmit(bits (B, k) uint8) ->
-(decoded (B, k) uint8, ok (B,) bool)`` (see :class:`~simulator.link.phy_base.Phy`).
+(decoded (B, k) uint8, ok (B,) bool)`` (see :class:`~simulator.link.phy_base.Phy`). The modes
+with ``supports_harq`` (bit-true, abstraction) also have ``transmit_harq``
+(:class:`~simulator.link.phy_base.HarqPhy`) for ``link.harq = "chase" | "ir"``.
 """
 
 from __future__ import annotations
@@ -28,22 +30,30 @@ from .phy import BitTruePhy
 @dataclass(frozen=True)
 class LinkMode:
     """A link mode: ``build(link, ctx)`` returns its PHY; ``uses_bler``: it is configured by
-    ``link.bler`` (and only such a mode accepts that key)."""
+    ``link.bler`` (and only such a mode accepts that key); ``supports_harq``: its PHY has
+    ``transmit_harq``, so ``link.harq`` may be ``"chase"`` or ``"ir"``."""
 
     build: Callable[[LinkConfig, RunContext], object]
     description: str
     uses_bler: bool = False
+    supports_harq: bool = True
 
 
 LINK_MODES.register("bit-true", LinkMode(BitTruePhy, "every codeword through the Sionna 5G LDPC + QAM chain"))
 LINK_MODES.register("abstraction", LinkMode(AbstractionPhy, "block errors drawn from a bit-true BLER table"))
 LINK_MODES.register("fixed-bler", LinkMode(FixedBlerPhy, "block errors i.i.d. with probability link.bler",
-                                           uses_bler=True))
+                                           uses_bler=True, supports_harq=False))
 
 
 def build_phy(link: LinkConfig, ctx: RunContext):
-    """The PHY of ``link.mode`` (a name of :data:`~simulator.registry.LINK_MODES`)."""
-    return LINK_MODES.get(link.mode).build(link, ctx)
+    """The PHY of ``link.mode`` (a name of :data:`~simulator.registry.LINK_MODES`); ``ValueError``
+    for ``link.harq`` other than ``"none"`` with a mode without HARQ."""
+    mode = LINK_MODES.get(link.mode)
+    if link.harq != "none" and not mode.supports_harq:
+        raise ValueError(f"link.harq = {link.harq!r} needs a mode with soft combining "
+                         f"({', '.join(repr(m) for m in LINK_MODES.names() if LINK_MODES.get(m).supports_harq)}); "
+                         f"mode {link.mode!r} has none")
+    return mode.build(link, ctx)
 
 
 __all__ = ["LinkMode", "build_phy"]

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-ROUTE_CLASSICAL, ROUTE_SEMANTIC = 0, 1
+from ..bits import bits_to_bytes, bytes_to_bits  # noqa: F401 - the link's bit helpers, re-exported
 
 
 def packets_needed(n_bits: int, payload_bits: int) -> int:
@@ -50,16 +50,6 @@ def min_header_bits(k: int) -> int:
     while 2 + fill_field_bits(k - h) > h:
         h += 1
     return h
-
-
-def bytes_to_bits(data: bytes) -> np.ndarray:
-    """``(8 * len(data),)`` uint8 bits, most significant first."""
-    return np.unpackbits(np.frombuffer(data, dtype=np.uint8))
-
-
-def bits_to_bytes(bits: np.ndarray, n_bytes: int) -> bytes:
-    """The first ``n_bytes`` bytes of a bit array from :func:`bytes_to_bits`."""
-    return np.packbits(bits[: 8 * n_bytes]).tobytes()
 
 
 def _field(value: int, width: int) -> np.ndarray:
@@ -88,7 +78,7 @@ def packetize(bits: np.ndarray, k: int, header_bits: int, route: int) -> np.ndar
         bits: ``(L,)`` uint8 stream of one item.
         k: information bits per codeword.
         header_bits: header length (at least :func:`min_header_bits` of ``k``).
-        route: :data:`ROUTE_CLASSICAL` or :data:`ROUTE_SEMANTIC`.
+        route: the header's route bit, :attr:`simulator.route.Route.header_bit`.
     """
     payload = k - header_bits
     w = fill_field_bits(payload)

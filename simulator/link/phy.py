@@ -8,11 +8,23 @@ also used by the calibration; :class:`UncodedModem` is uncoded QAM for the close
 ``phy.transmit(bits)`` sends each row of ``bits`` (``(B, k)`` uint8) once and returns
 ``(decoded, ok)`` with ideal error detection (simulator.link.phy_base.Phy). SNR conventions
 and the shared helpers are in :mod:`simulator.link.phy_base`.
+
+HARQ (``phy.transmit_harq``, :class:`~simulator.link.phy_base.HarqPhy`): the channel LLRs of
+every attempt of a pending packet are kept and decoded together: chase combining adds them
+and decodes with the same decoder as a single attempt; incremental redundancy stacks the
+redundancy versions and decodes them with Sionna's public HARQ interface
+(``LDPC5GDecoder(..., harq_mode=True)(llr [B, a, n], rv=[...])``, unpruned graph).
+
+The fast decoder (:class:`EarlyStopLDPC5GDecoder`) uses private attributes of Sionna's BP
+decoder; it is used only with the Sionna versions in :data:`SIONNA_FAST_DECODER_VERSIONS`
+(otherwise Sionna's public ``LDPC5GDecoder``, with one warning).
 """
 
 from __future__ import annotations
 
 import os
+import re
+import warnings
 from typing import Callable
 
 import numpy as np
@@ -24,9 +36,61 @@ from ..context import RunContext
 from ..registry import CHANNELS
 from .channels import build_channel
 from .config import MODULATIONS, LinkConfig
-from .phy_base import check_bits, noise_variance, torch_device
+from .phy_base import HarqState, check_bits, check_harq, harq_rv, noise_variance, torch_device
 
-__all__ = ["BitTrueLink", "BitTruePhy", "UncodedModem", "EarlyStopLDPC5GDecoder"]
+__all__ = ["BitTrueLink", "BitTruePhy", "UncodedModem", "EarlyStopLDPC5GDecoder", "SIONNA_FAST_DECODER_VERSIONS",
+           "sionna_version", "fast_decoder_supported"]
+
+#: ``[lowest, first unsupported)`` versions of ``sionna-no-rt`` whose private BP-decoder
+#: attributes (``_bp_iter``, ``_v2c_perm``, ``_cn_gather_idx``, ``_vn_gather_idx``,
+#: ``_cn_valid_edge_idx``, ``_cn_mask``, ...) :class:`_EarlyStopBP` relies on (tested: 2.2.0).
+#: Outside it the link uses Sionna's public ``LDPC5GDecoder`` (slower, same decisions up to
+#: early stopping) and warns once.
+SIONNA_FAST_DECODER_VERSIONS = ("2.2.0", "2.3.0")
+
+
+def sionna_version() -> str:
+    """The installed ``sionna-no-rt`` version (``sionna.__version__`` without package metadata)."""
+    try:
+        from importlib.metadata import version
+        return version("sionna-no-rt")
+    except Exception:  # pragma: no cover - metadata missing in odd installs
+        import sionna
+        return str(getattr(sionna, "__version__", "unknown"))
+
+
+def _version_tuple(v: str) -> tuple[int, int, int] | None:
+    m = re.match(r"\s*(\d+)\.(\d+)(?:\.(\d+))?", v)
+    return None if m is None else (int(m.group(1)), int(m.group(2)), int(m.group(3) or 0))
+
+
+def fast_decoder_supported(version: str | None = None) -> bool:
+    """Whether ``version`` (default: the installed Sionna) is inside :data:`SIONNA_FAST_DECODER_VERSIONS`."""
+    v = _version_tuple(sionna_version() if version is None else version)
+    lo, hi = (_version_tuple(x) for x in SIONNA_FAST_DECODER_VERSIONS)
+    return v is not None and lo <= v < hi
+
+
+_warned_fallback = False
+
+
+def _decoder_class(early_stop: bool):
+    """:class:`EarlyStopLDPC5GDecoder` if ``early_stop`` and the installed Sionna is one whose
+    private attributes it knows, else Sionna's ``LDPC5GDecoder`` (one warning per process
+    when early stop was asked for on another Sionna)."""
+    global _warned_fallback
+    if not early_stop:
+        return LDPC5GDecoder
+    if fast_decoder_supported():
+        return EarlyStopLDPC5GDecoder
+    if not _warned_fallback:
+        _warned_fallback = True
+        lo, hi = SIONNA_FAST_DECODER_VERSIONS
+        warnings.warn(f"sionna-no-rt {sionna_version()} is outside {lo} <= v < {hi}, whose private attributes "
+                      f"semsim's fast early-stopping LDPC decoder uses: falling back to Sionna's LDPC5GDecoder "
+                      f"(slower, no early stop); pin sionna-no-rt>={lo},<{hi} for the fast one", RuntimeWarning,
+                      stacklevel=3)
+    return LDPC5GDecoder
 
 # Bytes a chunk of codewords may take in the demapper's distance tensor (complex64,
 # [blocks, symbols, points]) and coded bits per chunk; a transmit() call is split in chunks.
@@ -336,7 +400,9 @@ class BitTrueLink:
         dev = self.device
         self.encoder = LDPC5GEncoder(self.k, self.n, num_bits_per_symbol=self.bits_per_symbol,
                                      precision="single", device=dev, check_input=False)
-        decoder_cls = EarlyStopLDPC5GDecoder if link.decoder_early_stop else LDPC5GDecoder
+        self._decoder_cls = decoder_cls = _decoder_class(link.decoder_early_stop)
+        self._decoder_iterations = link.decoder_iterations
+        self._harq_decoder = None  # built on first use (incremental redundancy only)
         self.decoder = decoder_cls(self.encoder, num_iter=link.decoder_iterations, hard_out=True,
                                    return_infobits=True, prune_pcm=True, precision="single", device=dev)
         self.mapper = Mapper("qam", self.bits_per_symbol, precision="single", device=dev)
@@ -357,6 +423,42 @@ class BitTrueLink:
         x = self.mapper(c)
         y, no_eff = self.channel.apply(x, noise_variance(esn0_db))
         return self.decoder(self._demap(y, no_eff))
+
+    # -- HARQ: soft values per attempt, decoding of combined attempts
+
+    @torch.inference_mode()
+    def channel_llrs(self, u: torch.Tensor, esn0_db: float, rv: int = 0) -> torch.Tensor:
+        """One attempt of ``u [B, k]`` float32 sending redundancy version ``rv``: encode, map,
+        channel (fresh noise and, for fading, a fresh gain per row), APP demap -> channel LLRs
+        ``[B, n]`` float32 (Sionna's logits). For ``rv = 0`` the same computation and random
+        draws as :meth:`run` before its decoder."""
+        if rv == 0:
+            c = self._encode(u)
+        else:
+            c = self.encoder(u, rv=[rv]).reshape(u.shape[0], self.n)
+        y, no_eff = self.channel.apply(self.mapper(c), noise_variance(esn0_db))
+        return self._demap(y, no_eff)
+
+    @property
+    def harq_decoder(self):
+        """Sionna's 5G decoder in HARQ mode (unpruned graph; rv combining), same BP settings."""
+        if self._harq_decoder is None:
+            self._harq_decoder = self._decoder_cls(self.encoder, num_iter=self._decoder_iterations, hard_out=True,
+                                                   return_infobits=True, harq_mode=True, precision="single",
+                                                   device=self.device)
+        return self._harq_decoder
+
+    @torch.inference_mode()
+    def decode_combined(self, llr: torch.Tensor, rvs: tuple[int, ...]) -> torch.Tensor:
+        """Hard-decided information bits ``[B, k]`` from the LLRs ``llr [B, a, n]`` of ``a``
+        received redundancy versions ``rvs``.
+
+        Only RV 0 (one attempt, or chase combining): the LLRs are added (what Sionna's rv
+        combining does with repeated RVs; a test checks it) and decoded with :attr:`decoder`,
+        the decoder of a single attempt. Other RVs: Sionna's HARQ decoder with ``rv=rvs``."""
+        if all(r == 0 for r in rvs):
+            return self.decoder(llr[:, 0] if llr.shape[1] == 1 else llr.sum(dim=1))
+        return self.harq_decoder(llr, rv=list(rvs))
 
     def _demap(self, y: torch.Tensor, no_eff: torch.Tensor) -> torch.Tensor:
         """Sionna's APP demapper on ``y [B, n/m]`` complex64 with noise variance ``no_eff``
@@ -407,6 +509,43 @@ class BitTruePhy:
                 ok[s:s + step] = (u_hat == u8).all(dim=1).cpu().numpy()
                 decoded[s:s + step] = u_hat.cpu().numpy()
         return decoded, ok
+
+    def transmit_harq(self, bits: np.ndarray, attempt: int, state: HarqState | None,
+                      harq: str) -> tuple[np.ndarray, np.ndarray, HarqState | None]:
+        """Attempt ``attempt`` (0-based) of the packets ``bits (P, k)``, each decoded from all
+        its attempts so far (:class:`~simulator.link.phy_base.HarqPhy`).
+
+        Attempt j sends RV ``harq_rv(harq, j)`` with independent noise (and fading gain). The
+        first attempt (``state is None``) is exactly :meth:`transmit`'s computation. Chase:
+        the LLRs are added to the running sum in ``state`` and decoded like one attempt. IR:
+        the new LLRs are stacked onto ``state``'s and decoded with Sionna's rv combining.
+        The returned state keeps the soft values of the failed rows only, on the PHY's device.
+        """
+        check_harq(harq)
+        bits = check_bits(bits, self.k)
+        b = bits.shape[0]
+        if state is not None and len(state) != b:
+            raise ValueError(f"the HARQ state holds {len(state)} packets but {b} were sent")
+        rv = harq_rv(harq, attempt)
+        rvs = (rv,) if state is None else ((0,) if harq == "chase" else state.rvs + (rv,))
+        decoded = np.empty_like(bits)
+        ok = np.empty(b, dtype=bool)
+        kept = []
+        step = self._core.chunk_blocks
+        with torch.inference_mode():
+            for s in range(0, b, step):
+                u8 = torch.from_numpy(bits[s:s + step]).to(self.device, non_blocking=True)
+                llr = self._core.channel_llrs(u8.to(torch.float32), self.esn0_db, rv).unsqueeze(1)
+                if state is not None:
+                    prev = state.llr[s:s + step]
+                    llr = prev + llr if harq == "chase" else torch.cat([prev, llr], dim=1)
+                u_hat = self._core.decode_combined(llr, rvs).to(torch.uint8)
+                good = (u_hat == u8).all(dim=1)
+                kept.append(llr[~good])
+                ok[s:s + step] = good.cpu().numpy()
+                decoded[s:s + step] = u_hat.cpu().numpy()
+        llr = kept[0] if len(kept) == 1 else torch.cat(kept) if kept else torch.empty(0, len(rvs), self.n, device=self.device)
+        return decoded, ok, HarqState(llr, rvs)
 
 
 # --------------------------------------------------------------------------- uncoded checks

@@ -79,6 +79,9 @@ class PipelineSpec:
         classical_coder: which coder its classical items use: ``"pipeline"``
             (``classical.coder``, the classical baseline's, possibly lossy) or
             ``"memorizable"`` (``classical.memorizable_coder``, the X_m route's).
+        transport: how its items travel over the link, a name of
+            :data:`~simulator.registry.TRANSPORTS` (``"digital"``: bits in coded packets;
+            the teacher's payload must be what the transport carries).
     """
 
     description: str
@@ -92,8 +95,11 @@ class PipelineSpec:
     reads_ground_truth: bool = False
     default: bool = False
     classical_coder: str = "memorizable"
+    transport: str = "digital"
 
     def __post_init__(self) -> None:
+        if not isinstance(self.transport, str) or not self.transport:
+            raise ValueError(f"transport must be a registered transport's name (got {self.transport!r})")
         if self.classical_coder not in ("pipeline", "memorizable"):
             raise ValueError(f"classical_coder must be 'pipeline' or 'memorizable' (got {self.classical_coder!r})")
         if self.dictionary not in ("preprocessor", "own"):

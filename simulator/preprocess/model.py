@@ -53,7 +53,7 @@ class Preprocessor:
     """
 
     def __init__(self, result: TrainResult, resolved: ResolvedPreprocess, cfg: PreprocessConfig,
-                 shape: tuple[int, int, int], device: str, from_cache: bool, cache_file: Path | None,
+                 shape: tuple[int, int, int], device: str, *, from_cache: bool, cache_file: Path | None,
                  train_cluster: np.ndarray, train_assign: np.ndarray):
         self.resolved = resolved
         self.cfg = cfg
@@ -194,15 +194,16 @@ def fit_encoder(items: ItemSet, cfg: PreprocessConfig, ctx: RunContext) -> Prepr
         result = TrainResult(encoder, payload["prototypes"], payload["mean"], payload["std"],
                              json.loads(payload["history"]), payload["images_per_s"], payload["train_seconds"])
         log.info("loaded cached model %s", path)
-        return Preprocessor(result, r, cfg, shape, ctx.device, True, path,
-                            payload["train_cluster"].numpy(), payload["train_assign"].numpy())
+        return Preprocessor(result, r, cfg, shape, ctx.device, from_cache=True, cache_file=path,
+                            train_cluster=payload["train_cluster"].numpy(), train_assign=payload["train_assign"].numpy())
 
     def fit() -> tuple[Preprocessor, dict]:
         result = train(images, r, ctx)
         z = torch.as_tensor(embed(result.encoder, images, result.mean, result.std, ctx.device))
         p = cluster_probabilities(z, result.prototypes.float(), r.cluster_tau).double().numpy()
         cluster, assign = p.argmax(axis=1).astype(np.int64), p.max(axis=1).astype(np.float64)
-        pre = Preprocessor(result, r, cfg, shape, ctx.device, False, path, cluster, assign)
+        pre = Preprocessor(result, r, cfg, shape, ctx.device, from_cache=False, cache_file=path, train_cluster=cluster,
+                           train_assign=assign)
         return pre, {
             "config": r.to_json(), "seed": int(ctx.seed),
             "state": {k: v.detach().cpu() for k, v in result.encoder.state_dict().items()},

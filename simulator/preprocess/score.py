@@ -91,12 +91,12 @@ def route_cost(images: np.ndarray, model: CostModel, streams=None) -> np.ndarray
     """``(N,)`` float64 ``C_i = bits_i + lambda SSE_i`` of the items on the X_m route.
 
     ``streams``: the items already coded with ``model.coder``
-    (:class:`~simulator.teacher.ClassicalStreams`), else they are coded here.
+    (:class:`~simulator.classical.streams.ClassicalStreams`), else they are coded here.
     """
     from ..classical import source_coding
-    from ..link.packets import bits_to_bytes
+    from ..bits import bits_to_bytes
     from ..registry import CODERS
-    from ..teacher import encode_classical
+    from ..classical.streams import encode_classical
 
     if streams is None:
         streams = encode_classical(images, model.coder, model.quality, model.psnr_db)

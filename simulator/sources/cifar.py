@@ -13,12 +13,33 @@ from .base import STRUCTURED, DatasetInfo, ItemSet
 BATCHES = ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch")
 
 
+# What a CIFAR-10 batch may contain besides plain Python values: numpy arrays (their pickle
+# names in numpy 1 and 2). Anything else is refused before it is built, so a foreign pickle
+# cannot run code (pickle.load would call whatever the file names).
+_ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+            ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+            ("numpy", "ndarray"), ("numpy", "dtype")}
+
+
+class _BatchUnpickler(pickle.Unpickler):
+    """Unpickles dicts, lists, numbers, strings, bytes and numpy arrays only."""
+
+    def find_class(self, module: str, name: str):
+        if (module, name) in _ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"it refers to {module}.{name}, which a CIFAR-10 batch never holds "
+                                     "(semsim does not load it: unpickling it could run code)")
+
+
 def _unpickle(path: Path) -> dict:
     try:
         with path.open("rb") as fh:
-            return pickle.load(fh, encoding="bytes")
+            data = _BatchUnpickler(fh, encoding="bytes").load()
     except Exception as err:  # a truncated or foreign file
         raise InputError(f"not a CIFAR-10 pickle batch ({type(err).__name__}: {err})", where=str(path)) from None
+    if not isinstance(data, dict):
+        raise InputError(f"not a CIFAR-10 pickle batch (it holds a {type(data).__name__}, not a dict)", where=str(path))
+    return data
 
 
 def _get(d: dict, key: str, path: Path):
@@ -26,6 +47,25 @@ def _get(d: dict, key: str, path: Path):
         if k in d:
             return d[k]
     raise InputError(f"CIFAR-10 batch has no '{key}' entry", where=str(path))
+
+
+def _names(values, path: Path) -> list[str]:
+    if not isinstance(values, (list, tuple)) or not values or not all(isinstance(v, (bytes, str)) for v in values):
+        raise InputError("label_names must be a non-empty list of strings", where=str(path))
+    try:
+        return [v.decode("utf-8") if isinstance(v, bytes) else v for v in values]
+    except UnicodeDecodeError:
+        raise InputError("label_names are not UTF-8 text", where=str(path)) from None
+
+
+def _labels(values, path: Path) -> np.ndarray:
+    try:
+        lab = np.asarray(values)
+    except (ValueError, TypeError):
+        raise InputError("labels must be a list of integers", where=str(path)) from None
+    if lab.ndim != 1 or (lab.size and lab.dtype.kind not in "iu"):
+        raise InputError(f"labels must be a list of integers (got {lab.dtype} of shape {lab.shape})", where=str(path))
+    return lab.astype(np.int64)
 
 
 def _read(root: Path) -> tuple[list[str], list[tuple[Path, np.ndarray, np.ndarray]]]:
@@ -38,20 +78,24 @@ def _read(root: Path) -> tuple[list[str], list[tuple[Path, np.ndarray, np.ndarra
                          where=f"source.dataset: {root}")
     meta_path = root / "batches.meta"
     if meta_path.is_file():
-        names = [n.decode() if isinstance(n, bytes) else str(n) for n in _get(_unpickle(meta_path), "label_names", meta_path)]
+        names = _names(_get(_unpickle(meta_path), "label_names", meta_path), meta_path)
     else:
         names = [str(i) for i in range(10)]
     batches = []
     for path in present:
         batch = _unpickle(path)
-        data = np.asarray(_get(batch, "data", path))
-        lab = np.asarray(_get(batch, "labels", path), dtype=np.int64)
+        data = _get(batch, "data", path)
+        if not isinstance(data, np.ndarray):
+            raise InputError(f"data must be a numpy array (got {type(data).__name__})", where=str(path))
+        lab = _labels(_get(batch, "labels", path), path)
         if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072 or len(lab) != len(data):
             raise InputError(f"expected uint8 data of shape (N, 3072) and N labels, got {data.dtype} {data.shape}",
                              where=str(path))
         if len(lab) and (lab.min() < 0 or lab.max() >= len(names)):
             raise InputError(f"labels must lie in 0..{len(names) - 1}", where=str(path))
         batches.append((path, data, lab))
+    if not sum(len(lab) for _, _, lab in batches):
+        raise InputError("the CIFAR-10 batches hold no items", where=f"source.dataset: {root}")
     return names, batches
 
 

@@ -112,6 +112,8 @@ def _listing(root: Path) -> tuple[list[str], list[tuple[Path, int]]]:
         if not p.is_dir() and p.suffix.lower() in extensions:
             raise InputError(f"image {p.name} lies directly in the image folder: images must lie in class folders "
                              "<dir>/<class name>/<image> (names starting with '.' are ignored)", where=str(root))
+        if p.is_symlink() and not p.exists():  # a class folder whose target is gone would be lost
+            raise InputError(f"{p.name} is a broken link (a class folder whose target is missing?)", where=str(root))
     entries = [p for p in entries if p.is_dir()]
     classes = sorted(p.name for p in entries)
     if not classes:
@@ -134,6 +136,13 @@ def _listing(root: Path) -> tuple[list[str], list[tuple[Path, int]]]:
         if not images:
             raise InputError(f"class folder {name} is empty: it holds no images", where=str(folder))
         files += images
+    seen: dict[Path, Path] = {}
+    for p, _ in files:  # links must not make one image two items (in two classes, or twice in one)
+        real = p.resolve()
+        if real in seen:
+            raise InputError(f"{seen[real]} and {p} are the same file (through a link); semsim reads each image once: "
+                             "remove one of them, or copy the file if two items are meant", where=f"imagefolder:{root}")
+        seen[real] = p
     return classes, files
 
 
