@@ -13,14 +13,16 @@ New pipelines, coders, datasets, memorizable kinds, channels and link modes are 
 :mod:`simulator.registry` (docs/extending.md).
 """
 
-from .version import __version__
-
 __all__ = ["__version__", "load_scenario", "parse_scenario", "run", "Result", "InputError", "OutputError",
            "LostWorkError", "SemsimError"]
 
 
 def __getattr__(name: str):
     # Lazy: ``import simulator`` stays cheap (no torch, no matplotlib) until something is used.
+    if name == "__version__":
+        from .version import __version__
+
+        return __version__
     if name in ("load_scenario", "parse_scenario"):
         from . import scenario
 

@@ -234,7 +234,7 @@ def cmd_report(args, out: Console, err: Console) -> int:
 
 
 def cmd_calibrate(args, out: Console, err: Console) -> int:
-    from .link.calibration import calibrate
+    from .link.calibration import calibrate, calibrate_harq
 
     scenario = _load(args)
     ctx = _context(scenario, args)
@@ -247,7 +247,8 @@ def cmd_calibrate(args, out: Console, err: Console) -> int:
         except ValueError as bad:
             raise InputError(str(bad), where="--snr-grid") from None
     with _sweep_progress(err, args.quiet, points=False) as (progress, _), ctx.threads():
-        table = calibrate(scenario.link, ctx.with_progress(progress), snr_grid_db=grid)
+        measure = calibrate_harq if scenario.link.harq != "none" else calibrate  # HARQ: a row per combined attempt
+        table = measure(scenario.link, ctx.with_progress(progress), snr_grid_db=grid)
     out.print(table.to_frame().to_string(index=False))
     return 0
 

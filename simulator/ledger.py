@@ -10,14 +10,16 @@ meanings are in docs/metrics.md; every number is in the unit its column name say
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Collection
+from typing import Callable, Collection, Mapping
 
 import numpy as np
 import pandas as pd
 
+from .link.mcs import summary_columns
 from .link.phy_base import esn0_to_ebn0
 from .metrics import (impact_at_threshold, language_complexity_per_item, ms_ssim, psnr_from_mse,
                       semantic_impact)
+from .route import Route
 
 ITEM_COLUMNS = [
     "pipeline", "item", "label", "kind", "route", "cluster", "predicted_memorizable",
@@ -171,7 +173,8 @@ def _psnr_of_mean_mse(mse: pd.Series) -> float:
 
 def summarize(items: pd.DataFrame, complexity_nats: float, model_bits: dict[str, float],
               link=None, pixels_per_item: int | None = None,
-              thresholds_db: tuple[float, ...] = (), *, oracles: Collection[str] = ()) -> pd.DataFrame:
+              thresholds_db: tuple[float, ...] = (), *, oracles: Collection[str] = (),
+              mcs: Mapping[str, object] | None = None) -> pd.DataFrame:
     """One row per pipeline: the scenario figures of design.md section 3, and the link's units.
 
     Args:
@@ -185,10 +188,13 @@ def summarize(items: pd.DataFrame, complexity_nats: float, model_bits: dict[str,
         pixels_per_item: H * W of an item (source pixels).
         thresholds_db: the PSNR thresholds of the ``semantic_impact_at_<T>db`` columns.
         oracles: the pipelines that route by the ground truth (``reads_ground_truth``).
+        mcs: the adaptive MCS choice's columns (:func:`simulator.link.mcs.summary_columns`;
+            ``None``: a fixed modulation and code, the columns are empty).
     """
+    mcs_columns = dict(mcs) if mcs is not None else summary_columns(None)
     rows = []
     for pipeline, g in items.groupby("pipeline", sort=False):
-        sem = g[g["route"] == "semantic"]
+        sem = g[g["route"] == Route.SEMANTIC]
         finite_psnr = sem["psnr_db"][np.isfinite(sem["psnr_db"])]
         header = float(link.header_bits) if link is not None else 0.0
         rows.append({
@@ -219,6 +225,7 @@ def summarize(items: pd.DataFrame, complexity_nats: float, model_bits: dict[str,
             "model_bits": float(model_bits.get(pipeline, 0.0)),
             **_fidelity_columns(g),
             **_unit_columns(g, link, pixels_per_item),
+            **mcs_columns,
         })
     return pd.DataFrame(rows)
 
@@ -247,10 +254,12 @@ def _unit_columns(g: pd.DataFrame, link, pixels_per_item: int | None) -> dict[st
         "code_rate": link.code.k / link.code.n,
         "bits_per_symbol": link.bits_per_symbol,
         "channel_uses_per_pixel": per_pixel(np.ones(len(g), dtype=bool)),
-        "channel_uses_per_pixel_semantic": per_pixel((g["route"] == "semantic").to_numpy()),
-        "channel_uses_per_pixel_classical": per_pixel((g["route"] == "classical").to_numpy()),
+        "channel_uses_per_pixel_semantic": per_pixel((g["route"] == Route.SEMANTIC).to_numpy()),
+        "channel_uses_per_pixel_classical": per_pixel((g["route"] == Route.CLASSICAL).to_numpy()),
+        "goodput_bits_per_channel_use": float(g.loc[g["delivered"].astype(bool), "representation_bits"].sum()
+                                              / uses.sum()) if uses.sum() > 0 else float("nan"),
     }
 
 
 UNIT_COLUMNS = ["esn0_db", "ebn0_db", "code_rate", "bits_per_symbol", "channel_uses_per_pixel",
-                "channel_uses_per_pixel_semantic", "channel_uses_per_pixel_classical"]
+                "channel_uses_per_pixel_semantic", "channel_uses_per_pixel_classical", "goodput_bits_per_channel_use"]

@@ -508,6 +508,65 @@ def cliff(summary: pd.DataFrame, others: list[str], title: str | None = None, sc
     return finish(fig, heading(title, summary, scenario, sweep_keys), notes)
 
 
+def link_curves(summary: pd.DataFrame, others: list[str], title: str | None = None, scenario: Mapping | None = None,
+                sweep_keys: list[str] | None = None) -> Figure:
+    """The link against Es/N0: goodput (delivered stream bits per channel use) and mean delivery
+    time, one line per pipeline and per value of the other swept keys (e.g. ``link.harq``,
+    ``link.mcs``: none / chase / ir, fixed / adaptive). Means over seeds."""
+    fig = Figure(figsize=(11.5, 4.8))
+    ax_t, ax_d = fig.subplots(1, 2)
+    styles = ["-", "--", ":", "-.", (0, (5, 1)), (0, (3, 1, 1, 1))]
+    keys = [k for k in others if k in summary]
+    n_max = 1
+    nothing: list[str] = []
+    pipelines = _pipelines(summary)
+    # one pipeline: colour by the first other key's value, line style by the second's
+    levels = [list(dict.fromkeys(summary[k])) for k in keys]
+    for p in pipelines:
+        g = summary[summary["pipeline"] == p]
+        groups = g.groupby(keys, sort=True) if keys else [((), g)]
+        for j, (values, sub_) in enumerate(groups):
+            values = values if isinstance(values, tuple) else (values,)
+            tag = ", ".join(f"{short_label(k)} = {_fmt(v)}" for k, v in zip(keys, values))
+            if len(pipelines) == 1 and keys:
+                label = tag
+                shade = PALETTE[levels[0].index(values[0]) % len(PALETTE)]
+                j = levels[1].index(values[1]) if len(keys) > 1 else j
+            else:
+                label = pipeline_label(p) + (f" ({tag})" if tag else "")
+                shade = color(p)
+            agg = sub_.groupby("esn0_db").agg(goodput=("goodput_bits_per_channel_use", "mean"),
+                                              delay=("avg_delivery_time_s", "mean"),
+                                              n=("goodput_bits_per_channel_use", "size")).sort_index()
+            n_max = max(n_max, int(agg["n"].max()))
+            x = agg.index.to_numpy(float)
+            style = dict(marker=MARKERS[j % len(MARKERS)], markersize=4, linestyle=styles[j % len(styles)],
+                         color=shade, label=label)
+            ax_t.plot(x, agg["goodput"].to_numpy(float), **style)
+            delay = agg["delay"].to_numpy(float) * 1e3
+            if np.isfinite(delay).any():
+                ax_d.plot(x[np.isfinite(delay)], delay[np.isfinite(delay)], **style)
+            if not np.isfinite(delay).all():
+                nothing.append(f"{label}: nothing delivered at Es/N0 "
+                               + ", ".join(_fmt(v) for v in x[~np.isfinite(delay)]) + " dB")
+    ax_t.set_xlabel("Es/N0 (dB)")
+    ax_t.set_ylabel("goodput (delivered bits per complex channel use)")
+    only = f" of {pipeline_label(pipelines[0])}" if len(pipelines) == 1 else ""
+    ax_t.set_title(f"Throughput{only}", fontsize=10)
+    ax_d.set_xlabel("Es/N0 (dB)")
+    ax_d.set_ylabel("mean delivery time of delivered items (ms)")
+    ax_d.set_yscale("log")
+    ax_d.set_title(f"Delay{only}", fontsize=10)
+    for ax in (ax_t, ax_d):
+        ax.grid(alpha=0.3)
+    handles, _ = ax_t.get_legend_handles_labels()
+    if handles:
+        ax_t.legend(handles=handles, fontsize=7, ncol=1)
+    notes = [("one seed per point" if n_max <= 1 else f"mean over up to {n_max} seeds per point"),
+             *nothing]
+    return finish(fig, heading(title, summary, scenario, sweep_keys), notes)
+
+
 def all_plots(items: pd.DataFrame, summary: pd.DataFrame, sweep_keys: list[str], title: str | None = None,
               scenario: Mapping | Any | None = None) -> dict[str, Figure]:
     """Every plot for a run: name (without .png) -> figure.
@@ -546,6 +605,8 @@ def all_plots(items: pd.DataFrame, summary: pd.DataFrame, sweep_keys: list[str],
     snr = [k for k in varying if k == "link.snr_db"]
     if snr and "psnr_all_db" in summary:
         figs["cliff_psnr_vs_snr"] = cliff(summary, [k for k in varying if k != "link.snr_db"], **ctx)
+    if snr and "goodput_bits_per_channel_use" in summary:
+        figs["link_throughput_delay_vs_snr"] = link_curves(summary, [k for k in varying if k != "link.snr_db"], **ctx)
     for k in varying:
         if pd.api.types.is_numeric_dtype(summary[k]):
             others = [o for o in varying if o != k]

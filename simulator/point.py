@@ -23,6 +23,7 @@ from .context import RunContext
 from .errors import InputError
 from .ledger import PipelineRun, item_records, score, summarize
 from .link.des import poisson_arrivals
+from .link.mcs import adapted, choose_mcs, summary_columns
 from .link.packets import packets_needed
 from .link.transport import Handoff, carry
 from .metrics import content_complexity
@@ -278,11 +279,17 @@ def run_point(items: ItemSet, scenario: Scenario, ctx: RunContext,
 
     ``ctx``'s seed is used as given (the caller derives it from the scenario, see
     :func:`simulator.sweep.run_one_point`). Returns ``(items table, summary table, models)``.
+    With ``link.mcs = "adaptive"`` the modulation and code rate are chosen first
+    (:func:`~simulator.link.mcs.choose_mcs`) and the whole point runs on that link.
     """
     t0 = time.perf_counter()
     progress = adapt(progress)
     if progress is not None and ctx.on_step is None:
         ctx = ctx.with_progress(progress)  # training loops report their steps, loss and time left
+    choice = None
+    if scenario.link.mcs == "adaptive":
+        choice = choose_mcs(scenario.link, ctx)
+        scenario = scenario.model_copy(update={"link": adapted(scenario.link, choice)})
     models = learning_phase(items, scenario, ctx, progress)
     t1 = time.perf_counter()
     if scenario.traffic.arrivals == "batch":
@@ -302,7 +309,8 @@ def run_point(items: ItemSet, scenario: Scenario, ctx: RunContext,
     h, w, c = items.shape
     summary = summarize(table, content_complexity(items.labels, items.memorizable, h * w * c * 8), model_bits,
                         scenario.link, h * w, tuple(scenario.fidelity.impact_thresholds_db),
-                        oracles={p for p in scenario.pipelines if PIPELINES.get(p).reads_ground_truth})
+                        oracles={p for p in scenario.pipelines if PIPELINES.get(p).reads_ground_truth},
+                        mcs=summary_columns(choice))
     models.timings = {"learning_s": round(t1 - t0, 3), "simulation_s": round(time.perf_counter() - t1, 3)}
     return table, summary, models
 

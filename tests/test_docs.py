@@ -47,7 +47,8 @@ def test_every_metric_column_is_documented():
                     "language_complexity_per_item_nats", "model_bits", "undelivered_items",
                     "psnr_delivered_db", "psnr_all_db", "quality_target_missed_items", "esn0_db", "ebn0_db", "code_rate",
                     "bits_per_symbol", "channel_uses_per_pixel", "channel_uses_per_pixel_semantic",
-                    "channel_uses_per_pixel_classical"]
+                    "channel_uses_per_pixel_classical", "goodput_bits_per_channel_use", "mcs_index", "mcs_bler", "mcs_bler_ci_low", "mcs_bler_ci_high",
+                    "mcs_meets_target"]
     import pandas as pd
 
     from simulator.ledger import summarize

@@ -212,3 +212,40 @@ def test_other_sionna_falls_back_to_public_decoder(monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # one warning per process, not one per link
         BitTrueLink(harq_link(), "cpu", torch.Generator().manual_seed(0))
+
+
+def test_abstraction_beyond_the_cap_and_without_retransmissions(tmp_path):
+    """Attempts beyond the table's use its last conditional probability; with max_retx = 0 the
+    HARQ modes draw from the single-attempt table (no HARQ table is measured)."""
+    from simulator.link.calibration import BlerPoint, HarqBlerTable
+    ctx = RunContext(seed=1, device="cpu", cache_dir=tmp_path)
+    link = harq_link("ir", max_retx=6)
+    key = harq_calibration_key(link, "ir", 2, snr_grid_db=[ESN0, ESN0 + 1.0])
+    pts = [[BlerPoint(ESN0, 1000, 800, 8000), BlerPoint(ESN0 + 1.0, 1000, 400, 4000)],
+           [BlerPoint(ESN0, 1000, 200, 2000), BlerPoint(ESN0 + 1.0, 1000, 40, 400)]]
+    ab = AbstractionPhy(link, ctx, harq_table=HarqBlerTable(key, pts))
+    assert ab.conditional_failure("ir") == pytest.approx([0.8, 0.25])
+    res = run_arq(ab, payloads(20000), 6, harq="ir")
+    # P(attempts > j) = 0.8 * 0.25^(j-1) for j >= 1
+    for j, p in ((1, 0.8), (2, 0.2), (3, 0.05)):
+        assert abs((res.attempts > j).mean() - p) < 4 * np.sqrt(p * (1 - p) / 20000)
+    assert not any(tmp_path.rglob("*.json"))  # nothing was calibrated
+    plain = AbstractionPhy(harq_link("none", max_retx=0), ctx, table=ab.table)
+    again = AbstractionPhy(harq_link("ir", max_retx=0), ctx, table=ab.table)
+    a = run_arq(plain, payloads(500), 0)
+    b = run_arq(again, payloads(500), 0, harq="ir")
+    assert np.array_equal(a.ok, b.ok) and np.array_equal(a.received, b.received)
+    assert not again.harq_tables
+
+
+def test_harq_table_json_round_trip_and_tampering():
+    from simulator.link.calibration import BlerPoint, HarqBlerTable
+    key = harq_calibration_key(harq_link("chase"), "chase", 2, snr_grid_db=[ESN0, ESN0 + 1.0])
+    table = HarqBlerTable(key, [[BlerPoint(ESN0, 100, 80, 900)], [BlerPoint(ESN0, 100, 5, 50)]])
+    back = HarqBlerTable.from_json(table.to_json(), key)
+    assert back.source == "cache" and [t.points for t in back.levels] == [t.points for t in table.levels]
+    assert list(back.to_frame().attempts) == [1, 2]
+    with pytest.raises(ValueError, match="checksum"):
+        HarqBlerTable.from_json(table.to_json().replace('"points": [\n  [\n   0.0,\n   100', '"points": [\n  [\n   0.0,\n   101'), key)
+    with pytest.raises(ValueError, match="another key"):
+        HarqBlerTable.from_json(table.to_json(), harq_calibration_key(harq_link("ir"), "ir", 2, [ESN0, ESN0 + 1]))

@@ -6,9 +6,20 @@ import numpy as np
 import pytest
 
 from simulator.link.modes import build_phy
-from simulator.link.arq import expected_transmissions, run_arq
+from simulator.link.arq import run_arq
 from simulator.link.des import poisson_arrivals, simulate
 from simulator.scenario import LinkConfig
+
+
+def expected_transmissions(p: float, max_retx: int) -> float:
+    """Mean attempts per packet with block error probability ``p``, truncated at ``1 + max_retx``.
+
+    ``sum_{j=0}^{max_retx} p^j = (1 - p^(max_retx+1)) / (1 - p)``; the untruncated limit is
+    the classical ``1 / (1 - p)``.
+    """
+    if p >= 1.0:
+        return float(max_retx + 1)
+    return (1.0 - p ** (max_retx + 1)) / (1.0 - p)
 
 
 def test_exact_timeline_of_a_small_case():

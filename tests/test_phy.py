@@ -15,7 +15,7 @@ from simulator.link.calibration import clopper_pearson
 from simulator.link.fixed_bler import FixedBlerPhy
 from simulator.link.phy_base import ebn0_to_esn0, esn0_to_ebn0
 from simulator.link.modes import build_phy
-from simulator.link.phy import UncodedModem
+from uncoded_modem import UncodedModem
 from simulator.context import RunContext
 from simulator.errors import InputError
 from simulator.scenario import LinkConfig, parse_scenario

@@ -89,7 +89,12 @@ class AbstractionPhy:
                       harq: str) -> tuple[np.ndarray, np.ndarray, None]:
         """Attempt ``attempt`` of packets whose earlier attempts all failed: each fails with the
         table's conditional probability (:class:`~simulator.link.phy_base.HarqPhy`; no soft
-        state, the returned state is ``None``)."""
+        state, the returned state is ``None``). With ``link.max_retx = 0`` and no HARQ table
+        loaded, the single attempt is :meth:`transmit`'s draw (no HARQ table is calibrated)."""
+        if attempt == 0 and self.link.max_retx == 0 and harq not in self._harq:
+            check_harq(harq)
+            decoded, ok = self.transmit(bits)
+            return decoded, ok, None
         cond, flips = self._harq_params(harq)
         bits = check_bits(bits, self.k)
         j = min(int(attempt), len(cond) - 1)

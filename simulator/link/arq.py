@@ -100,14 +100,3 @@ def _run_harq(phy, payloads: np.ndarray, max_retx: int, on_round, harq: str) -> 
         pending = pending[~good]
     del state  # the soft values of the packets lost after the last attempt
     return ArqOutcome(attempts, ok, received)
-
-
-def expected_transmissions(p: float, max_retx: int) -> float:
-    """Mean attempts per packet with block error probability ``p``, truncated at ``1 + max_retx``.
-
-    ``sum_{j=0}^{max_retx} p^j = (1 - p^(max_retx+1)) / (1 - p)``; the untruncated limit is
-    the classical ``1 / (1 - p)``.
-    """
-    if p >= 1.0:
-        return float(max_retx + 1)
-    return (1.0 - p ** (max_retx + 1)) / (1.0 - p)

@@ -112,6 +112,9 @@ class LinkConfig(Section):
         if self.bler is not None and not uses_bler:
             takers = ", ".join(f"'{m}'" for m in LINK_MODES.names() if LINK_MODES.get(m).uses_bler)
             raise ValueError(f"link.bler is a setting of mode {takers} only (got it with mode = '{self.mode}')")
+        if self.harq != "none" and not getattr(LINK_MODES.get(self.mode), "supports_harq", False):
+            takers = ", ".join(f"'{m}'" for m in LINK_MODES.names() if getattr(LINK_MODES.get(m), "supports_harq", False))
+            raise ValueError(f"harq = '{self.harq}' needs mode {takers}; mode '{self.mode}' has no HARQ model")
         if self.header_bits >= self.code.k:
             raise ValueError(f"header_bits must be smaller than code.k (got {self.header_bits} >= {self.code.k})")
         need = min_header_bits(self.code.k)

@@ -3,7 +3,7 @@
 ``LDPC5GEncoder -> Mapper (QAM) -> channel (simulator.link.channels) -> Demapper("app")
 -> LDPC5GDecoder`` (BP, with early stopping by default). :class:`BitTruePhy` is the
 ``bit-true`` link mode (simulator.link.modes); :class:`BitTrueLink` is the chain itself,
-also used by the calibration; :class:`UncodedModem` is uncoded QAM for the closed-form checks.
+also used by the calibration;
 
 ``phy.transmit(bits)`` sends each row of ``bits`` (``(B, k)`` uint8) once and returns
 ``(decoded, ok)`` with ideal error detection (simulator.link.phy_base.Phy). SNR conventions
@@ -33,12 +33,11 @@ from sionna.phy.fec.ldpc import LDPC5GDecoder, LDPC5GEncoder, LDPCBPDecoder
 from sionna.phy.mapping import Demapper, Mapper
 
 from ..context import RunContext
-from ..registry import CHANNELS
 from .channels import build_channel
-from .config import MODULATIONS, LinkConfig
+from .config import LinkConfig
 from .phy_base import HarqState, check_bits, check_harq, harq_rv, noise_variance, torch_device
 
-__all__ = ["BitTrueLink", "BitTruePhy", "UncodedModem", "EarlyStopLDPC5GDecoder", "SIONNA_FAST_DECODER_VERSIONS",
+__all__ = ["BitTrueLink", "BitTruePhy", "EarlyStopLDPC5GDecoder", "SIONNA_FAST_DECODER_VERSIONS",
            "sionna_version", "fast_decoder_supported"]
 
 #: ``[lowest, first unsupported)`` versions of ``sionna-no-rt`` whose private BP-decoder
@@ -546,45 +545,3 @@ class BitTruePhy:
                 decoded[s:s + step] = u_hat.cpu().numpy()
         llr = kept[0] if len(kept) == 1 else torch.cat(kept) if kept else torch.empty(0, len(rvs), self.n, device=self.device)
         return decoded, ok, HarqState(llr, rvs)
-
-
-# --------------------------------------------------------------------------- uncoded checks
-
-
-class UncodedModem:
-    """Uncoded QAM through Sionna's Mapper, channel and Demapper, with hard decisions.
-
-    Each row of ``bits`` is one fading block (for ``channel="rayleigh"``: one h ~ CN(0,1) per
-    row, perfect CSI). Hard decisions use the max-log demapper, i.e. the nearest constellation
-    point (symbol-wise ML), which is what the closed-form BER expressions describe.
-
-    Args:
-        modulation: ``qpsk | qam16 | qam64 | qam256``.
-        channel: a name of :data:`~simulator.registry.CHANNELS`.
-        ctx: run context (device and the streams ``phy.uncoded.noise`` / ``.fading``).
-
-    :meth:`transmit` takes ``bits`` ``(B, m)`` uint8 with ``m`` a multiple of the bits per
-    symbol and an Es/N0 in dB, returns the hard-decided bits ``(B, m)`` uint8.
-    """
-
-    def __init__(self, modulation: str, channel: str, ctx: RunContext):
-        if modulation not in MODULATIONS:
-            raise ValueError(f"unknown modulation {modulation!r}; allowed: {', '.join(MODULATIONS)}")
-        CHANNELS.check(channel)
-        self.bits_per_symbol = MODULATIONS[modulation]
-        dev = torch_device(ctx.device)
-        self.device = dev
-        self.mapper = Mapper("qam", self.bits_per_symbol, precision="single", device=dev)
-        self.demapper = Demapper("maxlog", "qam", self.bits_per_symbol, hard_out=True,
-                                 precision="single", device=dev)
-        self.channel = build_channel(channel, dev, ctx.torch_generator("phy.uncoded.noise", device=dev),
-                                     ctx.torch_generator("phy.uncoded.fading", device=dev))
-
-    @torch.inference_mode()
-    def transmit(self, bits: np.ndarray, esn0_db: float) -> np.ndarray:
-        bits = np.asarray(bits, dtype=np.uint8)
-        if bits.ndim != 2 or bits.shape[1] % self.bits_per_symbol:
-            raise ValueError(f"bits must be (B, m) with m a multiple of {self.bits_per_symbol}; got {bits.shape}")
-        c = torch.from_numpy(bits).to(self.device).to(torch.float32)
-        y, no_eff = self.channel.apply(self.mapper(c), noise_variance(esn0_db))
-        return self.demapper(y, no_eff).to(torch.uint8).cpu().numpy()

@@ -8,7 +8,8 @@ attempts, channel uses, and the discrete-event :class:`~simulator.link.des.Timel
 
 - ``digital``: the payload is a bitstream, split into 5G LDPC codewords with a header
   (:mod:`.packets`), sent through the scenario's PHY mode (:mod:`.modes`) with stop-and-wait
-  ARQ or HARQ (:mod:`.arq`), timed by :mod:`.des`. One complex channel use per QAM symbol.
+  ARQ, or HARQ with chase combining or incremental redundancy (``link.harq``, :mod:`.arq`),
+  timed by :mod:`.des`. One complex channel use per QAM symbol.
 - ``analog``: the payload is a real vector (a joint source-channel code's output); pairs of
   reals become complex channel symbols, normalised to unit average power per item
   (``E|x|^2 = 1``), sent once through the channel at the scenario's Es/N0 (no code, no
@@ -127,7 +128,7 @@ class DigitalTransport:
             if on_progress:
                 on_progress(min(sent[0], total), total)
 
-        arq = run_arq(build_phy(link, ctx), np.concatenate(payloads), link.max_retx, on_round)
+        arq = run_arq(build_phy(link, ctx), np.concatenate(payloads), link.max_retx, on_round, harq=link.harq)
         if on_progress:
             on_progress(total, total)
         per_item = [slice(bounds[i], bounds[i + 1]) for i in range(len(payloads))]
