@@ -137,11 +137,14 @@ FULL_CHECK_POINTS = 10_000
 
 
 def _sweep_progress(err: Console, quiet: bool, points: bool = True):
-    """Progress bars on stderr (:func:`simulator.progress.console_progress`): the sweep's
-    points (when ``points``) and each long step."""
-    from .progress import console_progress
+    """Progress on stderr: rich bars (:func:`simulator.progress.console_progress`) for the
+    sweep's points (when ``points``) and each long step, or plain lines every few seconds when
+    stderr is a file or a pipe (a batch job's log) or a notebook without ipywidgets."""
+    from .progress import console_progress, line_progress, live_bars_work
 
-    return console_progress(err, enabled=not quiet, points=points)
+    if quiet or live_bars_work(err):
+        return console_progress(err, enabled=not quiet, points=points)
+    return line_progress(err.file)
 
 
 def _table_width(out: Console) -> int:

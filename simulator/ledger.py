@@ -10,7 +10,7 @@ meanings are in docs/metrics.md; every number is in the unit its column name say
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Collection, Mapping
+from typing import TYPE_CHECKING, Callable, Collection, Mapping
 
 import numpy as np
 import pandas as pd
@@ -20,6 +20,11 @@ from .link.phy_base import esn0_to_ebn0
 from .metrics import (impact_at_threshold, language_complexity_per_item, ms_ssim, psnr_from_mse,
                       semantic_impact)
 from .route import Route
+
+if TYPE_CHECKING:  # the records of the earlier stages (annotations only)
+    from .apprentice import Reconstruction
+    from .link.transport import Arrival
+    from .teacher import Encoded
 
 ITEM_COLUMNS = [
     "pipeline", "item", "label", "kind", "route", "cluster", "predicted_memorizable",
@@ -106,9 +111,9 @@ class PipelineRun:
     """
 
     pipeline: str
-    encoded: object
-    arrival: object
-    recon: object
+    encoded: Encoded
+    arrival: Arrival
+    recon: Reconstruction
     scores: Scores
     predicted_memorizable: np.ndarray
     coder: np.ndarray

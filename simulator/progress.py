@@ -136,9 +136,44 @@ def console_progress(console, enabled: bool = True, points: bool = True) -> Iter
         yield progress, on_point
 
 
+@contextlib.contextmanager
+def line_progress(stream, interval_s: float = 2.0) -> Iterator[tuple[Progress, OnPoint]]:
+    """Progress as plain lines on ``stream`` (a notebook without ipywidgets, where live bars
+    cannot redraw): each step at most every ``interval_s`` seconds, and when it finishes."""
+    last: dict[str, tuple[float, int, int]] = {}
+
+    def progress(name: str, done: int, total: int, detail: str = "") -> None:
+        now = time.monotonic()
+        when, was_done, was_total = last.get(name, (float("-inf"), -1, -1))
+        if (done, total) == (was_done, was_total) or (done < total and now - when < interval_s):
+            return
+        last[name] = (now, done, total)
+        label = name if ":" in name else f"link: {name}"
+        print(f"{label}: {done}/{total}" + (f", {detail}" if detail else ""), file=stream, flush=True)
+
+    def on_point(index: int, total: int, meta: dict) -> None:  # noqa: ARG001 - callback signature
+        if index >= 0:
+            print(f"sweep point {index + 1} of {total} done", file=stream, flush=True)
+
+    yield progress, on_point
+
+
+def live_bars_work(console) -> bool:
+    """Whether rich's live bars can redraw on ``console``: a terminal, or a notebook with
+    ipywidgets installed."""
+    if console.is_jupyter:
+        try:
+            import ipywidgets  # noqa: F401
+        except ImportError:
+            return False
+        return True
+    return bool(console.is_terminal)
+
+
 def in_terminal_or_notebook(console) -> bool:
     """Whether ``console`` is shown to a person (a terminal or a Jupyter notebook)."""
     return bool(console.is_terminal or console.is_jupyter)
 
 
-__all__ = ["Progress", "OnPoint", "adapt", "StepMeter", "console_progress", "in_terminal_or_notebook"]
+__all__ = ["Progress", "OnPoint", "adapt", "StepMeter", "console_progress", "line_progress", "live_bars_work",
+           "in_terminal_or_notebook"]

@@ -16,6 +16,7 @@ import io
 import json
 import os
 import platform
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -374,7 +375,7 @@ def run(scenario: Scenario | str | Path, out: str | Path | None = None, *, cache
     from rich.console import Console
 
     from .context import default_cache_dir, resolve_device
-    from .progress import adapt, console_progress, in_terminal_or_notebook
+    from .progress import adapt, console_progress, in_terminal_or_notebook, line_progress, live_bars_work
 
     _check_arguments(scenario=scenario, out=out, cache_dir=cache_dir, progress=progress, threads=threads)
     if not isinstance(scenario, Scenario):
@@ -386,7 +387,8 @@ def run(scenario: Scenario | str | Path, out: str | Path | None = None, *, cache
         return _run(scenario, ctx, out, adapt(progress), None, fresh, overwrite)
     console = Console(stderr=True)
     show = in_terminal_or_notebook(console) if progress is None else bool(progress)
-    with console_progress(console, show) as (bars, on_point):
+    display = console_progress(console, show) if (live_bars_work(console) or not show) else line_progress(sys.stderr)
+    with display as (bars, on_point):
         return _run(scenario, ctx, out, bars if show else None, on_point if show else None, fresh, overwrite)
 
 
