@@ -158,14 +158,23 @@ def cmd_run(args, out: Console, err: Console) -> int:
 
     scenario = _load(args)
     ctx = _context(scenario, args)
-    with _sweep_progress(err, args.quiet) as (progress, on_point):
-        final = run_scenario(scenario, ctx, out=Path(args.out) if args.out else None,
-                             results_root=Path(args.results), fresh=args.fresh, progress=progress, on_point=on_point,
-                             executor=args.executor, address=args.address, overwrite=args.overwrite)
-    summary = pd.read_csv(final / "summary.csv")
-    out.print(summary_table(summary, f"{scenario.name}: {summary['point'].nunique()} point(s), device {ctx.device}",
-                            list(scenario.sweep), _table_width(out)))
-    out.print(f"results: {final}")
+    final = None
+    try:
+        with _sweep_progress(err, args.quiet) as (progress, on_point):
+            final = run_scenario(scenario, ctx, out=Path(args.out) if args.out else None,
+                                 results_root=Path(args.results), fresh=args.fresh, progress=progress,
+                                 on_point=on_point, executor=args.executor, address=args.address,
+                                 overwrite=args.overwrite)
+        summary = pd.read_csv(final / "summary.csv")
+        out.print(summary_table(summary, f"{scenario.name}: {summary['point'].nunique()} point(s), device {ctx.device}",
+                                list(scenario.sweep), _table_width(out)))
+        out.print(f"results: {final}")
+    except (KeyboardInterrupt, Terminated) as stop:
+        if final is None:
+            raise
+        sig, status = ("SIGINT", 130) if isinstance(stop, KeyboardInterrupt) else ("SIGTERM", 143)
+        err.print(f"interrupted ({sig}) after the run finished: its results are complete in {final}", soft_wrap=True)
+        return status
     return 0
 
 
@@ -212,7 +221,7 @@ def cmd_report(args, out: Console, err: Console) -> int:
         scenario = meta.get("scenario") if isinstance(meta.get("scenario"), dict) else {}
         sweep = list(scenario.get("sweep") or {}) if isinstance(scenario.get("sweep") or {}, dict) else []
         for name, df in (("summary.csv", summary), ("items.csv", items)):
-            foreign = first_foreign_value(df)
+            foreign = first_foreign_value(df, skip=set(sweep) | REPORT_TEXT[name])
             if foreign:
                 column, line, value = foreign
                 raise InputError(f"line {line}, column {column}: {value!r} is not a number like the rest of the "
@@ -343,8 +352,6 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} ({self.prog} --help lists what is allowed)", where=self.prog)
 
 
-#: The most torch CPU threads ``--threads`` takes.
-MAX_THREADS = 256
 
 
 def _negative_values(argv: list[str]) -> list[str]:
@@ -480,6 +487,8 @@ def main(argv: list[str] | None = None) -> int:
     out, err = Console(), Console(stderr=True)
     try:
         args = build_parser().parse_args(_negative_values(sys.argv[1:] if argv is None else list(argv)))
+        from .context import MAX_THREADS
+
         if getattr(args, "threads", None) is not None and not 1 <= args.threads <= MAX_THREADS:
             raise UsageError(f"--threads must be in 1..{MAX_THREADS} (got {args.threads})")
         for option in ("out", "cache_dir", "results", "snr_grid", "address"):

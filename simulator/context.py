@@ -21,6 +21,8 @@ import torch
 from .errors import InputError
 
 DEVICES = ("auto", "cpu", "cuda")
+#: The most torch CPU threads a run takes (``--threads``, ``simulator.run(threads=...)``).
+MAX_THREADS = 256
 
 
 def default_cache_dir() -> Path:

@@ -178,6 +178,13 @@ def exclusive(lock_path: Path, what: str, owner_file: Path | None = None,
     try:
         lock.acquire()
     except filelock.Timeout:
+        if not Path(lock_path).exists():  # nobody holds it: the file cannot be made (filelock says "timeout")
+            try:
+                with open(lock_path, "a", encoding="utf-8"):
+                    pass
+            except OSError as err:
+                raise OutputError(f"cannot create the lock file ({describe_os_error(err)})",
+                                  where=str(lock_path)) from None
         owner = None
         if owner_file is not None:
             with contextlib.suppress(OSError, ValueError):

@@ -43,7 +43,7 @@ def pipeline_label(pipeline: str) -> str:
     """The legend name of ``pipeline``: an oracle says that it reads the ground truth."""
     if pipeline in PIPELINES.names() and PIPELINES.get(pipeline).reads_ground_truth:
         return f"{pipeline} (ground-truth split)"
-    return pipeline
+    return str(pipeline)
 
 
 LABELS = {
@@ -261,6 +261,7 @@ def _pipelines(df: pd.DataFrame) -> list[str]:
 
 
 def _wrap(label: str, width: int = 20) -> str:
+    label = str(label)
     return "\n".join(textwrap.wrap(label, width, break_on_hyphens=False)) or label
 
 

@@ -20,7 +20,6 @@ import pandas as pd
 from .apprentice import reconstruct
 from .classical.streams import ClassicalStreams, encode_classical
 from .context import RunContext
-from .errors import InputError
 from .ledger import PipelineRun, item_records, score, summarize
 from .link.des import poisson_arrivals
 from .link.mcs import adapted, choose_mcs, summary_columns
@@ -29,7 +28,7 @@ from .link.transport import Handoff, carry
 from .metrics import content_complexity
 from .pipelines.spec import PipelineSpec, PointView
 from .progress import Progress, adapt
-from .registry import PIPELINES, TRANSPORTS
+from .registry import PIPELINES
 from .route import Route
 from .scenario import Scenario
 from .semantic import SemanticLanguage, TargetCoding
@@ -224,12 +223,9 @@ def run_pipeline(name: str, items: ItemSet, models: Models, scenario: Scenario, 
     handoff = Handoff(encoded.route, encoded.bits, shared.arrival_s, encoded.compute_s,
                       app_flops / scenario.nodes.apprentice_flop_per_s)
 
-    # Link: the pipeline's transport (the teacher's payload is bits).
-    carried = getattr(TRANSPORTS.get(spec.transport), "payload", "bits")
-    if carried != "bits":
-        raise InputError(f"its transport {spec.transport!r} carries {carried}, but the teacher codes items into bits; "
-                         "a pipeline on that transport needs an encoder that produces them", where=f"pipeline {name!r}")
-    arrival = carry(spec.transport, handoff, link, ctx, lambda done, total: ctx.report(name, done, total))
+    # Link: the pipeline's transport (the scenario checked that it carries bits, the teacher's payload).
+    arrival = carry(spec.transport, handoff, link, ctx, lambda done, total: ctx.report(name, done, total),
+                    payload="bits")
 
     # Apprentice: what arrived, read from the packet headers.
     recon = reconstruct(items.shape, arrival.received, arrival.intact, link.header_bits, streams.coder, language)

@@ -42,8 +42,9 @@ import os
 import re
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Collection, Iterator, Sequence
 
+import numpy as np
 import pandas as pd
 
 from .version import __version__
@@ -504,14 +505,27 @@ def read_result_csv(path: Path, required: Sequence[str] = ()) -> pd.DataFrame:
     if missing:
         raise InputError(f"lacks the column(s) {', '.join(missing)}: the header is damaged, or another program "
                          "wrote the file", where=str(path))
-    return pd.read_csv(io.StringIO(text))
+    table = pd.read_csv(io.StringIO(text), dtype={c: str for c in NAME_COLUMNS if c in header})
+    for column in (c for c in NAME_COLUMNS if c in table):
+        empty = np.flatnonzero(table[column].isna().to_numpy())
+        if len(empty):
+            raise InputError(f"line {empty[0] + 2}: the {column} is empty: the file is damaged or was edited",
+                             where=str(path))
+    return table
 
 
-def first_foreign_value(df: pd.DataFrame) -> tuple[str, int, str] | None:
+#: Columns that name things (read as text even when a name looks like a number) and are never empty.
+NAME_COLUMNS = ("pipeline",)
+
+
+def first_foreign_value(df: pd.DataFrame, skip: Collection[str] = ()) -> tuple[str, int, str] | None:
     """``(column, line, value)`` of the first value that does not belong to its column: a
     text in a column of otherwise numbers (a damaged or hand-edited table), with ``line``
-    counted in the CSV file (header = 1); ``None`` if there is none."""
+    counted in the CSV file (header = 1); ``None`` if there is none. Columns in ``skip`` (names,
+    swept values) are not checked."""
     for column in df.columns:
+        if column in skip:
+            continue
         values = df[column]
         if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
             continue

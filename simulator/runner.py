@@ -25,7 +25,7 @@ from typing import Any, Callable
 import pandas as pd
 
 from .version import __version__
-from .context import RunContext
+from .context import MAX_THREADS, RunContext
 from .errors import InputError, LostWorkError, SemsimError
 from .point import run_point
 from .paired import paired_table
@@ -404,8 +404,8 @@ def _check_arguments(*, scenario, out, cache_dir, progress, threads) -> None:
             refuse(name, "a path or None", value)
     if progress is not None and not isinstance(progress, bool) and not callable(progress):
         refuse("progress", "None, True, False or a callable progress(step, done, total[, detail])", progress)
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-        refuse("threads", "an integer >= 1", threads)
+    if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= MAX_THREADS:
+        refuse("threads", f"an integer in 1..{MAX_THREADS}", threads)
 
 
 def _run(scenario: Scenario, ctx: RunContext, out, progress: Progress | None, on_point, fresh: bool,

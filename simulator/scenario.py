@@ -22,7 +22,7 @@ from .classical.config import ClassicalConfig
 from .link.config import CODE_RATE_MAX, CODE_RATE_MIN, MODULATIONS, CalibrationConfig, CodeConfig, LinkConfig, check_snr_grid
 from .errors import InputError
 from .preprocess.config import PreprocessConfig
-from .registry import PIPELINES
+from .registry import PIPELINES, TRANSPORTS
 from .section import Section
 from .semantic.config import SemanticConfig
 from .sources.config import MemorizableConfig, SourceConfig
@@ -103,6 +103,14 @@ class Scenario(Section):
     def _unique(cls, v: list[str]) -> list[str]:
         if len(set(v)) != len(v):
             raise ValueError("pipelines must not repeat a name")
+        for name in v:  # a pipeline's transport must exist and carry what the teacher codes (bits)
+            transport = PIPELINES.get(name).transport
+            if transport not in TRANSPORTS.names():
+                raise ValueError(f"pipeline {name!r} names the transport {transport!r}; allowed: {TRANSPORTS.allowed()}")
+            carried = getattr(TRANSPORTS.get(transport), "payload", "bits")
+            if carried != "bits":
+                raise ValueError(f"pipeline {name!r}: its transport {transport!r} carries {carried}, but the teacher "
+                                 "codes items into bits; a pipeline on that transport needs an encoder that produces them")
         return v
 
     def resolved(self) -> dict[str, Any]:

@@ -13,8 +13,10 @@ from test_imports import PKG, import_graph
 # results, plots, ...), which may import every stage but is imported by none of them.
 STAGES = {
     "simulator.sources": 1,
+    # the teacher's coders and pipeline specs come before the teacher that uses them (the
+    # pre-processor's cost model must not reach into the teacher)
     "simulator.classical": 2, "simulator.semantic": 2, "simulator.preprocess": 2, "simulator.pipelines": 2,
-    "simulator.teacher": 2,
+    "simulator.teacher": 2.5,
     "simulator.link": 3,
     "simulator.apprentice": 4,
     "simulator.ledger": 5,
@@ -73,3 +75,18 @@ def test_no_long_positional_parameter_lists():
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and _positional(node) > limit:
                 too_long.append(f"{rel}:{node.lineno} {node.name}: {_positional(node)} positional (at most {limit})")
     assert not too_long, "\n".join(too_long)
+
+
+def test_no_record_has_fields_typed_object():
+    """Records between the stages name their types (no bag of ``object`` fields)."""
+    loose = []
+    for path in sorted(PKG.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef) and any(
+                    isinstance(d, (ast.Name, ast.Call)) and "dataclass" in ast.unparse(d) for d in node.decorator_list):
+                for item in node.body:
+                    if isinstance(item, ast.AnnAssign) and "object" in ast.unparse(item.annotation).replace(
+                            "dtype=object", ""):
+                        loose.append(f"{path.relative_to(PKG.parent)}:{item.lineno} {node.name}.{ast.unparse(item.target)}: "
+                                     f"{ast.unparse(item.annotation)}")
+    assert not loose, "\n".join(loose)

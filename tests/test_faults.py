@@ -265,21 +265,28 @@ def test_python_api_progress_options(tmp_path, capsys):
                       progress=False)
 
 
-def test_an_error_raised_by_user_code_is_one_line(tmp_path, capsys):
-    from simulator.pipelines.spec import PipelineSpec
-    from simulator.registry import PIPELINES
+def test_an_error_raised_by_user_code_is_one_line(tmp_path):
+    import subprocess
 
-    def broken(view):
-        raise ValueError("my mask is not ready")
-
-    if "faulty-user-pipeline" not in PIPELINES.names():
-        PIPELINES.register("faulty-user-pipeline", PipelineSpec("a user's pipeline with a bug", memorizable=broken))
-    path = tmp_path / "s.toml"
-    path.write_text(SMALL.replace('pipelines = ["classical"]', 'pipelines = ["faulty-user-pipeline"]'))
-    assert main(["run", str(path), "--out", str(tmp_path / "o"), "--cache-dir", str(tmp_path / "c"), "-q"]) == 2
-    line = _one_error_line(capsys.readouterr().err)
-    assert line.startswith(f"error: {__file__}:") and line.endswith(
-        "user code raised ValueError: my mask is not ready")
+    # user code in a process of its own: its registration does not leak into the other tests
+    scenario = tmp_path / "s.toml"
+    scenario.write_text(SMALL.replace('pipelines = ["classical"]', 'pipelines = ["faulty-user-pipeline"]'))
+    user = tmp_path / "user_code.py"
+    user.write_text(
+        "import sys\n"
+        "from simulator.cli import main\n"
+        "from simulator.pipelines.spec import PipelineSpec\n"
+        "from simulator.registry import PIPELINES\n\n\n"
+        "def broken(view):\n"
+        "    raise ValueError('my mask is not ready')\n\n\n"
+        "PIPELINES.register('faulty-user-pipeline', PipelineSpec('a pipeline with a bug', memorizable=broken))\n"
+        f"sys.exit(main(['run', {str(scenario)!r}, '--out', {str(tmp_path / 'o')!r}, '--cache-dir', "
+        f"{str(tmp_path / 'c')!r}, '-q']))\n")
+    proc = subprocess.run([sys.executable, str(user)], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    line = _one_error_line(proc.stderr)
+    assert line == f"error: {user}:8: user code raised ValueError: my mask is not ready"
     assert not (tmp_path / "o").exists()
 
 
@@ -412,3 +419,12 @@ def test_python_api_arguments_of_the_wrong_type(tmp_path):
                          (lambda: simulator.load_scenario(None), "expected the path of a scenario file")):
         with pytest.raises(simulator.InputError, match=needle):
             call()
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux /proc")
+def test_an_output_where_no_lock_file_can_be_made_says_so(tmp_path, capsys):
+    path = tmp_path / "s.toml"
+    path.write_text(SMALL)
+    assert main(["run", str(path), "--out", "/proc/semsim-out", "--cache-dir", str(tmp_path / "c"), "-q"]) == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert "cannot create the lock file" in line and "another semsim process" not in line

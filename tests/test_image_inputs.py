@@ -74,8 +74,10 @@ SCALED = (SIXTEEN.astype(np.int64) * 255 + 32767) // 65535  # round(v * 255 / 65
 
 def test_16_bit_grey_is_scaled_by_the_documented_rule(tmp_path):
     assert SCALED[0].tolist() == [0, 1, 255, 4, 0, 1, 127, 128]
-    spec = folder(tmp_path, {"a/x.png": Image.fromarray(SIXTEEN), "a/y.tif": Image.fromarray(SIXTEEN.astype(">u2")),
-                             "b/z.tif": Image.fromarray(SIXTEEN.astype(np.int32))})
+    spec = folder(tmp_path, {"a/x.png": Image.fromarray(SIXTEEN), "a/y.tif": Image.fromarray(SIXTEEN.astype(">u2"))})
+    pgm = tmp_path / "b" / "z.pgm"  # a 16-bit PGM: Pillow's mode I
+    pgm.parent.mkdir()
+    pgm.write_bytes(b"P5\n8 8\n65535\n" + SIXTEEN.astype(">u2").tobytes())
     assert [mode(p) for p in sorted(tmp_path.rglob("*.*"))] == ["I;16", "I;16B", "I"]
     items = load_dataset(spec)
     assert items.shape == (8, 8, 1)
@@ -94,12 +96,13 @@ def test_16_bit_grey_converted_to_rgb_is_scaled_first(tmp_path):
 
 def test_32_bit_and_float_images_are_refused_naming_file_and_mode(tmp_path):
     big = tmp_path / "big"
-    folder(big, {"a/x.tif": Image.fromarray(np.array([[0, 70000]], np.int32))})
-    with pytest.raises(InputError) as err:
-        load_dataset(f"imagefolder:{big}")
-    assert str(err.value) == (f"{big / 'a' / 'x.tif'}: image mode I (32-bit integer) has values 0..70000 outside "
-                              "0..65535: semsim reads 1-, 8- and 16-bit grey images; save it as 8- or 16-bit")
-    assert inspect_dataset(f"imagefolder:{big}").shape == (1, 2, 1)  # values are only seen by decoding
+    folder(big, {"a/x.tif": Image.fromarray(np.array([[0, 200]], np.int32))})  # 8-bit values in 32 bits
+    for fn in (load_dataset, inspect_dataset):
+        with pytest.raises(InputError) as err:
+            fn(f"imagefolder:{big}")
+        assert str(err.value) == (f"{big / 'a' / 'x.tif'}: image mode I (32-bit integer, TIFF file) has no defined bit "
+                                  "depth (8-bit values stored in 32 bits look like 16-bit ones): save it as 8- or "
+                                  "16-bit grey")
     flt = tmp_path / "flt"
     folder(flt, {"a/x.tif": Image.fromarray(np.zeros((2, 2), np.float32))})
     assert refused(f"imagefolder:{flt}") == (
@@ -389,3 +392,20 @@ def test_a_folder_too_large_for_memory_is_refused_before_it_is_loaded(tmp_path, 
                                   "fewer or smaller images")
     monkeypatch.setattr(imagefolder, "available_memory", lambda: 8 * 4 * 64)
     assert load_dataset(f"imagefolder:{root}").images.shape == (4, 8, 8, 1)
+
+
+def test_grey_palettes_are_grey_and_several_frames_are_refused(tmp_path):
+    values = np.arange(64, dtype=np.uint8).reshape(8, 8) * 3
+    grey_palette = Image.fromarray(values).convert("P")  # an adaptive palette of greys
+    assert grey_palette.mode == "P"
+    items = load_dataset(folder(tmp_path / "p", {"a/x.png": grey_palette, "a/y.png": Image.fromarray(values)}))
+    assert items.shape == (8, 8, 1) and np.array_equal(items.images[0, ..., 0], values)
+    anim = tmp_path / "anim" / "a"
+    anim.mkdir(parents=True)
+    frames = [Image.fromarray(np.full((8, 8), v, np.uint8)) for v in (0, 255)]
+    frames[0].save(anim / "x.gif", save_all=True, append_images=frames[1:])
+    for fn in (load_dataset, inspect_dataset):
+        with pytest.raises(InputError) as err:
+            fn(f"imagefolder:{anim.parent}")
+        assert str(err.value) == (f"{anim / 'x.gif'}: holds 2 frames (an animation or a multi-page file); semsim "
+                                  "reads one image per file: save each frame as a file of its own")

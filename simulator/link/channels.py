@@ -17,7 +17,7 @@ so the same seed gives identical outputs and nothing global is seeded or consume
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Protocol
 
 import torch
 from sionna.phy.channel import AWGN, RayleighBlockFading
@@ -47,6 +47,13 @@ class _SeededRayleigh(RayleighBlockFading):
     @property
     def torch_rng(self) -> torch.Generator:
         return self._generator
+
+
+class Channel(Protocol):
+    """What the PHY uses of a channel: ``apply(x [B, S] complex64 unit-energy symbols, no
+    noise variance) -> (y equalized symbols, no_eff noise variance the demapper assumes)``."""
+
+    def apply(self, x: torch.Tensor, no: float) -> tuple[torch.Tensor, torch.Tensor]: ...
 
 
 class AwgnChannel:
@@ -83,7 +90,7 @@ class ChannelKind:
     ``apply(x, no) -> (y, no_eff)``; ``fading``: its BLER falls slowly with SNR (the
     calibration then spans a wider SNR grid)."""
 
-    build: Callable[[str, torch.Generator, torch.Generator | None], object]
+    build: Callable[[str, torch.Generator, torch.Generator | None], Channel]
     description: str
     fading: bool = False
 
@@ -99,4 +106,4 @@ def build_channel(name: str, device: str, noise_gen: torch.Generator, fading_gen
     return CHANNELS.get(name).build(device, noise_gen, fading_gen)
 
 
-__all__ = ["AwgnChannel", "RayleighBlockChannel", "ChannelKind", "build_channel"]
+__all__ = ["Channel", "AwgnChannel", "RayleighBlockChannel", "ChannelKind", "build_channel"]

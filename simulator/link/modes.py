@@ -25,6 +25,7 @@ from .abstraction import AbstractionPhy
 from .config import LinkConfig
 from .fixed_bler import FixedBlerPhy
 from .phy import BitTruePhy
+from .phy_base import Phy
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,7 @@ class LinkMode:
     ``link.bler`` (and only such a mode accepts that key); ``supports_harq``: its PHY has
     ``transmit_harq``, so ``link.harq`` may be ``"chase"`` or ``"ir"``."""
 
-    build: Callable[[LinkConfig, RunContext], object]
+    build: Callable[[LinkConfig, RunContext], Phy]
     description: str
     uses_bler: bool = False
     supports_harq: bool = True

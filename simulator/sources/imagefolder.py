@@ -43,13 +43,31 @@ def image_extensions() -> set[str]:
     return set(Image.registered_extensions())
 
 
+def _grey_palette(im: Image.Image) -> bool:
+    """Whether every colour of a palette image's palette is a grey (R = G = B)."""
+    palette = im.getpalette() or []
+    triples = np.asarray(palette[: 3 * (len(palette) // 3)], dtype=np.int64).reshape(-1, 3)
+    return bool(len(triples)) and bool((triples[:, 0] == triples[:, 1]).all() and (triples[:, 1] == triples[:, 2]).all())
+
+
 def classify(im: Image.Image, path: Path) -> str:
     """The channel layout of an opened (not yet decoded) image, from its mode and header:
     ``grey`` (modes 1, L, I;16*, I), ``grey+alpha`` (LA, La, or grey with a transparent value),
     ``rgb`` (RGB, RGBX, CMYK, YCbCr, LAB, HSV, P), ``rgba`` (RGBA, RGBa, PA, or RGB/P with a
-    transparent colour). Other modes (F, 32-bit) are refused naming the file and mode."""
+    transparent colour); a palette image whose palette is all grey is ``grey``. Other modes (F,
+    32-bit integers outside PGM/PPM) and files of several frames are refused naming the file."""
     mode = im.mode
     transparent = "transparency" in im.info
+    frames = getattr(im, "n_frames", 1)
+    if frames > 1:
+        raise InputError(f"holds {frames} frames (an animation or a multi-page file); semsim reads one image per file: "
+                         "save each frame as a file of its own", where=str(path))
+    if mode == "I" and im.format != "PPM":  # PGM/PPM: Pillow scales any maxval to 0..65535 (16-bit)
+        raise InputError(f"image mode I (32-bit integer, {im.format or 'unknown'} file) has no defined bit depth "
+                         "(8-bit values stored in 32 bits look like 16-bit ones): save it as 8- or 16-bit grey",
+                         where=str(path))
+    if mode == "P" and not transparent and _grey_palette(im):
+        return GREY
     if mode in GREY_MODES:
         return GREY_ALPHA if transparent else GREY
     if mode in ("LA", "La"):
