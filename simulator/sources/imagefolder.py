@@ -66,6 +66,12 @@ def classify(im: Image.Image, path: Path) -> str:
         raise InputError(f"image mode I (32-bit integer, {im.format or 'unknown'} file) has no defined bit depth "
                          "(8-bit values stored in 32 bits look like 16-bit ones): save it as 8- or 16-bit grey",
                          where=str(path))
+    if im.format == "EPS":
+        from PIL import EpsImagePlugin
+
+        if not EpsImagePlugin.has_ghostscript():
+            raise InputError("an EPS image needs Ghostscript to be read, and it is not installed: convert it to PNG",
+                             where=str(path))
     if mode == "P" and not transparent and _grey_palette(im):
         return GREY
     if mode in GREY_MODES:
