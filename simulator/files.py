@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import json
 import os
 import secrets
@@ -271,6 +272,33 @@ def deferred_interrupts() -> Iterator[None]:
             signal.raise_signal(pending[0])
 
 
-__all__ = ["fill_once", "atomic_write_bytes", "atomic_write_text", "atomic_write_json", "ensure_dir", "exclusive",
+__all__ = ["sealed_json", "unsealed_json", "fill_once", "atomic_write_bytes", "atomic_write_text", "atomic_write_json", "ensure_dir", "exclusive",
            "waiting_lock", "deferred_interrupts", "is_temporary", "describe_os_error", "owner_record",
            "describe_owner", "TMP_SUFFIX"]
+
+
+def sealed_json(fmt: str, version: int, digest: str, payload: dict) -> str:
+    """A cache file's text: ``payload`` (its ``key`` and body fields) with the file's format,
+    version, the key's digest and a sha256 checksum of the payload (:func:`unsealed_json`)."""
+    checksum = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+    return json.dumps({"format": fmt, "version": version, "digest": digest, **payload, "checksum": checksum},
+                      indent=1, sort_keys=True)
+
+
+def unsealed_json(text: str, fmt: str, version: int, key: dict, digest: str, body: str, what: str):
+    """The ``body`` field of a :func:`sealed_json` text, once its format and version, its key
+    (``key``, ``digest``) and its checksum are verified; ``ValueError`` saying why it cannot be
+    trusted (``what`` names the kind of file)."""
+    try:
+        data = json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"not valid JSON ({err})") from None
+    if not isinstance(data, dict) or data.get("format") != fmt or data.get("version") != version:
+        raise ValueError(f"not a semsim {what} of this version")
+    if data.get("key") != key or data.get("digest") != digest:
+        raise ValueError(f"{what} was measured for another key")
+    payload = {"key": data["key"], body: data.get(body)}
+    if hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest() != data.get("checksum"):
+        raise ValueError("checksum mismatch")
+    return data[body]
+

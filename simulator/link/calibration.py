@@ -37,11 +37,11 @@ from scipy.interpolate import PchipInterpolator
 from scipy.stats import beta
 
 from ..context import RunContext
-from ..files import atomic_write_text, fill_once
+from ..files import atomic_write_text, fill_once, sealed_json, unsealed_json
 from ..registry import CHANNELS
 from .config import MODULATIONS, LinkConfig, check_snr_grid
 from .phy_base import check_harq, ebn0_to_esn0, esn0_to_ebn0, harq_rv, torch_device
-from .phy import BitTrueLink
+from .phy import BitTrueLink, sionna_version
 
 __all__ = ["CalibrationKey", "BlerPoint", "BlerTable", "CalibrationProgress", "calibrate", "default_grid_esn0",
            "clopper_pearson", "table_path", "TABLE_FORMAT", "TABLE_VERSION", "HarqBlerTable", "calibrate_harq",
@@ -66,15 +66,6 @@ def clopper_pearson(errors: int, trials: int, level: float = CI_LEVEL) -> tuple[
     lo = 0.0 if errors == 0 else float(beta.ppf(a / 2, errors, trials - errors + 1))
     hi = 1.0 if errors == trials else float(beta.ppf(1 - a / 2, errors + 1, trials - errors))
     return lo, hi
-
-
-def _sionna_version() -> str:
-    try:
-        from importlib.metadata import version
-        return version("sionna-no-rt")
-    except Exception:  # pragma: no cover - metadata missing in odd installs
-        import sionna
-        return str(getattr(sionna, "__version__", "unknown"))
 
 
 # --------------------------------------------------------------------------- key and grid
@@ -110,7 +101,7 @@ class CalibrationKey:
     min_bler: float
     demapper: str = "app"
     decoder: str = "5g-ldpc-bp-boxplus-phi-flooding"
-    sionna: str = field(default_factory=_sionna_version)
+    sionna: str = field(default_factory=sionna_version)
     format: str = f"{TABLE_FORMAT}/{TABLE_VERSION}"
     harq: str = "none"  # HARQ tables only: "chase" | "ir"
     harq_attempts: int = 1  # HARQ tables only: combined attempts measured
@@ -293,27 +284,14 @@ class BlerTable:
                 "points": [[p.esn0_db, p.blocks, p.block_errors, p.bit_errors] for p in self.points]}
 
     def to_json(self) -> str:
-        payload = self._payload()
-        checksum = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
-        return json.dumps({"format": TABLE_FORMAT, "version": TABLE_VERSION, "digest": self.key.digest(),
-                           **payload, "checksum": checksum}, indent=1, sort_keys=True)
+        return sealed_json(TABLE_FORMAT, TABLE_VERSION, self.key.digest(), self._payload())
 
     @classmethod
     def from_json(cls, text: str, expected: CalibrationKey) -> "BlerTable":
         """Parse and verify a cached table; ``ValueError`` saying why if it cannot be trusted."""
-        try:
-            data = json.loads(text)
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise ValueError(f"not valid JSON ({err})") from None
-        if not isinstance(data, dict) or data.get("format") != TABLE_FORMAT or data.get("version") != TABLE_VERSION:
-            raise ValueError("not a semsim BLER table of this version")
-        if data.get("key") != expected.to_dict() or data.get("digest") != expected.digest():
-            raise ValueError("table was measured for another key")
-        payload = {"key": data["key"], "points": data.get("points")}
-        if hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest() != data.get("checksum"):
-            raise ValueError("checksum mismatch")
+        pts = unsealed_json(text, TABLE_FORMAT, TABLE_VERSION, expected.to_dict(), expected.digest(), "points",
+                            "BLER table")
         grid = list(expected.esn0_grid_db)
-        pts = data["points"]
         if not isinstance(pts, list) or not 1 <= len(pts) <= len(grid):
             raise ValueError("bad number of points")
         points = []
@@ -379,28 +357,14 @@ class HarqBlerTable:
         return {"key": self.key.to_dict(), "points": pts}
 
     def to_json(self) -> str:
-        payload = self._payload()
-        checksum = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
-        return json.dumps({"format": HARQ_TABLE_FORMAT, "version": HARQ_TABLE_VERSION, "digest": self.key.digest(),
-                           **payload, "checksum": checksum}, indent=1, sort_keys=True)
+        return sealed_json(HARQ_TABLE_FORMAT, HARQ_TABLE_VERSION, self.key.digest(), self._payload())
 
     @classmethod
     def from_json(cls, text: str, expected: CalibrationKey) -> "HarqBlerTable":
         """Parse and verify a cached HARQ table; ``ValueError`` saying why if it cannot be trusted."""
-        try:
-            data = json.loads(text)
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise ValueError(f"not valid JSON ({err})") from None
-        if (not isinstance(data, dict) or data.get("format") != HARQ_TABLE_FORMAT
-                or data.get("version") != HARQ_TABLE_VERSION):
-            raise ValueError("not a semsim HARQ BLER table of this version")
-        if data.get("key") != expected.to_dict() or data.get("digest") != expected.digest():
-            raise ValueError("table was measured for another key")
-        payload = {"key": data["key"], "points": data.get("points")}
-        if hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest() != data.get("checksum"):
-            raise ValueError("checksum mismatch")
+        pts = unsealed_json(text, HARQ_TABLE_FORMAT, HARQ_TABLE_VERSION, expected.to_dict(), expected.digest(),
+                            "points", "HARQ BLER table")
         grid, a = list(expected.esn0_grid_db), expected.harq_attempts
-        pts = data["points"]
         if not isinstance(pts, list) or not 1 <= len(pts) <= len(grid):
             raise ValueError("bad number of points")
         levels: list[list[BlerPoint]] = [[] for _ in range(a)]
@@ -423,7 +387,9 @@ class HarqBlerTable:
 # --------------------------------------------------------------------------- measuring
 
 
-def _stream_seed(digest: str, name: str) -> int:
+def stream_seed(digest: str, name: str) -> int:
+    """A 60-bit seed for the named random stream of a measurement keyed by ``digest`` (not the
+    run's seed: a table or choice is the same whoever measures it)."""
     return int(hashlib.sha256(f"{digest}/{name}".encode()).hexdigest()[:15], 16)
 
 
@@ -434,7 +400,7 @@ def _measure(link: LinkConfig, key: CalibrationKey, ctx: RunContext,
     gens = {}
     for name in ("bits", "noise", "fading"):
         g = torch.Generator(device=dev)
-        g.manual_seed(_stream_seed(digest, name))
+        g.manual_seed(stream_seed(digest, name))
         gens[name] = g
     core = BitTrueLink(link, dev, gens["noise"], gens["fading"])
     bps, k, n = key.bits_per_symbol, key.k, key.n
@@ -473,7 +439,7 @@ def _measure_harq(link: LinkConfig, key: CalibrationKey, ctx: RunContext,
     gens = {}
     for name in ("bits", "noise", "fading"):
         g = torch.Generator(device=dev)
-        g.manual_seed(_stream_seed(digest, name))
+        g.manual_seed(stream_seed(digest, name))
         gens[name] = g
     core = BitTrueLink(link, dev, gens["noise"], gens["fading"])
     bps, k, n, a = key.bits_per_symbol, key.k, key.n, key.harq_attempts

@@ -53,10 +53,10 @@ import torch
 from pydantic import ValidationError
 
 from ..context import RunContext
-from ..files import atomic_write_text, fill_once
-from .calibration import _sionna_version, clopper_pearson
+from ..files import atomic_write_text, fill_once, sealed_json, unsealed_json
+from .calibration import clopper_pearson, stream_seed
 from .config import CODE_RATE_MAX, MODULATIONS, LinkConfig
-from .phy import BitTrueLink
+from .phy import BitTrueLink, sionna_version
 from .phy_base import torch_device
 
 __all__ = ["McsEntry", "MCS_TABLE", "MCS_TABLE_NAME", "MCS_TABLE_VERSION", "McsKey", "McsCandidate", "McsChoice",
@@ -175,7 +175,7 @@ class McsKey:
     stopping: str = (f"batch>={MIN_BATCH};clearly-good<target/{CLEARLY_GOOD_FACTOR:g};clearly-failing>target;"
                      f"stop-after-{STOP_AFTER_FAILING}")
     table: str = f"{MCS_TABLE_NAME}/{MCS_TABLE_VERSION}"
-    sionna: str = field(default_factory=_sionna_version)
+    sionna: str = field(default_factory=sionna_version)
     format: str = f"{FILE_FORMAT}/{FILE_VERSION}"
 
     def to_dict(self) -> dict:
@@ -284,25 +284,12 @@ def _to_json(key: McsKey, cands: list[McsCandidate]) -> str:
     payload = {"key": key.to_dict(),
                "candidates": [[c.index, c.modulation, c.k, c.n, c.blocks, c.block_errors, c.bit_errors]
                               for c in cands]}
-    checksum = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
-    return json.dumps({"format": FILE_FORMAT, "version": FILE_VERSION, "digest": key.digest(), **payload,
-                       "checksum": checksum}, indent=1, sort_keys=True)
+    return sealed_json(FILE_FORMAT, FILE_VERSION, key.digest(), payload)
 
 
 def _from_json(text: str, key: McsKey, allowed: dict[int, tuple[str, int, int]]) -> list[McsCandidate]:
     """Parse and verify a cached choice; ``ValueError`` saying why if it cannot be trusted."""
-    try:
-        data = json.loads(text)
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"not valid JSON ({err})") from None
-    if not isinstance(data, dict) or data.get("format") != FILE_FORMAT or data.get("version") != FILE_VERSION:
-        raise ValueError("not a semsim MCS choice of this version")
-    if data.get("key") != key.to_dict() or data.get("digest") != key.digest():
-        raise ValueError("measured for another key")
-    payload = {"key": data["key"], "candidates": data.get("candidates")}
-    if hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest() != data.get("checksum"):
-        raise ValueError("checksum mismatch")
-    rows = data["candidates"]
+    rows = unsealed_json(text, FILE_FORMAT, FILE_VERSION, key.to_dict(), key.digest(), "candidates", "MCS choice")
     if not isinstance(rows, list) or not rows:
         raise ValueError("no candidates")
     out = []
@@ -323,10 +310,6 @@ def _from_json(text: str, key: McsKey, allowed: dict[int, tuple[str, int, int]])
 # --------------------------------------------------------------------------- measuring
 
 
-def _stream_seed(digest: str, name: str) -> int:
-    return int(hashlib.sha256(f"{digest}/{name}".encode()).hexdigest()[:15], 16)
-
-
 def _measure_entry(link: LinkConfig, key: McsKey, entry: McsEntry, ctx: RunContext) -> McsCandidate:
     """Blocks of one entry through the bit-true link at ``key.esn0_db`` (module doc: stopping)."""
     elink = _entry_link(link, entry, key.esn0_db)
@@ -336,7 +319,7 @@ def _measure_entry(link: LinkConfig, key: McsKey, entry: McsEntry, ctx: RunConte
     gens = {}
     for name in ("bits", "noise", "fading"):
         g = torch.Generator(device=dev)
-        g.manual_seed(_stream_seed(digest, f"mcs{entry.index}/{name}"))
+        g.manual_seed(stream_seed(digest, f"mcs{entry.index}/{name}"))
         gens[name] = g
     core = BitTrueLink(elink, dev, gens["noise"], gens["fading"])
     target = key.target_bler
