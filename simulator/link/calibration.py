@@ -29,7 +29,7 @@ import json
 import math
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Callable
+from typing import Callable, TypeVar
 
 import numpy as np
 import torch
@@ -56,6 +56,9 @@ HARQ_TABLE_VERSION = 1
 #: abstraction draws attempts beyond it with the last measured conditional failure probability.
 HARQ_MAX_COMBINED = 4
 CI_LEVEL = 0.95
+
+
+T = TypeVar("T")
 
 
 def clopper_pearson(errors: int, trials: int, level: float = CI_LEVEL) -> tuple[float, float]:
@@ -512,26 +515,33 @@ def calibrate(link: LinkConfig, ctx: RunContext, snr_grid_db=None,
             ctx.report("calibration: BLER table", p.index + 1, p.total,
                        f"Es/N0 {p.esn0_db:.2f} dB: {p.block_errors}/{p.blocks} block errors")
 
+    return _cached_or_measured(path, force, lambda text: BlerTable.from_json(text, key),
+                               lambda: BlerTable(key, _measure(link, key, ctx, progress), source="measured"))
+
+
+def _cached_or_measured(path: Path, force: bool, parse: Callable[[str], T], measure: Callable[[], T]) -> T:
+    """The table cached at ``path`` (``parse`` its text), or ``measure()`` it and cache it: a
+    cached file that cannot be trusted is remeasured and replaced (``table.reason`` says why).
+    One process measures a key at a time; one that waited finds the table just written."""
     reason = "forced" if force else "no cached table"
 
-    def cached() -> BlerTable | None:
+    def cached() -> T | None:
         nonlocal reason
         if force or not path.is_file():
             return None
         try:
-            return BlerTable.from_json(path.read_text(encoding="utf-8"), key)
+            return parse(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as err:
             reason = f"cached table not trusted: {err}"  # remeasure and overwrite
             return None
 
-    def measure() -> BlerTable:
-        table = BlerTable(key, _measure(link, key, ctx, progress), source="measured")
+    def fresh() -> T:
+        table = measure()
         table.reason = reason
         atomic_write_text(path, table.to_json())
         return table
 
-    # One process measures a key at a time; one that waited finds the table just written.
-    return fill_once(Path(str(path) + ".lock"), cached, measure)[0]
+    return fill_once(Path(str(path) + ".lock"), cached, fresh)[0]
 
 
 def calibrate_harq(link: LinkConfig, ctx: RunContext, harq: str | None = None, attempts: int | None = None,
@@ -558,22 +568,5 @@ def calibrate_harq(link: LinkConfig, ctx: RunContext, harq: str | None = None, a
             ctx.report(f"calibration: {harq} HARQ BLER table", p.index + 1, p.total,
                        f"Es/N0 {p.esn0_db:.2f} dB: {p.block_errors}/{p.blocks} first-attempt block errors")
 
-    reason = "forced" if force else "no cached table"
-
-    def cached() -> HarqBlerTable | None:
-        nonlocal reason
-        if force or not path.is_file():
-            return None
-        try:
-            return HarqBlerTable.from_json(path.read_text(encoding="utf-8"), key)
-        except (OSError, ValueError) as err:
-            reason = f"cached table not trusted: {err}"
-            return None
-
-    def measure() -> HarqBlerTable:
-        table = HarqBlerTable(key, _measure_harq(link, key, ctx, progress), source="measured")
-        table.reason = reason
-        atomic_write_text(path, table.to_json())
-        return table
-
-    return fill_once(Path(str(path) + ".lock"), cached, measure)[0]
+    return _cached_or_measured(path, force, lambda text: HarqBlerTable.from_json(text, key),
+                               lambda: HarqBlerTable(key, _measure_harq(link, key, ctx, progress), source="measured"))
