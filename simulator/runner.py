@@ -93,7 +93,7 @@ def _run_serial(todo, ctx, datasets, rundir, progress, on_point, total):
 
 #: How long joining a Ray cluster at an explicit address may take before it is given up (s):
 #: with the command's start-up, one line within 30 s.
-RAY_JOIN_TIMEOUT_S = 25.0
+RAY_JOIN_TIMEOUT_S = 20.0
 
 
 def _ray_endpoint(address: str) -> tuple[str, int] | None:
