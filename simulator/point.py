@@ -20,6 +20,7 @@ import pandas as pd
 from .apprentice import reconstruct
 from .classical.streams import ClassicalStreams, encode_classical
 from .context import RunContext
+from .errors import InputError
 from .ledger import PipelineRun, item_records, score, summarize
 from .link.des import poisson_arrivals
 from .link.mcs import adapted, choose_mcs, summary_columns
@@ -85,8 +86,9 @@ class Models:
 
 def _mask(fn, view: PointView, what: str, name: str) -> np.ndarray:
     mask = np.asarray(fn(view), dtype=bool)
-    if mask.shape != (view.n,):
-        raise ValueError(f"pipeline {name!r}: its {what} mask has shape {mask.shape}, expected ({view.n},)")
+    if mask.shape != (view.n,):  # the pipeline's own code returned the wrong thing: the user's to fix
+        raise InputError(f"its {what} mask has shape {mask.shape}, expected ({view.n},) (one bool per item)",
+                         where=f"pipeline {name!r}")
     return mask
 
 

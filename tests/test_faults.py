@@ -428,3 +428,25 @@ def test_an_output_where_no_lock_file_can_be_made_says_so(tmp_path, capsys):
     assert main(["run", str(path), "--out", "/proc/semsim-out", "--cache-dir", str(tmp_path / "c"), "-q"]) == 2
     line = _one_error_line(capsys.readouterr().err)
     assert "cannot create the lock file" in line and "another semsim process" not in line
+
+
+def test_a_pipeline_mask_of_the_wrong_shape_is_one_line(tmp_path):
+    import subprocess
+
+    scenario = tmp_path / "s.toml"
+    scenario.write_text(SMALL.replace('pipelines = ["classical"]', 'pipelines = ["short-mask"]'))
+    user = tmp_path / "user_code.py"
+    user.write_text(
+        "import sys\n"
+        "import numpy as np\n"
+        "from simulator.cli import main\n"
+        "from simulator.pipelines.spec import PipelineSpec\n"
+        "from simulator.registry import PIPELINES\n"
+        "PIPELINES.register('short-mask', PipelineSpec('x', memorizable=lambda view: np.zeros(3, bool)))\n"
+        f"sys.exit(main(['run', {str(scenario)!r}, '--out', {str(tmp_path / 'o')!r}, '--cache-dir', "
+        f"{str(tmp_path / 'c')!r}, '-q']))\n")
+    proc = subprocess.run([sys.executable, str(user)], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert _one_error_line(proc.stderr) == ("error: pipeline 'short-mask': its memorizable mask has shape (3,), "
+                                            "expected (30,) (one bool per item)")
