@@ -265,28 +265,31 @@ def test_python_api_progress_options(tmp_path, capsys):
                       progress=False)
 
 
-def test_an_error_raised_by_user_code_is_one_line(tmp_path):
+def _run_user_code(tmp_path, pipeline: str, registration: str):
+    """``semsim run`` from a user's script that registers ``pipeline`` with ``registration``
+    (lines of code), in a process of its own so that the registration does not leak into the
+    other tests. Returns ``(completed process, script path)``."""
     import subprocess
 
-    # user code in a process of its own: its registration does not leak into the other tests
     scenario = tmp_path / "s.toml"
-    scenario.write_text(SMALL.replace('pipelines = ["classical"]', 'pipelines = ["faulty-user-pipeline"]'))
+    scenario.write_text(SMALL.replace('pipelines = ["classical"]', f'pipelines = ["{pipeline}"]'))
     user = tmp_path / "user_code.py"
-    user.write_text(
-        "import sys\n"
-        "from simulator.cli import main\n"
-        "from simulator.pipelines.spec import PipelineSpec\n"
-        "from simulator.registry import PIPELINES\n\n\n"
-        "def broken(view):\n"
-        "    raise ValueError('my mask is not ready')\n\n\n"
-        "PIPELINES.register('faulty-user-pipeline', PipelineSpec('a pipeline with a bug', memorizable=broken))\n"
-        f"sys.exit(main(['run', {str(scenario)!r}, '--out', {str(tmp_path / 'o')!r}, '--cache-dir', "
-        f"{str(tmp_path / 'c')!r}, '-q']))\n")
+    user.write_text("import sys\nimport numpy as np\nfrom simulator.cli import main\n"
+                    "from simulator.pipelines.spec import PipelineSpec\nfrom simulator.registry import PIPELINES\n"
+                    + registration
+                    + f"sys.exit(main(['run', {str(scenario)!r}, '--out', {str(tmp_path / 'o')!r}, '--cache-dir', "
+                      f"{str(tmp_path / 'c')!r}, '-q']))\n")
     proc = subprocess.run([sys.executable, str(user)], capture_output=True, text=True, timeout=300,
                           env={**os.environ, "OMP_NUM_THREADS": "1"})
+    return proc, user
+
+
+def test_an_error_raised_by_user_code_is_one_line(tmp_path):
+    proc, user = _run_user_code(tmp_path, "faulty-user-pipeline",
+                                "def broken(view):\n    raise ValueError('my mask is not ready')\n"
+                                "PIPELINES.register('faulty-user-pipeline', PipelineSpec('a bug', memorizable=broken))\n")
     assert proc.returncode == 2, proc.stderr[-2000:]
-    line = _one_error_line(proc.stderr)
-    assert line == f"error: {user}:8: user code raised ValueError: my mask is not ready"
+    assert _one_error_line(proc.stderr) == f"error: {user}:7: user code raised ValueError: my mask is not ready"
     assert not (tmp_path / "o").exists()
 
 
@@ -431,22 +434,8 @@ def test_an_output_where_no_lock_file_can_be_made_says_so(tmp_path, capsys):
 
 
 def test_a_pipeline_mask_of_the_wrong_shape_is_one_line(tmp_path):
-    import subprocess
-
-    scenario = tmp_path / "s.toml"
-    scenario.write_text(SMALL.replace('pipelines = ["classical"]', 'pipelines = ["short-mask"]'))
-    user = tmp_path / "user_code.py"
-    user.write_text(
-        "import sys\n"
-        "import numpy as np\n"
-        "from simulator.cli import main\n"
-        "from simulator.pipelines.spec import PipelineSpec\n"
-        "from simulator.registry import PIPELINES\n"
-        "PIPELINES.register('short-mask', PipelineSpec('x', memorizable=lambda view: np.zeros(3, bool)))\n"
-        f"sys.exit(main(['run', {str(scenario)!r}, '--out', {str(tmp_path / 'o')!r}, '--cache-dir', "
-        f"{str(tmp_path / 'c')!r}, '-q']))\n")
-    proc = subprocess.run([sys.executable, str(user)], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    proc, _ = _run_user_code(tmp_path, "short-mask", "PIPELINES.register('short-mask', PipelineSpec('x', "
+                                                     "memorizable=lambda view: np.zeros(3, bool)))\n")
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert _one_error_line(proc.stderr) == ("error: pipeline 'short-mask': its memorizable mask has shape (3,), "
                                             "expected (30,) (one bool per item)")

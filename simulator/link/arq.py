@@ -39,48 +39,14 @@ def run_arq(phy, payloads: np.ndarray, max_retx: int, on_round=None, harq: str =
     decoded on its own, ``phy.transmit``), ``"chase"`` or ``"ir"`` (``phy.transmit_harq``;
     ``ValueError`` for a PHY without it, e.g. the fixed-BLER mode).
     """
-    if harq != "none":
-        return _run_harq(phy, payloads, max_retx, on_round, harq)
+    send = _sender(phy, harq)
     m = len(payloads)
     attempts = np.zeros(m, dtype=np.int64)
     ok = np.zeros(m, dtype=bool)
     if m == 0:
         return ArqOutcome(attempts, ok, np.array(payloads, dtype=np.uint8, copy=True))
     # First round on the whole array (no gather copy); its output becomes `received`.
-    received, good = phy.transmit(payloads)
-    if np.may_share_memory(received, payloads):
-        received = received.copy()
-    attempts += 1
-    ok |= good
-    if on_round is not None:
-        on_round(m)
-    pending = np.flatnonzero(~good)
-    for _ in range(max_retx):
-        if len(pending) == 0:
-            break
-        decoded, good = phy.transmit(payloads[pending])
-        attempts[pending] += 1
-        received[pending] = decoded
-        ok[pending[good]] = True
-        if on_round is not None:
-            on_round(len(pending))
-        pending = pending[~good]
-    return ArqOutcome(attempts, ok, received)
-
-
-def _run_harq(phy, payloads: np.ndarray, max_retx: int, on_round, harq: str) -> ArqOutcome:
-    """:func:`run_arq`'s rounds with soft combining across the attempts of each packet."""
-    if harq not in HARQ_MODES:
-        raise ValueError(f"unknown HARQ mode {harq!r}; allowed: {', '.join(HARQ_MODES)}")
-    if not callable(getattr(phy, "transmit_harq", None)):
-        raise ValueError(f"harq = {harq!r} needs a PHY with soft values (transmit_harq): the bit-true or the "
-                         f"abstraction mode; {type(phy).__name__} has none (use harq = 'none')")
-    m = len(payloads)
-    attempts = np.zeros(m, dtype=np.int64)
-    ok = np.zeros(m, dtype=bool)
-    if m == 0:
-        return ArqOutcome(attempts, ok, np.array(payloads, dtype=np.uint8, copy=True))
-    received, good, state = phy.transmit_harq(payloads, 0, None, harq)
+    received, good, state = send(payloads, 0, None)
     if np.may_share_memory(received, payloads):
         received = received.copy()
     attempts += 1
@@ -91,12 +57,26 @@ def _run_harq(phy, payloads: np.ndarray, max_retx: int, on_round, harq: str) -> 
     for j in range(1, max_retx + 1):
         if len(pending) == 0:
             break
-        decoded, good, state = phy.transmit_harq(payloads[pending], j, state, harq)
+        decoded, good, state = send(payloads[pending], j, state)
         attempts[pending] += 1
         received[pending] = decoded
         ok[pending[good]] = True
         if on_round is not None:
             on_round(len(pending))
         pending = pending[~good]
-    del state  # the soft values of the packets lost after the last attempt
+    del state  # HARQ: the soft values of the packets lost after the last attempt
     return ArqOutcome(attempts, ok, received)
+
+
+def _sender(phy, harq: str):
+    """``send(bits, attempt, state) -> (decoded, ok, state)``: one round through ``phy``, each
+    attempt decoded on its own (``"none"``, ``phy.transmit``, no state) or combined with the
+    earlier attempts of the same packets (``phy.transmit_harq``)."""
+    if harq == "none":
+        return lambda bits, attempt, state: (*phy.transmit(bits), None)
+    if harq not in HARQ_MODES:
+        raise ValueError(f"unknown HARQ mode {harq!r}; allowed: {', '.join(HARQ_MODES)}")
+    if not callable(getattr(phy, "transmit_harq", None)):
+        raise ValueError(f"harq = {harq!r} needs a PHY with soft values (transmit_harq): the bit-true or the "
+                         f"abstraction mode; {type(phy).__name__} has none (use harq = 'none')")
+    return lambda bits, attempt, state: phy.transmit_harq(bits, attempt, state, harq)

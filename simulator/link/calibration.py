@@ -396,16 +396,22 @@ def stream_seed(digest: str, name: str) -> int:
     return int(hashlib.sha256(f"{digest}/{name}".encode()).hexdigest()[:15], 16)
 
 
-def _measure(link: LinkConfig, key: CalibrationKey, ctx: RunContext,
-             progress: Callable[[CalibrationProgress], None] | None) -> list[BlerPoint]:
+def _measuring_link(link: LinkConfig, key: CalibrationKey, ctx: RunContext
+                    ) -> tuple[str, dict[str, torch.Generator], BitTrueLink]:
+    """The device, the generators (``bits``, ``noise``, ``fading``, seeded from the key, not the
+    run) and the bit-true chain a measurement of ``key`` uses."""
     dev = torch_device(ctx.device)
-    digest = key.digest()
     gens = {}
     for name in ("bits", "noise", "fading"):
         g = torch.Generator(device=dev)
-        g.manual_seed(stream_seed(digest, name))
+        g.manual_seed(stream_seed(key.digest(), name))
         gens[name] = g
-    core = BitTrueLink(link, dev, gens["noise"], gens["fading"])
+    return dev, gens, BitTrueLink(link, dev, gens["noise"], gens["fading"])
+
+
+def _measure(link: LinkConfig, key: CalibrationKey, ctx: RunContext,
+             progress: Callable[[CalibrationProgress], None] | None) -> list[BlerPoint]:
+    dev, gens, core = _measuring_link(link, key, ctx)
     bps, k, n = key.bits_per_symbol, key.k, key.n
     grid = key.esn0_grid_db
     points: list[BlerPoint] = []
@@ -437,14 +443,7 @@ def _measure_harq(link: LinkConfig, key: CalibrationKey, ctx: RunContext,
     decoding of :meth:`BitTruePhy.transmit_harq`), until ``target_block_errors`` blocks failed
     every attempt or ``max_blocks`` blocks; the sweep stops after the first point whose
     single-attempt BLER is below ``min_bler``. Returns one point list per attempt count."""
-    dev = torch_device(ctx.device)
-    digest = key.digest()
-    gens = {}
-    for name in ("bits", "noise", "fading"):
-        g = torch.Generator(device=dev)
-        g.manual_seed(stream_seed(digest, name))
-        gens[name] = g
-    core = BitTrueLink(link, dev, gens["noise"], gens["fading"])
+    dev, gens, core = _measuring_link(link, key, ctx)
     bps, k, n, a = key.bits_per_symbol, key.k, key.n, key.harq_attempts
     grid = key.esn0_grid_db
     levels: list[list[BlerPoint]] = [[] for _ in range(a)]
