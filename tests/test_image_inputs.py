@@ -409,3 +409,23 @@ def test_grey_palettes_are_grey_and_several_frames_are_refused(tmp_path):
             fn(f"imagefolder:{anim.parent}")
         assert str(err.value) == (f"{anim / 'x.gif'}: holds 2 frames (an animation or a multi-page file); semsim "
                                   "reads one image per file: save each frame as a file of its own")
+
+
+def test_a_16_bit_grey_alpha_png_is_grey_alpha(tmp_path):
+    import struct
+
+    w = h = 4
+    raw = b"".join(b"\x00" + b"".join(struct.pack(">HH", 1000 * (x + y), 65535) for x in range(w)) for y in range(h))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    root = tmp_path / "la"
+    (root / "a").mkdir(parents=True)
+    (root / "a" / "x.png").write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 4, 0, 0, 0))
+                                      + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+    with pytest.raises(InputError, match="is grey\\+alpha"):
+        load_dataset(f"imagefolder:{root}")
+    items = load_dataset(f"imagefolder:{root}", convert="grey")  # opaque: the grey values, high bytes
+    assert items.shape == (4, 4, 1)
+    assert items.images[0, ..., 0].tolist() == [[(1000 * (x + y)) >> 8 for x in range(w)] for y in range(h)]

@@ -74,6 +74,8 @@ def classify(im: Image.Image, path: Path) -> str:
                              where=str(path))
     if mode == "P" and not transparent and _grey_palette(im):
         return GREY
+    if mode == "RGBA" and any(str(getattr(t, "args", "")).startswith("LA") for t in getattr(im, "tile", [])):
+        return GREY_ALPHA  # a 16-bit grey+alpha PNG, which Pillow opens as RGBA
     if mode in GREY_MODES:
         return GREY_ALPHA if transparent else GREY
     if mode in ("LA", "La"):
