@@ -48,7 +48,7 @@ import numpy as np
 import pandas as pd
 
 from .version import __version__
-from .errors import InputError, OutputError
+from .errors import InputError, OutputError, SemsimError
 from .files import (TMP_SUFFIX, atomic_write_bytes, atomic_write_json, deferred_interrupts, describe_os_error,
                     ensure_dir, exclusive, is_temporary)
 
@@ -316,6 +316,13 @@ class RunDirectory:
                 self._open = True
                 try:
                     yield self
+                except SemsimError:
+                    # bad input found once the run had started (a point's data or settings):
+                    # a staging directory without a finished point is not left behind
+                    if not self.resumed and not any((self.staging / "points").glob("*.summary.csv")):
+                        with contextlib.suppress(OutputError):
+                            _remove_ours(self.staging, _staged_ok, "the staging directory")
+                    raise
                 finally:
                     self._open = False
 

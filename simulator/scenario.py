@@ -16,10 +16,11 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, Field, ValidationError, field_validator, model_validator
 
 from .classical.config import ClassicalConfig
 from .link.config import CODE_RATE_MAX, CODE_RATE_MIN, MODULATIONS, CalibrationConfig, CodeConfig, LinkConfig, check_snr_grid
+from .link.mcs import candidate_entries
 from .errors import InputError
 from .preprocess.config import PreprocessConfig
 from .registry import PIPELINES, TRANSPORTS
@@ -113,6 +114,13 @@ class Scenario(Section):
                                  "codes items into bits; a pipeline on that transport needs an encoder that produces them")
         return v
 
+    @model_validator(mode="after")
+    def _adaptive_mcs_fits(self) -> "Scenario":
+        if self.link.mcs == "adaptive" and not candidate_entries(self.link):
+            raise ValueError(f"link.mcs = 'adaptive': no entry of the MCS table fits code.n = {self.link.code.n} "
+                             f"with header_bits = {self.link.header_bits}; raise code.n or lower header_bits")
+        return self
+
     def resolved(self) -> dict[str, Any]:
         """The scenario with every default, as plain JSON-able data (keys as in TOML)."""
         return self.model_dump(mode="json", by_alias=True)
@@ -135,6 +143,8 @@ def _format_validation_error(err: ValidationError, where: str) -> InputError:
     msg = first["msg"].removeprefix("Value error, ")
     got = first.get("input")
     shown = "" if isinstance(got, dict) or "(got " in msg else f" (got {_short(repr(got))})"
+    if not loc:  # a rule across sections names its keys itself
+        return InputError(f"{msg}{shown}", where=where)
     return InputError(f"key '{key}': {msg}{shown}", where=where)
 
 

@@ -439,3 +439,23 @@ def test_a_pipeline_mask_of_the_wrong_shape_is_one_line(tmp_path):
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert _one_error_line(proc.stderr) == ("error: pipeline 'short-mask': its memorizable mask has shape (3,), "
                                             "expected (30,) (one bool per item)")
+
+
+def test_bad_settings_found_once_a_run_started_leave_no_staging_directory(tmp_path, capsys):
+    path = tmp_path / "s.toml"
+    path.write_text(SMALL.replace('pipelines = ["classical"]', 'pipelines = ["classical", "contrastive"]')
+                    .replace("max_items = 30", "max_items = 20") + "[preprocess]\nbatch_size = 128\n")
+    out = tmp_path / "o"
+    assert main(["run", str(path), "--out", str(out), "--cache-dir", str(tmp_path / "c"), "-q"]) == 2
+    assert "preprocess.batch_size" in _one_error_line(capsys.readouterr().err)
+    assert not out.exists() and not Path(str(out) + ".partial").exists()
+
+
+def test_adaptive_mcs_that_no_table_entry_fits_is_refused_by_validate(tmp_path, capsys):
+    path = tmp_path / "s.toml"
+    path.write_text(SMALL.replace("mode = \"fixed-bler\"\nbler = 0.2\ncode = { k = 256, n = 512 }\nheader_bits = 16",
+                                  'mode = "bit-true"\nmcs = "adaptive"\nmodulation = "qpsk"\ncode = { k = 75, n = 82 }\nheader_bits = 74'))
+    assert main(["validate", str(path)]) == 2
+    assert _one_error_line(capsys.readouterr().err) == (
+        f"error: {path}: link.mcs = 'adaptive': no entry of the MCS table fits code.n = 82 with header_bits = 74; "
+        "raise code.n or lower header_bits")
