@@ -120,16 +120,37 @@ def cmd_validate(args, out: Console, err: Console) -> int:
     resolve_device(scenario.device)  # cuda asked for on a machine without it: refused as run refuses it
     n = check_sweep(scenario, where=args.scenario)
     if n <= FULL_CHECK_POINTS:
-        sources = [s.source for _, s in expand_sweep(scenario, where=args.scenario)]
+        scenarios = [s for _, s in expand_sweep(scenario, where=args.scenario)]
         combos = "every point checked"
     else:
-        sources = [scenario.source]
+        scenarios = [scenario]
         combos = f"each value checked; combinations are checked when the run starts (over {FULL_CHECK_POINTS:,} points)"
-    data = inspect_sources(sources)
+    data = inspect_sources([s.source for s in scenarios])
+    _check_learning(scenarios, data)
     described = "; ".join(f"{spec}: {info.describe()}" for spec, info in data.items())
     out.print(f"[green]ok[/green] {args.scenario}: scenario '{scenario.name}', {n:,} sweep point(s) ({combos}), "
               f"pipelines {', '.join(scenario.pipelines)}; data {described}", soft_wrap=True)
     return 0
+
+
+def _check_learning(scenarios, data) -> None:
+    """What the learning phase would refuse for the items each point delivers (pre-processor
+    settings against the item count and size), from the inspected data."""
+    from .registry import PIPELINES
+    from .sources import delivered
+
+    seen = set()
+    for s in scenarios:
+        specs = [PIPELINES.get(p) for p in s.pipelines]
+        if not any(sp.needs_preprocessor or sp.language for sp in specs):
+            continue
+        n, shape = delivered(s.source, data)
+        key = (n, shape, s.preprocess.model_dump_json())
+        if key not in seen:
+            seen.add(key)
+            from .preprocess.model import check_preprocess
+
+            check_preprocess(n, shape, s.preprocess)
 
 
 #: Sweeps up to this size are expanded by ``semsim validate`` (about 0.1 ms a point).
@@ -258,9 +279,17 @@ def cmd_calibrate(args, out: Console, err: Console) -> int:
             grid = check_snr_grid(args.snr_grid.split(","))
         except ValueError as bad:
             raise InputError(str(bad), where="--snr-grid") from None
+    link = scenario.link
     with _sweep_progress(err, args.quiet, points=False) as (progress, _), ctx.threads():
-        measure = calibrate_harq if scenario.link.harq != "none" else calibrate  # HARQ: a row per combined attempt
-        table = measure(scenario.link, ctx.with_progress(progress), snr_grid_db=grid)
+        if link.mcs == "adaptive":  # the table the run uses is the chosen code's
+            from .link.mcs import adapted, choose_mcs
+
+            choice = choose_mcs(link, ctx.with_progress(progress))
+            link = adapted(link, choice)
+            err.print(f"adaptive MCS at Es/N0 {link.esn0_db:g} dB: entry {choice.index}, {choice.modulation}, "
+                      f"k/n = {choice.k}/{choice.n} (BLER {choice.bler:.3g}); its table:", soft_wrap=True)
+        measure = calibrate_harq if link.harq != "none" else calibrate  # HARQ: a row per combined attempt
+        table = measure(link, ctx.with_progress(progress), snr_grid_db=grid)
     out.print(table.to_frame().to_string(index=False))
     return 0
 

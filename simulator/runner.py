@@ -402,10 +402,24 @@ def _check_arguments(*, scenario, out, cache_dir, progress, threads) -> None:
     for name, value in (("out", out), ("cache_dir", cache_dir)):
         if value is not None and not isinstance(value, (str, os.PathLike)):
             refuse(name, "a path or None", value)
-    if progress is not None and not isinstance(progress, bool) and not callable(progress):
+    if progress is not None and not isinstance(progress, bool) and not (callable(progress)
+                                                                       and _takes_progress_arguments(progress)):
         refuse("progress", "None, True, False or a callable progress(step, done, total[, detail])", progress)
     if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= MAX_THREADS:
         refuse("threads", f"an integer in 1..{MAX_THREADS}", threads)
+
+
+def _takes_progress_arguments(fn) -> bool:
+    """Whether ``fn`` can be called as ``fn(step, done, total)`` (and perhaps ``detail``)."""
+    import inspect
+
+    try:
+        inspect.signature(fn).bind("step", 0, 1)
+    except TypeError:
+        return False
+    except ValueError:  # a builtin without a signature: trust it
+        return True
+    return True
 
 
 def _run(scenario: Scenario, ctx: RunContext, out, progress: Progress | None, on_point, fresh: bool,

@@ -92,6 +92,16 @@ class Scenario(Section):
     nodes: NodesConfig = Field(default_factory=NodesConfig)
     sweep: dict[str, list[Any]] = Field(default_factory=dict)
 
+    @field_validator("sweep", mode="before")
+    @classmethod
+    def _sweep_lists(cls, v):
+        if isinstance(v, dict):
+            for key, values in v.items():
+                if not isinstance(values, (list, tuple)):
+                    raise ValueError(f"sweep key '{key}': the values must be a list, in the order to run them "
+                                     f"(got {type(values).__name__})")
+        return v
+
     @field_validator("name")
     @classmethod
     def _name_is_a_folder(cls, v: str) -> str:

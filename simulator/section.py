@@ -1,6 +1,7 @@
 """The base of every scenario section: unknown keys are errors, keys may be given by alias,
 numbers must be finite (``nan`` and ``inf`` are refused with the key's name), and a number
-key does not take ``true`` or ``false`` (which pydantic would read as 1 and 0)."""
+key takes neither ``true``/``false`` (which pydantic would read as 1 and 0) nor a quoted
+number (``"9"``)."""
 
 from __future__ import annotations
 
@@ -10,13 +11,16 @@ import typing
 from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
 
 
-def _takes_a_number_not_a_bool(annotation) -> bool:
-    """Whether a field's type admits int or float but not bool."""
+def _kinds(annotation) -> set:
+    """The scalar kinds a field's type admits: int, float, bool, str (a Literal's strings count
+    as str)."""
     seen: set = set()
 
     def walk(t) -> None:
-        if t in (int, float, bool):
+        if t in (int, float, bool, str):
             seen.add(t)
+        elif isinstance(t, str):  # a Literal["..."] value
+            seen.add(str)
         for arg in typing.get_args(t):
             walk(arg)
         if isinstance(t, types.UnionType):
@@ -24,6 +28,12 @@ def _takes_a_number_not_a_bool(annotation) -> bool:
                 walk(arg)
 
     walk(annotation)
+    return seen
+
+
+def _takes_a_number_not_a_bool(annotation) -> bool:
+    """Whether a field's type admits int or float but not bool."""
+    seen = _kinds(annotation)
     return bool(seen & {int, float}) and bool not in seen
 
 
@@ -35,9 +45,13 @@ class Section(BaseModel):
     @field_validator("*", mode="before")
     @classmethod
     def _no_booleans_for_numbers(cls, value, info: ValidationInfo):
-        if isinstance(value, bool) and info.field_name in cls.model_fields \
-                and _takes_a_number_not_a_bool(cls.model_fields[info.field_name].annotation):
+        field = cls.model_fields.get(info.field_name)
+        if field is None:
+            return value
+        if isinstance(value, bool) and _takes_a_number_not_a_bool(field.annotation):
             raise ValueError("must be a number, not true or false")
+        if isinstance(value, str) and _takes_a_number_not_a_bool(field.annotation) and str not in _kinds(field.annotation):
+            raise ValueError("must be a number, not a string (write it without quotes)")
         return value
 
 

@@ -37,6 +37,12 @@ def _check_keys(base: dict[str, Any], sweep: dict[str, list[Any]], where: str) -
             raise InputError(f"sweep key '{key}' cannot sweep the sweep table", where=where)
         if len(values) == 0:
             raise InputError(f"sweep key '{key}': the list of values is empty", where=where)
+        if not isinstance(values, (list, tuple)):
+            raise InputError(f"sweep key '{key}': the values must be a list (in the order to run them)", where=where)
+        repeated = [v for i, v in enumerate(values) if any(v == w and type(v) is type(w) for w in values[:i])]
+        if repeated:
+            raise InputError(f"sweep key '{key}': the value {repeated[0]!r} is repeated (a point would run twice; "
+                             "use seed to repeat a point with other randomness)", where=where)
         try:
             set_dotted(copy.deepcopy(base), key, values[0])
         except KeyError:

@@ -115,6 +115,9 @@ class LinkConfig(Section):
         if self.harq != "none" and not getattr(LINK_MODES.get(self.mode), "supports_harq", False):
             takers = ", ".join(f"'{m}'" for m in LINK_MODES.names() if getattr(LINK_MODES.get(m), "supports_harq", False))
             raise ValueError(f"harq = '{self.harq}' needs mode {takers}; mode '{self.mode}' has no HARQ model")
+        if self.mcs == "adaptive" and LINK_MODES.get(self.mode).uses_bler:
+            raise ValueError(f"mcs = 'adaptive' chooses a code by its measured BLER; mode '{self.mode}' fixes the BLER "
+                             "at link.bler instead: use mode 'bit-true' or 'abstraction'")
         if self.header_bits >= self.code.k:
             raise ValueError(f"header_bits must be smaller than code.k (got {self.header_bits} >= {self.code.k})")
         need = min_header_bits(self.code.k)

@@ -321,7 +321,7 @@ def _measure_entry(link: LinkConfig, key: McsKey, entry: McsEntry, ctx: RunConte
         g = torch.Generator(device=dev)
         g.manual_seed(stream_seed(digest, f"mcs{entry.index}/{name}"))
         gens[name] = g
-    core = BitTrueLink(elink, dev, gens["noise"], gens["fading"])
+    core = BitTrueLink(elink, dev, gens["noise"], gens["fading"], compile_encoder=False)  # one code per entry
     target = key.target_bler
     blocks = errs = bit_errs = 0
     with torch.inference_mode():

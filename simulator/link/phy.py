@@ -386,13 +386,15 @@ class BitTrueLink:
         link: the link configuration (code, modulation, channel, decoder iterations).
         device: ``"cpu"`` or ``"cuda"`` (or ``"cuda:i"``).
         noise_gen, fading_gen: torch generators on ``device`` for the noise and the fading.
+        compile_encoder: compile the encoder (the default); off for a process that builds many
+            codes (link adaptation), where each new code would be compiled again.
 
     :meth:`run` takes ``u`` ``[B, k]`` float32 {0, 1} on ``device`` and an Es/N0 in dB and
     returns the hard-decided information bits ``[B, k]`` float32 (one chunk, no splitting).
     """
 
     def __init__(self, link: LinkConfig, device: str, noise_gen: torch.Generator,
-                 fading_gen: torch.Generator | None = None):
+                 fading_gen: torch.Generator | None = None, *, compile_encoder: bool = True):
         self.k, self.n = link.code.k, link.code.n
         self.bits_per_symbol = link.bits_per_symbol
         self.device = torch_device(device)
@@ -411,7 +413,7 @@ class BitTrueLink:
         # The encoder's arithmetic is on 0/1 values (exact in float32), so the compiled encoder
         # gives Sionna's codewords bit for bit, about 5x faster on the CPU.
         self._encode = self.encoder
-        if dev == "cpu" and _compile_enabled():
+        if dev == "cpu" and compile_encoder and _compile_enabled():
             self.encoder(torch.zeros(1, self.k, device=dev))  # build the block before it is traced
             compiled = _Compiled(_encoder_kernel, (1,))
             self._encode = lambda u: compiled(self.encoder, u)

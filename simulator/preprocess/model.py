@@ -138,11 +138,17 @@ class Preprocessor:
         return np.asarray(a.confidence) < self.cut
 
 
-def _validate(images: np.ndarray, cfg: PreprocessConfig, r: ResolvedPreprocess) -> None:
-    n = len(images)
-    if images.dtype != np.uint8 or images.ndim != 4 or n == 0:
+def _validate(images: np.ndarray, cfg: PreprocessConfig) -> None:
+    if images.dtype != np.uint8 or images.ndim != 4 or len(images) == 0:
         raise InputError(f"items must be a non-empty uint8 array (N, H, W, C) (got {images.dtype} {images.shape})",
                          where="source")
+    check_preprocess(len(images), images.shape[1:], cfg)
+
+
+def check_preprocess(n: int, shape: tuple[int, ...], cfg: PreprocessConfig) -> None:
+    """Refuse settings the pre-processor cannot train with on ``n`` items of ``(H, W, C)``
+    ``shape`` (what :func:`fit_encoder` would refuse; ``semsim validate`` asks before loading)."""
+    r = cfg.resolved(tuple(shape))
     if not 2 <= cfg.clusters <= n:
         raise InputError(f"must be between 2 and the number of items ({n}) (got {cfg.clusters})",
                          where="preprocess.clusters")
@@ -153,9 +159,8 @@ def _validate(images: np.ndarray, cfg: PreprocessConfig, r: ResolvedPreprocess) 
         raise InputError(f"the memory bank would hold {min(r.queue_size, n - r.batch_size)} keys (min of queue_size "
                          f"and items - batch_size), fewer than the {cfg.clusters} clusters; lower batch_size or "
                          "raise queue_size", where="preprocess.batch_size")
-    if min(images.shape[1:3]) < 4:
-        raise InputError(f"items must be at least 4x4 pixels (got {images.shape[1]}x{images.shape[2]})",
-                         where="source")
+    if min(shape[:2]) < 4:
+        raise InputError(f"items must be at least 4x4 pixels (got {shape[0]}x{shape[1]})", where="source")
 
 
 def fit_preprocessor(items: ItemSet, cfg: PreprocessConfig, ctx: RunContext,
@@ -183,7 +188,7 @@ def fit_encoder(items: ItemSet, cfg: PreprocessConfig, ctx: RunContext) -> Prepr
     :meth:`~Preprocessor.split` need the split of :func:`fit_preprocessor`."""
     images = items.images
     r = cfg.resolved(images.shape[1:] if images.ndim == 4 else None)
-    _validate(images, cfg, r)
+    _validate(images, cfg)
     key = model_cache.digest(FORMAT, images, r.to_json(), int(ctx.seed), f"threads={ctx.training_threads()}")
     path = ctx.cache_path("preprocess", f"{key[:32]}.pt")
     shape = tuple(images.shape[1:])

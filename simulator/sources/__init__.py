@@ -21,7 +21,7 @@ from .imagefolder import inspect_imagefolder, load_imagefolder
 from .mixture import build_mixture
 
 __all__ = ["ItemSet", "STRUCTURED", "DatasetKind", "DatasetInfo", "load_dataset", "inspect_dataset", "load_items",
-           "preload", "inspect_sources", "check_source", "build_mixture", "check_dataset_spec", "CONVERTS",
+           "preload", "inspect_sources", "check_source", "delivered", "build_mixture", "check_dataset_spec", "CONVERTS",
            "MAX_PIXELS"]
 
 
@@ -100,9 +100,11 @@ def inspect_dataset(spec: str, convert: str = "none", max_pixels: int = MAX_PIXE
     return DatasetInfo(info.name, info.class_names, info.class_counts, (h, w, channels))
 
 
-def check_source(cfg, dataset: ItemSet | DatasetInfo) -> None:
+def check_source(cfg, dataset: ItemSet | DatasetInfo) -> int:
     """Refuse a ``[source]`` section (a :class:`~simulator.scenario.SourceConfig`) that asks
-    ``dataset`` (loaded or inspected, named ``cfg.dataset``) for more classes or items than it has."""
+    ``dataset`` (loaded or inspected, named ``cfg.dataset``) for more classes or items than it
+    has. Returns the number of items the section delivers (injected memorizable items replace
+    structured ones, so the count does not change)."""
     info = dataset if isinstance(dataset, DatasetInfo) else DatasetInfo.of(dataset)
     counts = info.class_counts
     if cfg.classes is not None:
@@ -115,6 +117,7 @@ def check_source(cfg, dataset: ItemSet | DatasetInfo) -> None:
         after = f" (after classes = {cfg.classes})" if cfg.classes is not None else ""
         raise InputError(f"{cfg.max_items} items asked for but the dataset {cfg.dataset} has {available}{after}; "
                          f"use at most {available} or leave max_items unset", where="source.max_items")
+    return available if cfg.max_items is None else int(cfg.max_items)
 
 
 def _options(cfg) -> tuple[str, int]:
@@ -181,6 +184,13 @@ def _label(spec: str, convert: str, max_pixels: int) -> str:
     options = ([f"convert = {convert}"] if convert != "none" else []) + \
         ([f"max_pixels = {max_pixels}"] if max_pixels != MAX_PIXELS else [])
     return f"{spec} ({', '.join(options)})" if options else spec
+
+
+def delivered(cfg, infos: dict[str, DatasetInfo]) -> tuple[int, tuple[int, int, int]]:
+    """``(items, (H, W, C))`` that the ``[source]`` section ``cfg`` delivers, from the
+    :func:`inspect_sources` of its sections (nothing is loaded)."""
+    info = infos[_label(cfg.dataset, *_options(cfg))]
+    return check_source(cfg, info), tuple(info.shape)
 
 
 def inspect_sources(source_cfgs) -> dict[str, DatasetInfo]:
