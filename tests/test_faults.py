@@ -459,3 +459,31 @@ def test_adaptive_mcs_that_no_table_entry_fits_is_refused_by_validate(tmp_path, 
     assert _one_error_line(capsys.readouterr().err) == (
         f"error: {path}: link.mcs = 'adaptive': no entry of the MCS table fits code.n = 82 with header_bits = 74; "
         "raise code.n or lower header_bits")
+
+
+@pytest.mark.parametrize("text,needle", [
+    (SMALL.replace('pipelines = ["classical"]', 'pipelines = ["contrastive"]').replace("max_items = 30", "max_items = 20")
+     + "[preprocess]\nbatch_size = 128\n", "preprocess.batch_size: batch of 128 is larger than the 20 items"),
+    (SMALL.replace("bler = 0.2", "bler = 0.2\nsnr_db = \"9\""), "key 'link.snr_db': must be a number, not a string"),
+    (SMALL + '[sweep]\nseed = [1, 2, 1]\n', "sweep key 'seed': the value 1 is repeated"),
+    (SMALL.replace('mode = "fixed-bler"', 'mode = "fixed-bler"\nmcs = "adaptive"'),
+     "mcs = 'adaptive' chooses a code by its measured BLER; mode 'fixed-bler' fixes the BLER"),
+])
+def test_validate_refuses_what_run_would_refuse_later(tmp_path, capsys, text, needle):
+    path = tmp_path / "s.toml"
+    path.write_text(text)
+    assert main(["validate", str(path)]) == 2
+    assert needle in _one_error_line(capsys.readouterr().err)
+
+
+def test_python_api_refuses_a_progress_callable_of_the_wrong_shape(tmp_path):
+    import simulator
+
+    sc = simulator.parse_scenario({"name": "api", "pipelines": ["classical"], "source": {"max_items": 20},
+                                   "link": {"mode": "fixed-bler", "bler": 0.1, "code": {"k": 256, "n": 512},
+                                            "header_bits": 16}})
+    with pytest.raises(simulator.InputError, match="progress must be None, True, False or a callable"):
+        simulator.run(sc, out=tmp_path / "o", cache_dir=tmp_path, progress=lambda a, b: None)
+    assert not (tmp_path / "o").exists() and not (tmp_path / "o.partial").exists()
+    with pytest.raises(simulator.InputError, match="the values must be a list"):
+        simulator.parse_scenario({"name": "api", "sweep": {"link.harq": {"none", "ir"}}})
