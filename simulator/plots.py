@@ -187,7 +187,7 @@ def fixed_parameters(summary: pd.DataFrame | None = None, scenario: Mapping | No
     # the link
     link = sc.get("link") or {}
     phy = []
-    if link.get("channel"):
+    if link.get("channel") and "link.channel" not in swept:
         phy.append(str(link["channel"]).upper() if link["channel"] == "awgn" else str(link["channel"]))
     kind = _snr_type(summary, sc) or "esn0"
     col, name = ("ebn0_db", "Eb/N0") if kind == "ebn0" else ("esn0_db", "Es/N0")
@@ -196,13 +196,23 @@ def fixed_parameters(summary: pd.DataFrame | None = None, scenario: Mapping | No
         snr = link["snr_db"]
     if snr is not None:
         phy.append(f"{name} {_fmt(float(snr))} dB")
+    adaptive = link.get("mcs") == "adaptive" or "link.mcs" in swept  # the pair is chosen per point
     bps = _fixed(summary, "bits_per_symbol")
     mod = MODULATIONS.get(int(bps)) if bps is not None else None
-    mod = mod or ({"qpsk": "QPSK", "qam16": "16-QAM", "qam64": "64-QAM", "qam256": "256-QAM"}.get(link.get("modulation")))
-    if mod:
+    if not adaptive and "link.modulation" not in swept:
+        mod = mod or ({"qpsk": "QPSK", "qam16": "16-QAM", "qam64": "64-QAM", "qam256": "256-QAM"}
+                      .get(link.get("modulation")))
+    if link.get("mcs") == "adaptive" and "link.mcs" not in swept:
+        phy.append("adaptive MCS")
+    elif mod:
         phy.append(mod)
     code = link.get("code") or {}
-    if code.get("k") and code.get("n") and not swept & {"link.code.k", "link.code.n"}:
+    names = {"qpsk": "QPSK", "qam16": "16-QAM", "qam64": "64-QAM", "qam256": "256-QAM"}
+    if "link.mcs" in swept and link.get("modulation") in names and code.get("k") and code.get("n"):
+        phy.append(f"fixed MCS {names[link['modulation']]}, LDPC k/n = {code['k']}/{code['n']}")
+    elif adaptive:
+        pass
+    elif code.get("k") and code.get("n") and not swept & {"link.code.k", "link.code.n"}:
         phy.append(f"LDPC k/n = {code['k']}/{code['n']}")
     else:
         rate = _fixed(summary, "code_rate")
