@@ -487,3 +487,22 @@ def test_python_api_refuses_a_progress_callable_of_the_wrong_shape(tmp_path):
     assert not (tmp_path / "o").exists() and not (tmp_path / "o.partial").exists()
     with pytest.raises(simulator.InputError, match="the values must be a list"):
         simulator.parse_scenario({"name": "api", "sweep": {"link.harq": {"none", "ir"}}})
+
+
+def test_an_abstraction_outside_a_user_grid_still_in_the_waterfall_is_refused(ctx):
+    from simulator.link.abstraction import AbstractionPhy
+    from simulator.link.calibration import BlerPoint, BlerTable, calibration_key
+    from simulator.link.config import LinkConfig
+
+    def phy(snr_db: float, last_errors: int):
+        link = LinkConfig(mode="abstraction", snr_db=snr_db, code={"k": 256, "n": 512}, header_bits=16,
+                          calibration={"snr_grid_db": [0.0, 2.0]})
+        key = calibration_key(link)
+        table = BlerTable(key, [BlerPoint(0.0, 100, 100, 5000), BlerPoint(2.0, 1000, last_errors, 10 * last_errors)])
+        return AbstractionPhy(link, ctx, table=table)
+
+    with pytest.raises(InputError, match="Es/N0 9 dB lies above the calibration grid, whose last point \\(2 dB\\) "
+                                         "still has BLER 0.5"):
+        phy(9.0, 500)
+    assert phy(9.0, 0).bler == 0.0  # past the waterfall: the last point's BLER holds
+    assert phy(-5.0, 0).bler == 1.0  # below a first point of all errors

@@ -23,11 +23,27 @@ from __future__ import annotations
 import numpy as np
 
 from ..context import RunContext
+from ..errors import InputError
 from .calibration import BlerTable, HarqBlerTable, calibrate, calibrate_harq
 from .config import LinkConfig
 from .phy_base import HarqState, check_bits, check_harq, corrupt_failed
 
 __all__ = ["AbstractionPhy"]
+
+
+def _check_covered(table: BlerTable, esn0_db: float) -> None:
+    """Refuse an operating point outside the table's grid where holding the edge point's BLER
+    would be wrong: above a last point still in the waterfall (BLER at or above ``min_bler``),
+    or below a first point that is not yet all errors."""
+    first, last = table.points[0], table.points[-1]
+    if esn0_db > last.esn0_db and last.bler >= table.key.min_bler:
+        raise InputError(f"Es/N0 {esn0_db:g} dB lies above the calibration grid, whose last point ({last.esn0_db:g} dB) "
+                         f"still has BLER {last.bler:.3g}; extend the grid to cover it (or leave it unset for the "
+                         "automatic grid)", where="link.calibration.snr_grid_db")
+    if esn0_db < first.esn0_db and first.bler < 0.99:
+        raise InputError(f"Es/N0 {esn0_db:g} dB lies below the calibration grid, whose first point ({first.esn0_db:g} dB) "
+                         f"has BLER {first.bler:.3g} only; extend the grid to cover it (or leave it unset for the "
+                         "automatic grid)", where="link.calibration.snr_grid_db")
 
 
 class AbstractionPhy:
@@ -61,6 +77,7 @@ class AbstractionPhy:
         if table is None and link.harq in self.harq_tables:
             table = self.harq_tables[link.harq].levels[0]
         self.table = table if table is not None else calibrate(link, ctx, progress=progress)
+        _check_covered(self.table, self.esn0_db)
         self.bler = self.table.bler_at(self.esn0_db)
         self.flip_prob = self.table.bit_error_fraction_at(self.esn0_db)
         self._rng = ctx.rng("phy.abstraction")
