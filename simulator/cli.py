@@ -147,9 +147,9 @@ def _check_learning(scenarios, data) -> None:
         n, shape = delivered(s.source, data)
         key = (n, shape, s.preprocess.model_dump_json())
         if key not in seen:
-            seen.add(key)
-            from .preprocess.model import check_preprocess
+            from .preprocess.model import check_preprocess  # torch: only when a point learns
 
+            seen.add(key)
             check_preprocess(n, shape, s.preprocess)
 
 

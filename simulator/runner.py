@@ -184,7 +184,7 @@ def _ray_init(ray, addr: str | None) -> None:
 
 
 @contextlib.contextmanager
-def _ray_session(address: str | None):
+def _ray_cluster(address: str | None):
     """Ray for the block: the running instance, or one started (or joined) here and shut
     down afterwards. Entered before the run directory is opened, so a cluster that cannot
     be reached leaves nothing behind."""
@@ -268,7 +268,7 @@ def run_scenario(scenario: Scenario, ctx: RunContext, *, out: Path | None = None
                           kind="run", scenario=scenario.name, fresh=fresh, overwrite=overwrite)
     datasets = preload([s.source for _, s in points])
     with contextlib.ExitStack() as stack:
-        ray = stack.enter_context(_ray_session(address)) if executor == "ray" else None
+        ray = stack.enter_context(_ray_cluster(address)) if executor == "ray" else None
         stack.enter_context(rundir.open(command=command))
         if on_point:
             on_point(-1, len(points), {})

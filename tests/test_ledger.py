@@ -29,7 +29,7 @@ def _items() -> pd.DataFrame:
             rows.append({c: 0 for c in ITEM_COLUMNS} | {
                 "pipeline": pipeline, "item": i, "route": routes[i], "representation_bits": bits[i],
                 "estimated_bits": np.nan, "packets": packets[i], "transmissions": packets[i],
-                "bits_on_air": 512 * packets[i], "delivered": not math.isnan(psnr[i]), "psnr_db": psnr[i],
+                "bits_on_air": 512 * packets[i], "channel_uses": 256 * packets[i], "delivered": not math.isnan(psnr[i]), "psnr_db": psnr[i],
                 "meets_fidelity": meets[i], "delivery_time_s": t[i], "equiv_classical_packets": [3, 3, 2, 3][i],
                 "semantic_impact": ([3, 3, 2, 3][i] / t[i]) if meets[i] else 0.0, "msssim": 1.0 if routes[i] ==
                 "classical" else 0.9, "quality_target_missed": False, "lossless_bits": [500, 520, 480, 510][i],
@@ -65,6 +65,18 @@ def test_system_bits_count_the_packet_headers():
     s = summarize(_items(), 0.0, {}, link=Link(), pixels_per_item=64).set_index("pipeline")
     assert s.loc["mixed", "system_bits_per_item"] == pytest.approx((100 + 140 + 480 + 90 + 16 * (1 + 1 + 2 + 1)) / 4)
     assert s.loc["classical", "system_bits_per_item"] == pytest.approx((2010 + 16 * 11) / 4)
+
+
+def test_goodput_and_channel_uses_against_a_hand_computation():
+    class Link:  # QPSK, n = 512: 256 channel uses per codeword
+        header_bits, symbols_per_packet, esn0_db, bits_per_symbol = 16, 256, 9.0, 2
+        code = SimpleNamespace(k=256, n=512)
+
+    s = summarize(_items(), 0.0, {}, link=Link(), pixels_per_item=64).set_index("pipeline")
+    # mixed: items 0-2 delivered (100 + 140 + 480 bits) over 1 + 1 + 2 + 1 codewords of 256 uses
+    assert s.loc["mixed", "goodput_bits_per_channel_use"] == pytest.approx(720 / (5 * 256))
+    assert s.loc["classical", "goodput_bits_per_channel_use"] == pytest.approx(2010 / (11 * 256))
+    assert s.loc["classical", "channel_uses_per_pixel"] == pytest.approx(11 * 256 / (4 * 64))
 
 
 def test_language_complexity_cannot_fall_by_giving_up_fidelity():

@@ -469,7 +469,8 @@ def _train(codec: SemanticCodec, images: np.ndarray, clusters: np.ndarray, cfg: 
             opt.step()
             step += 1
             sums += np.array([loss.item(), bits.item(), sse.item()]) * len(idx)
-            meter(step, f"epoch {epoch + 1}/{epochs}, loss {loss.item():.4g}, {item_bits.mean().item():.0f} bits/item")
+            if meter.due(step):  # the detail only when shown
+                meter(step, f"epoch {epoch + 1}/{epochs}, loss {loss.item():.4g}, {bits.item():.0f} bits/item")
         m = sums / n
         if not np.isfinite(m).all():
             raise InputError(f"training diverged at epoch {epoch + 1} (loss {m[0]}); lower semantic.lr or set "
