@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .classical import source_coding
+from .classical.streams import classical_file
 from .bits import bits_to_bytes
 from .link.packets import reassemble
 from .route import Route
@@ -38,7 +39,7 @@ class Reconstruction:
 
 
 def reconstruct(shape: tuple[int, int, int], packets: list[np.ndarray], packet_ok: list[np.ndarray],
-                header_bits: int, coder: str, language=None) -> Reconstruction:
+                header_bits: int, coder: str, *, language=None, container: str = "file") -> Reconstruction:
     """Rebuild N items of ``shape = (H, W, C)`` from what the link delivered.
 
     Args:
@@ -47,6 +48,9 @@ def reconstruct(shape: tuple[int, int, int], packets: list[np.ndarray], packet_o
         packet_ok: N arrays ``(P_i,)`` bool, whether each packet arrived intact.
         header_bits: packet header length.
         coder: the classical coder's name.
+        container: ``classical.container``: the classical items arrive as the codec's whole
+            file, or as minimal header and payload, which the apprentice rebuilds into the file
+            from the session's configuration (:func:`~simulator.classical.streams.classical_file`).
         language: the language that decodes semantic items (``None``: no semantic item may arrive).
     """
     n = len(packets)
@@ -72,7 +76,7 @@ def reconstruct(shape: tuple[int, int, int], packets: list[np.ndarray], packet_o
             sem_streams.append(stream)
             continue
         try:
-            images[i] = source_coding.decode(stream, coder, shape)
+            images[i] = source_coding.decode(classical_file(bits, coder, container, shape), coder, shape)
         except source_coding.CorruptStream:
             continue
         delivered[i] = True

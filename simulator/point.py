@@ -230,7 +230,8 @@ def run_pipeline(name: str, items: ItemSet, models: Models, scenario: Scenario, 
                     payload="bits")
 
     # Apprentice: what arrived, read from the packet headers.
-    recon = reconstruct(items.shape, arrival.received, arrival.intact, link.header_bits, streams.coder, language)
+    recon = reconstruct(items.shape, arrival.received, arrival.intact, link.header_bits, streams.coder,
+                        language=language, container=streams.container)
     arrived = recon.n_bits >= 0
     if not (np.array_equal(recon.n_bits[arrived], encoded.n_bits[arrived])
             and np.array_equal(recon.route[arrived], encoded.route[arrived])):
@@ -267,7 +268,8 @@ def classical_streams(items: ItemSet, scenario: Scenario, progress: Progress | N
     for role in sorted(roles):
         if names[role] not in by_coder:
             by_coder[names[role]] = encode_classical(items.images, names[role], cl.quality, scenario.fidelity.psnr_db,
-                                                     on_item=_coding_progress(progress, names[role]))
+                                                     on_item=_coding_progress(progress, names[role]),
+                                                     container=cl.container)
     return {role: by_coder[names[role]] for role in roles}
 
 
@@ -297,7 +299,8 @@ def run_point(items: ItemSet, scenario: Scenario, ctx: RunContext,
     classical = classical_streams(items, scenario, progress)
     known = {s.coder: s for s in classical.values()}
     lossless = known.get(EQUIVALENT_CODER) or encode_classical(
-        items.images, EQUIVALENT_CODER, on_item=_coding_progress(progress, EQUIVALENT_CODER))
+        items.images, EQUIVALENT_CODER, on_item=_coding_progress(progress, EQUIVALENT_CODER),
+        container=scenario.classical.container)
     lossless_bits = np.array([len(b) for b in lossless.bits], dtype=np.int64)
     shared = PointInputs(arrival_s, equivalent_classical_packets(lossless.bits, scenario.link.payload_bits),
                          classical, lossless_bits, semantic_codings(items, models, scenario))

@@ -45,8 +45,8 @@ from .scenario import Scenario, parse_scenario
 DEFAULT_KEY = "fidelity.psnr_db"
 DEFAULT_VALUES: tuple[float, ...] = (14, 17, 20, 23, 26)
 MIN_POINTS = 4  # operating points a BD-rate needs (the usual convention; 4 fix a cubic)
-MIN_OVERLAP = 0.5  # below this share of their distortion span in common, two curves get no BD-rate
-WARN_OVERLAP = 0.75  # the bjontegaard package's default threshold: below it the note says so
+MIN_OVERLAP = 0.75  # below this share of their distortion span in common, two curves get no BD-rate
+# (the bjontegaard package's own default threshold)
 
 RATE = "system_bits_per_item"
 RD_METRICS = ["avg_bits_on_air", "psnr_all_db", "msssim_all", "fidelity_share"]
@@ -296,8 +296,7 @@ def _bd_rate(ref: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndar
                               f"[{d_test.min():.4g}, {d_test.max():.4g}])")
     if overlap < MIN_OVERLAP:
         return float("nan"), f"curves share {overlap:.1%} of their {metric} span, needs {MIN_OVERLAP:.0%}"
-    partial = (f"over the shared {overlap:.1%} of the curves' {metric} span (under {WARN_OVERLAP:.0%})"
-               if overlap < WARN_OVERLAP else "")
+    partial = f"over the shared {overlap:.1%} of the curves' {metric} span" if overlap < 1.0 else ""
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -310,6 +309,25 @@ def _bd_rate(ref: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndar
     if not math.isfinite(value):
         return float("nan"), "bjontegaard gave a non-finite value"
     return value, partial
+
+
+def bd_rate(ref: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray], metric: str = "PSNR"
+            ) -> tuple[float, str]:
+    """BD-rate (%) of curve ``test`` against ``ref``, each ``(rate, quality)`` arrays of equal
+    length (any order), or NaN and the reason: fewer than :data:`MIN_POINTS` points, a quality
+    that does not rise strictly with rate, or too little shared quality span (the rules of
+    :func:`bd_rate_table`)."""
+    curves = []
+    for rate, dist in (ref, test):
+        rate, dist = np.asarray(rate, dtype=np.float64), np.asarray(dist, dtype=np.float64)
+        order = np.argsort(rate)
+        rate, dist = rate[order], dist[order]
+        if len(rate) < MIN_POINTS:
+            return float("nan"), f"{len(rate)} point(s), needs {MIN_POINTS}"
+        if np.any(np.diff(dist) <= 0):
+            return float("nan"), f"{metric} does not rise strictly with rate"
+        curves.append((rate, dist))
+    return _bd_rate(curves[0], curves[1], metric)
 
 
 def bd_rate_table(rd: pd.DataFrame) -> pd.DataFrame:

@@ -238,7 +238,7 @@ def test_training_reports_steps_loss_and_finishes(tmp_path):
     ctx = RunContext(seed=0, device="cpu", cache_dir=tmp_path, progress=True, num_threads=1,
                      on_step=lambda *r: reports.append(r))
     images = load_dataset("digits").images[:64]
-    fit_language(images, np.zeros(64, np.int64), 1, SemanticConfig(epochs=3), ctx, tag="probe")
+    fit_language(images, np.zeros(64, np.int64), 1, SemanticConfig(architecture="factorized", epochs=3), ctx, tag="probe")
     steps = [r for r in reports if r[0] == "learning: probe language"]
     assert steps[0][1] == 0 and steps[-1][1] == steps[-1][2] > 0
     assert [r[1] for r in steps] == sorted(r[1] for r in steps)

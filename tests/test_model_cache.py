@@ -18,7 +18,7 @@ from simulator.sources import load_dataset
 def test_concurrent_fits_of_one_configuration_train_once(tmp_path):
     items = load_dataset("digits").subset(np.arange(64))
     clusters = items.labels % 3
-    cfg = SemanticConfig(epochs=1, batch_size=32)
+    cfg = SemanticConfig(architecture="factorized", epochs=1, batch_size=32)
 
     def fit(_):
         ctx = RunContext(seed=3, cache_dir=tmp_path, progress=False)

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 import simulator
-from simulator.classical import source_coding
+from simulator.classical import payload as cl_payload, source_coding
 from simulator.context import RunContext
 from simulator.link.packets import min_header_bits, packetize, packets_needed, read_header, reassemble
 from simulator.point import learning_phase
@@ -25,6 +25,7 @@ E2E = {
     # the split's mechanics at a fixed share (its quality is tested in test_preprocess_train.py)
     "preprocess": {"epochs": 3, "warmup_epochs": 1, "batch_size": 64, "memorizable_threshold": {"fraction": 0.2}},
     "semantic": {"epochs": 40},
+    "classical": {"coder": "best-lossless", "memorizable_coder": "best-lossless"},
     "link": {"mode": "fixed-bler", "bler": 0.0, "modulation": "qpsk", "code": {"k": 256, "n": 512}, "header_bits": 16},
 }
 
@@ -88,11 +89,13 @@ def test_the_pipelines_route_score_and_count_as_specified(e2e):
     assert items["delivered"].all()
     classical_rows = items[items["route"] == "classical"]
     assert np.isinf(classical_rows["psnr_db"]).all() and classical_rows["semantic_ok"].all()
-    # representation_bits is the stream length: the best lossless stream (tag included) for
-    # classical items ...
+    # representation_bits is what the link carries: the best lossless stream's payload (tag
+    # included; classical.container = "none") for classical items ...
     ctx = RunContext(seed=sc.seed, cache_dir=cache, progress=False)
     src = load_items(sc.source, ctx)
-    stream_bits = np.array([8 * len(source_coding.encode(img, "best-lossless")) for img in src.images])
+    stream_bits = np.array([cl_payload.payload_bits("best-lossless", source_coding.encode(img, "best-lossless"),
+                                                 img.shape) for img in src.images])
+    assert (stream_bits < np.array([8 * len(source_coding.encode(img, "best-lossless")) for img in src.images])).any()
     assert (by["classical"]["representation_bits"].to_numpy() == stream_bits).all()
     assert (classical_rows["coder"] == "best-lossless").all()
     assert items.loc[items["route"] == "semantic", "coder"].isna().all()  # empty in the CSV

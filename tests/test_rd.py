@@ -206,29 +206,33 @@ def test_a_non_finite_operating_point_is_left_out_and_named():
     table = bd(good + test)
     t = row(table, "test", "ref", "psnr_db")
     assert math.isfinite(t.bd_rate_percent) and t.points == 4
-    assert t.note == "test: left out fidelity.psnr_db=32 (psnr_db or rate not finite)"
-    assert row(table, "ref", "test", "psnr_db").note.startswith("reference: left out")
+    assert t.note == ("over the shared 75.0% of the curves' psnr_db span; "
+                      "test: left out fidelity.psnr_db=32 (psnr_db or rate not finite)")
+    assert "reference: left out" in row(table, "ref", "test", "psnr_db").note
 
 
 def test_partial_overlap_is_computed_over_the_shared_span_and_says_so():
-    """Curves sharing 60% of their PSNR span get a BD-rate over the shared interval with a
-    note; sharing a third gets NaN. The value is the one of the shared interval: a copy scaled by
-    0.9 and shifted up the quality axis still reads -10%."""
+    """Curves sharing 80% of their PSNR span get a BD-rate over the shared interval with a
+    note; sharing 60% or a third gets NaN (at least 75% is needed). The value is the one of the
+    shared interval: a copy scaled by 0.9 and shifted up the quality axis still reads -10%."""
     ref = rd_rows("ref", psnr=[16.0, 20.0, 24.0, 28.0, 32.0], rate=[100, 200, 400, 800, 1600])
-    shifted = rd_rows("test", psnr=[20.0, 24.0, 28.0, 32.0, 36.0], rate=[90 * 2 ** (1 + k) for k in range(5)])
+    shifted = rd_rows("test", psnr=[18.0, 22.0, 26.0, 30.0, 34.0],
+                      rate=[90 * 2 ** (0.5 + k) for k in range(5)])
     t = row(bd(ref + shifted), "test", "ref", "psnr_db")
     assert t.bd_rate_percent == pytest.approx(-10.0, abs=0.5)
-    assert t.note == "over the shared 60.0% of the curves' psnr_db span (under 75%)"
+    assert t.note == "over the shared 77.8% of the curves' psnr_db span"
+    sixty = rd_rows("test", psnr=[20.0, 24.0, 28.0, 32.0, 36.0], rate=[90 * 2 ** (1 + k) for k in range(5)])
+    assert math.isnan(row(bd(ref + sixty), "test", "ref", "psnr_db").bd_rate_percent)
     far = rd_rows("test", psnr=[24.0, 28.0, 32.0, 36.0, 40.0], rate=[100, 200, 400, 800, 1600])
     f = row(bd(ref + far), "test", "ref", "psnr_db")
-    assert math.isnan(f.bd_rate_percent) and f.note == "curves share 33.3% of their psnr_db span, needs 50%"
+    assert math.isnan(f.bd_rate_percent) and f.note == "curves share 33.3% of their psnr_db span, needs 75%"
 
 
 def test_targets_on_one_operating_point_are_merged_before_the_bd_rate():
     """Two targets served by the same operating point (e.g. a language's lowest rung: same rate,
     same quality) count once: the BD-rate is computed on the merged curve and the note says so;
     rd.csv keeps both rows and names the merge in merged_with."""
-    ref = rd_rows("ref", rate=[100, 200, 300, 400, 500])
+    ref = rd_rows("ref", psnr=[16.0, 19.0, 22.0, 25.0, 28.0], rate=[100, 200, 300, 400, 500])
     same = rd_rows("test", psnr=[17.0, 17.0, 20.0, 24.0, 28.0], rate=[90, 90, 180, 270, 360])
     table = bd(ref + same)
     t = row(table, "test", "ref", "psnr_db")
@@ -236,7 +240,8 @@ def test_targets_on_one_operating_point_are_merged_before_the_bd_rate():
     merged = "test: fidelity.psnr_db=16,20 landed on one operating point (same rate and psnr_db); merged"
     assert t.note.endswith(merged) and "does not rise" not in t.note, t.note
     r = row(table, "ref", "test", "psnr_db")
-    assert math.isfinite(r.bd_rate_percent) and r.bd_rate_percent == pytest.approx(-t.bd_rate_percent, abs=5)
+    # the reverse BD-rate is the inverse ratio: the mean log-rate difference changes sign
+    assert (1 + r.bd_rate_percent / 100) * (1 + t.bd_rate_percent / 100) == pytest.approx(1.0, abs=0.03)
     assert "reference: fidelity.psnr_db=16,20 landed on one operating point" in r.note
     assert "landed on one" in row(table, "test", "ref", "msssim_db").note
     # a curve that still falls once merged keeps the message, and names the merge

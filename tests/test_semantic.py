@@ -51,7 +51,7 @@ def langs(digits, tmp_path_factory):
     out = {}
     for lam in (0.003, 0.03):
         ctx = RunContext(seed=0, cache_dir=tmp_path_factory.mktemp(f"sem{lam}"), progress=False)
-        out[lam] = fit_language(images, clusters, 10, SemanticConfig(
+        out[lam] = fit_language(images, clusters, 10, SemanticConfig(architecture="factorized", 
             **{"lambda": lam, "epochs": EPOCHS, "rate_control": "lambda"}), ctx, "vanilla")
     return out
 
@@ -63,20 +63,20 @@ def langs(digits, tmp_path_factory):
                                  {"epochs": 0}, {"unknown_key": 1}])
 def test_config_rejects(bad):
     with pytest.raises(ValidationError):
-        SemanticConfig(**bad)
+        SemanticConfig(architecture="factorized", **bad)
 
 
 def test_config_alias_and_defaults():
-    cfg = SemanticConfig(**{"lambda": 0.5})
+    cfg = SemanticConfig(architecture="factorized", **{"lambda": 0.5})
     assert cfg.lambda_ == 0.5 and cfg.latent_channels >= 1
-    assert SemanticConfig(lambda_=0.2).lambda_ == 0.2
+    assert SemanticConfig(architecture="factorized", lambda_=0.2).lambda_ == 0.2
 
 
 def test_fit_rejects_bad_input(ctx, digits):
     images, clusters = digits
-    cfg = SemanticConfig(epochs=1)
+    cfg = SemanticConfig(architecture="factorized", epochs=1)
     with pytest.raises(InputError, match="downsample"):
-        fit_language(images[:8], clusters[:8], 10, SemanticConfig(downsample=4, epochs=1), ctx, "t")
+        fit_language(images[:8], clusters[:8], 10, SemanticConfig(architecture="factorized", downsample=4, epochs=1), ctx, "t")
     with pytest.raises(InputError, match="cluster ids"):
         fit_language(images[:8], clusters[:8], 3, cfg, ctx, "t")
     with pytest.raises(InputError, match="uint8"):
@@ -212,7 +212,7 @@ def _small(digits, n=300):
 
 def test_identical_seeds_identical_bitstreams(digits, tmp_path):
     images, clusters = _small(digits)
-    cfg = SemanticConfig(epochs=2)
+    cfg = SemanticConfig(architecture="factorized", epochs=2)
     rng_before = torch.random.get_rng_state()
     a = fit_language(images, clusters, 10, cfg, RunContext(seed=5, cache_dir=tmp_path / "a", progress=False), "x")
     assert torch.equal(rng_before, torch.random.get_rng_state())  # no global RNG use
@@ -228,14 +228,14 @@ def test_identical_seeds_identical_bitstreams(digits, tmp_path):
 
 def test_cache_reload(digits, tmp_path):
     images, clusters = _small(digits, 200)
-    cfg = SemanticConfig(epochs=1)
+    cfg = SemanticConfig(architecture="factorized", epochs=1)
     ctx = RunContext(seed=1, cache_dir=tmp_path, progress=False)
     a = fit_language(images, clusters, 10, cfg, ctx, "vanilla")
     b = fit_language(images, clusters, 10, cfg, ctx, "contrastive")  # tag is not part of the key
     assert not a.from_cache and b.from_cache and a.key == b.key
     assert [r.bitstream for r in a.encode(images, clusters)] == [r.bitstream for r in b.encode(images, clusters)]
     assert b.history == a.history
-    c = fit_language(images, clusters, 10, SemanticConfig(epochs=1, **{"lambda": 0.02}), ctx, "vanilla")
+    c = fit_language(images, clusters, 10, SemanticConfig(architecture="factorized", epochs=1, **{"lambda": 0.02}), ctx, "vanilla")
     assert not c.from_cache
     corrupt = Path(ctx.cache_dir, "semantic", f"{a.key[:32]}.pt")
     good = corrupt.read_bytes()
@@ -254,7 +254,7 @@ def test_cache_reload(digits, tmp_path):
 def test_channel_prior_and_single_cluster(digits, ctx):
     images, clusters = _small(digits, 200)
     lang = fit_language(images, np.zeros(len(images), dtype=np.int64), 1,
-                        SemanticConfig(epochs=1, prior="channel", cluster_embedding=0, rate_control="lambda"), ctx, "t")
+                        SemanticConfig(architecture="factorized", epochs=1, prior="channel", cluster_embedding=0, rate_control="lambda"), ctx, "t")
     reps = lang.encode(images, np.zeros(len(images), dtype=np.int64))
     assert lang.header_bits == 0.0
     lat, cl, _ = lang.decode_latents([r.bitstream for r in reps])
@@ -269,7 +269,7 @@ def test_cifar_roundtrip(cifar_test_dir, ctx):
     classes = sorted(p.name for p in cifar_test_dir.iterdir() if p.is_dir())
     images = np.stack([np.asarray(Image.open(f).convert("RGB")) for f in files])
     clusters = np.array([classes.index(f.parent.name) for f in files], dtype=np.int64)
-    lang = fit_language(images, clusters, 10, SemanticConfig(epochs=2, downsample=3), ctx, "cifar")
+    lang = fit_language(images, clusters, 10, SemanticConfig(architecture="factorized", epochs=2, downsample=3), ctx, "cifar")
     reps = lang.encode(images, clusters)
     rec, cl = lang.decode([r.bitstream for r in reps])
     assert rec.shape == images.shape == (len(files), 32, 32, 3)
@@ -287,7 +287,7 @@ def variable_rate(digits, tmp_path_factory):
     """A variable-rate language (the default ladder) on all digits, short training."""
     images, clusters = digits
     ctx = RunContext(seed=0, cache_dir=tmp_path_factory.mktemp("vr"), progress=False)
-    return fit_language(images, clusters, 10, SemanticConfig(epochs=EPOCHS), ctx, "vanilla")
+    return fit_language(images, clusters, 10, SemanticConfig(architecture="factorized", epochs=EPOCHS), ctx, "vanilla")
 
 
 def test_variable_rate_ladder_trades_rate_for_quality(variable_rate, digits):
@@ -295,7 +295,7 @@ def test_variable_rate_ladder_trades_rate_for_quality(variable_rate, digits):
     travels in the header and decodes exactly."""
     images, clusters = digits
     lang = variable_rate
-    assert lang.num_rungs == len(SemanticConfig().ladder) and lang.header_bits == pytest.approx(
+    assert lang.num_rungs == len(SemanticConfig(architecture="factorized").ladder) and lang.header_bits == pytest.approx(
         math.log2(10 * lang.num_rungs))
     bits, psnr = [], []
     for r in (0, lang.num_rungs // 2, lang.num_rungs - 1):
@@ -338,10 +338,10 @@ def test_rate_control_picks_the_shortest_rung_meeting_the_target(variable_rate, 
 
 def test_lambda_mode_has_one_operating_point(digits, ctx):
     images, clusters = _small(digits, 200)
-    lang = fit_language(images, clusters, 10, SemanticConfig(epochs=1, rate_control="lambda"), ctx, "t")
+    lang = fit_language(images, clusters, 10, SemanticConfig(architecture="factorized", epochs=1, rate_control="lambda"), ctx, "t")
     assert lang.num_rungs == 1 and lang.lambdas == (0.01,) and lang.header_bits == pytest.approx(math.log2(10))
     with pytest.raises(ValidationError):
-        SemanticConfig(ladder=(0.01, 0.005))
+        SemanticConfig(architecture="factorized", ladder=(0.01, 0.005))
 
 
 def test_a_reconstruction_does_not_depend_on_the_other_items_of_the_call(variable_rate, digits):

@@ -235,8 +235,32 @@ def best_lossless_decode(data: bytes, shape) -> bytes:
     return CODERS.get(best_lossless_tag(data)).decode(bytes(data[1:]), shape)
 
 
+#: The members of ``best``; a member's index is its 1-byte tag. Append only.
+BEST_MEMBERS = ("best-lossless", "jpeg", "webp", "avif", "heif")
+
+
+def best_tag(data: bytes) -> str:
+    """The member that a ``best`` stream names in its first byte (ValueError if none)."""
+    if not data:
+        raise ValueError("best: empty stream")
+    if data[0] >= len(BEST_MEMBERS):
+        raise ValueError(f"best: unknown tag {data[0]} (allowed 0..{len(BEST_MEMBERS) - 1}: {', '.join(BEST_MEMBERS)})")
+    return BEST_MEMBERS[data[0]]
+
+
+def best_decode(data: bytes, shape) -> bytes:
+    return CODERS.get(best_tag(data)).decode(bytes(data[1:]), shape)
+
+
+def _best_needs_target(image: np.ndarray) -> bytes:
+    raise ValueError("the 'best' coder codes each item to a PSNR target: use quality = \"target\"")
+
+
 for _name, _coder in {**LOSSY, **LOSSLESS}.items():
     CODERS.register(_name, _coder)
 CODERS.register("best-lossless", Coder(
     best_lossless_encode, best_lossless_decode,
     description="per image the shortest of " + ", ".join(BEST_LOSSLESS_MEMBERS) + " (1-byte tag first)"))
+CODERS.register("best", Coder(
+    _best_needs_target, best_decode, lossless=False,
+    description="per item the shortest of the lossy codecs at the PSNR target and best-lossless (1-byte tag first)"))

@@ -17,14 +17,18 @@ from .source_coding import check_quality
 
 class ClassicalConfig(Section):
     """The classical source coders: the ``classical`` pipeline's, and the one of the X_m route
-    of the pipelines that split (memorizable items are meant to be kept as they are, so a
-    lossless one by default). ``quality`` applies to lossy coders: ``"target"`` searches each
+    of the pipelines that split; ``best`` is per item the shortest of the lossy codecs at the
+    fidelity target and best-lossless (docs/codecs.md). ``quality`` applies to lossy coders: ``"target"`` searches each
     item's codec quality for the shortest stream whose decode meets ``fidelity.psnr_db``
-    (docs/codecs.md); an integer fixes the quality (within the codec's range)."""
+    (docs/codecs.md); an integer fixes the quality (within the codec's range). ``container``:
+    ``"none"`` sends each item's minimal header and payload (the codec's coded data, without the
+    file container and tables a link configures once; docs/codecs.md "Payload without
+    containers"), ``"file"`` the codec's whole file."""
 
     coder: Annotated[str, AfterValidator(CODERS.check)] = "best-lossless"
     memorizable_coder: Annotated[str, AfterValidator(CODERS.check)] = "best-lossless"
     quality: Literal["target"] | int = "target"
+    container: Literal["none", "file"] = "none"
 
     @field_validator("quality", mode="before")
     @classmethod
@@ -35,9 +39,13 @@ class ClassicalConfig(Section):
 
     @model_validator(mode="after")
     def _quality_in_range(self) -> "ClassicalConfig":
+        for key in ("coder", "memorizable_coder"):
+            if getattr(self, key) == "best" and self.quality != "target":
+                raise ValueError(f'{key} = "best" codes each item to fidelity.psnr_db: it needs quality = "target" '
+                                 f"(got {self.quality!r})")
         if isinstance(self.quality, int):
             for key in ("coder", "memorizable_coder"):
-                if not CODERS.get(getattr(self, key)).lossless:  # a lossless coder ignores the quality
+                if not CODERS.get(getattr(self, key)).lossless and getattr(self, key) != "best":
                     try:
                         check_quality(getattr(self, key), self.quality)
                     except ValueError as err:

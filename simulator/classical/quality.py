@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -123,6 +124,8 @@ def encode_to_target(coder_name: str, image: np.ndarray, psnr_db: float) -> Targ
     """
     coder = _coder(coder_name)
     image = _image(image)
+    if coder_name == "best":
+        return best_to_target(image, psnr_db)
     if isinstance(psnr_db, bool) or not isinstance(psnr_db, (int, float, np.floating, np.integer)) \
             or not math.isfinite(psnr_db):
         raise ValueError(f"the PSNR target must be a finite number of dB (got {psnr_db!r})")
@@ -161,3 +164,31 @@ def encode_to_target(coder_name: str, image: np.ndarray, psnr_db: float) -> Targ
     best = min(ok, key=lambda q: (len(tried[q][0]), -tried[q][1], q))
     stream, p = tried[best]
     return TargetResult(stream, best, p, True, len(tried))
+
+
+def best_to_target(image: np.ndarray, psnr_db: float, size: Callable[[str, bytes, int | None], int] | None = None
+                   ) -> TargetResult:
+    """The ``best`` coder: per item the shortest of each lossy codec's stream at the target
+    (:func:`encode_to_target`; only those that meet it) and the ``best-lossless`` stream,
+    prefixed by its 1-byte tag (:data:`~simulator.classical.codecs.BEST_MEMBERS`).
+
+    ``size(member, stream, quality)``: the bits the link would carry for a member's stream
+    (default: the whole file, ``8 * len``); the choice minimizes it (ties: the lower tag).
+    ``quality`` of the result is the member's (``None`` for best-lossless); ``encodes`` counts
+    every encode of every member (the search's cost).
+    """
+    from .codecs import BEST_MEMBERS
+
+    size = size or (lambda member, stream, q: 8 * len(stream))
+    best = None
+    tried = 0
+    for tag, member in enumerate(BEST_MEMBERS):
+        r = encode_to_target(member, image, psnr_db)
+        tried += r.encodes
+        if not r.met:
+            continue
+        bits = size(member, r.stream, r.quality)
+        if best is None or bits < best[0]:
+            best = (bits, tag, r)
+    _, tag, r = best  # best-lossless always meets the target
+    return TargetResult(bytes([tag]) + r.stream, r.quality, r.psnr_db, True, tried)

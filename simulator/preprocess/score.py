@@ -48,18 +48,20 @@ class CostModel:
         coder: the X_m route's classical coder (``classical.memorizable_coder``).
         quality: its quality (``classical.quality``: ``"target"`` or an integer; lossy coders only).
         psnr_db: the fidelity target of ``quality = "target"`` (dB).
+        container: ``classical.container`` (how the X_m route's bits are counted).
     """
 
     semantic: SemanticConfig = field(default_factory=SemanticConfig)
     coder: str = "best-lossless"
     quality: str | int = "target"
     psnr_db: float | None = 20.0
+    container: str = "none"
 
     @classmethod
     def of(cls, scenario) -> "CostModel":
         """The cost model of a :class:`~simulator.scenario.Scenario`."""
         cl = scenario.classical
-        return cls(scenario.semantic, cl.memorizable_coder, cl.quality, scenario.fidelity.psnr_db)
+        return cls(scenario.semantic, cl.memorizable_coder, cl.quality, scenario.fidelity.psnr_db, cl.container)
 
     @property
     def lam(self) -> float:
@@ -71,7 +73,8 @@ def fit_scoring_language(images: np.ndarray, clusters: np.ndarray, num_clusters:
     """The scoring language: trained (or loaded from the cache) on all ``(N, H, W, C)`` uint8
     items with their ``(N,)`` clusters as the header."""
     # one operating point, semantic.lambda: the cost J is eq. (1)'s at that trade-off
-    cfg = model.semantic.model_copy(update={"rate_control": "lambda"})
+    # (always the factorized language: the scoring language is trained on the point's items)
+    cfg = model.semantic.model_copy(update={"rate_control": "lambda", "architecture": "factorized"})
     return fit_language(images, clusters, num_clusters, cfg, ctx, tag="scoring")
 
 
@@ -94,17 +97,17 @@ def route_cost(images: np.ndarray, model: CostModel, streams=None) -> np.ndarray
     (:class:`~simulator.classical.streams.ClassicalStreams`), else they are coded here.
     """
     from ..classical import source_coding
-    from ..bits import bits_to_bytes
     from ..registry import CODERS
-    from ..classical.streams import encode_classical
+    from ..classical.streams import classical_file, encode_classical
 
     if streams is None:
-        streams = encode_classical(images, model.coder, model.quality, model.psnr_db)
+        streams = encode_classical(images, model.coder, model.quality, model.psnr_db, container=model.container)
     bits = np.array([len(b) for b in streams.bits], dtype=np.float64)
     if CODERS.get(model.coder).lossless:
         return bits
     shape = tuple(images.shape[1:])
-    sse = np.array([((source_coding.decode(bits_to_bytes(b, len(b) // 8), model.coder, shape).astype(np.float64)
+    sse = np.array([((source_coding.decode(classical_file(b, model.coder, streams.container, shape), model.coder,
+                                           shape).astype(np.float64)
                       - img.astype(np.float64)) ** 2).sum() for b, img in zip(streams.bits, images)])
     return bits + model.lam * sse
 

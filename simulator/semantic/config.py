@@ -26,6 +26,35 @@ class SemanticConfig(Section):
     (PSNR ~ 29.6 dB); small images at low rate deviate from that rule of thumb.
     """
 
+    # ---- which language (docs/semantic.md)
+    architecture: Literal["factorized", "hyperprior"] = Field(
+        default="hyperprior",
+        description="factorized: the small cluster-conditioned language trained on the items; hyperprior: GDN "
+                    "transforms with a mean-scale hyperprior, fine-tuned from the zoo's pre-distribution")
+    pretrained: str = Field(
+        default="auto", min_length=1, max_length=64,
+        description="hyperprior only: the zoo entry to start from; auto: the zoo's entry for the items' channel "
+                    "count (a random start if none); none: a random start")
+    fit_on: Literal["disjoint", "all"] = Field(
+        default="disjoint",
+        description="hyperprior only: disjoint: two post-distributions, each fine-tuned on one half of the items "
+                    "and coding the other half; all: one, fine-tuned on the items it codes")
+    fine_tune_steps: int = Field(default=300, ge=0, le=1_000_000,
+                                 description="hyperprior only: optimiser steps of fine-tuning per post-distribution")
+    fine_tune_lr: float = Field(default=1e-4, gt=0.0, le=1.0, description="hyperprior only: fine-tuning learning rate")
+    fine_tune_beta: float = Field(
+        default=1.0, ge=0.0, le=1e6,
+        description="hyperprior only: weight beta of the model term in the fine-tuning loss (eq. 2): the code "
+                    "length of the parameter change under a Laplace prior of scale param_step, per coded item")
+    fine_tune_keep: Literal["shorter", "always"] = Field(
+        default="shorter",
+        description="hyperprior only: shorter: a post-distribution is sent only if its model bits plus the "
+                    "coded items' bits + lambda*SSE (mean over operating points) undercut the pre-distribution's, "
+                    "else the pre-distribution codes (cost 0); always: the post-distribution is sent")
+    fine_tune_batch: int = Field(default=16, ge=1, le=65536, description="hyperprior only: items per fine-tuning step")
+    scratch_steps: int = Field(default=3000, ge=1, le=10_000_000,
+                               description="hyperprior only: training steps from a random start (no zoo entry)")
+
     # ---- rate-distortion trade-off
     lambda_: float = Field(default=0.01, gt=0.0, alias="lambda",
                            description="R + lambda*D; R bits/item, D = SSE/item on 0..255")

@@ -227,6 +227,78 @@ def escape_bits(distance: int) -> int:
     return 1 + 2 * (distance + 1).bit_length() - 1
 
 
+def _push(coder, values: np.ndarray, table: CodingTable, row: np.ndarray) -> None:
+    """Push one group of integers (their symbols, then the escape payloads) so that a reader
+    pops the symbols first, then the payloads (the stack is LIFO)."""
+    values = np.asarray(values, dtype=np.int64).reshape(-1)
+    lo, size = table.lo[row], table.size[row]
+    idx = values - lo
+    esc = (idx < 0) | (idx >= size)
+    sym = np.where(esc, size, idx).astype(np.int32)
+    payload: list[int] = []
+    for j in np.flatnonzero(esc):
+        v = int(values[j])
+        if v < lo[j]:
+            payload.append(0)
+            payload += _gamma_bits(int(lo[j]) - 1 - v + 1)
+        else:
+            payload.append(1)
+            payload += _gamma_bits(v - (int(lo[j]) + int(size[j]) - 1) - 1 + 1)
+    if payload:
+        coder.encode_reverse(np.asarray(payload, dtype=np.int32), _BIT)
+    if len(sym):
+        coder.encode_reverse(sym, _CATEGORICAL, table.probs[row])
+
+
+def _pop(coder, table: CodingTable, row: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`_push`: ``(len(row),)`` int64 values."""
+    if not len(row):
+        return np.zeros(0, dtype=np.int64)
+    sym = np.asarray(coder.decode(_CATEGORICAL, table.probs[row]), dtype=np.int64)
+    lo, size = table.lo[row], table.size[row]
+    values = lo + sym
+    for j in np.flatnonzero(sym == size):
+        direction = int(coder.decode(_BIT))
+        zeros = 0
+        while int(coder.decode(_BIT)) == 0:
+            zeros += 1
+        m = 1
+        for _ in range(zeros):
+            m = (m << 1) | int(coder.decode(_BIT))
+        distance = m - 1
+        values[j] = (lo[j] - 1 - distance) if direction == 0 else (lo[j] + size[j] + distance)
+    return values
+
+
+def encode_stream(header: int, alphabet: int, groups: list[tuple[np.ndarray, CodingTable, np.ndarray]]) -> bytes:
+    """One item's bitstream: the header (uniform over ``alphabet``; nothing when it is 1), then
+    each group ``(values, table, row)`` in order (its symbols, then its escape payloads).
+    A reader (:class:`StreamReader`) pops them in the same order."""
+    coder = constriction.stream.stack.AnsCoder()
+    for values, table, row in reversed(groups):
+        _push(coder, values, table, row)
+    if alphabet > 1:
+        coder.encode_reverse(int(header), _header_model(alphabet))
+    return words_to_bytes(coder.get_compressed())
+
+
+class StreamReader:
+    """Reads a bitstream of :func:`encode_stream` group by group: ``reader.header``, then
+    ``reader.read(table, row)`` per group, then ``reader.finish()`` (raises ``ValueError`` if
+    data is left)."""
+
+    def __init__(self, data: bytes, alphabet: int):
+        self._coder = constriction.stream.stack.AnsCoder(bytes_to_words(data))
+        self.header = int(self._coder.decode(_header_model(alphabet))) if alphabet > 1 else 0
+
+    def read(self, table: CodingTable, row: np.ndarray) -> np.ndarray:
+        return _pop(self._coder, table, row)
+
+    def finish(self) -> None:
+        if not self._coder.is_empty():
+            raise ValueError("bitstream has trailing data after the last symbol")
+
+
 def encode_item(symbols: np.ndarray, header: int, num_clusters: int, table: CodingTable,
                 row: np.ndarray | None = None) -> bytes:
     """Entropy-code one item.
@@ -242,26 +314,7 @@ def encode_item(symbols: np.ndarray, header: int, num_clusters: int, table: Codi
     """
     values = np.asarray(symbols, dtype=np.int64).reshape(-1)
     row = np.arange(len(values)) if row is None else row
-    lo, size = table.lo[row], table.size[row]
-    idx = values - lo
-    esc = (idx < 0) | (idx >= size)
-    sym = np.where(esc, size, idx).astype(np.int32)
-    coder = constriction.stream.stack.AnsCoder()
-    payload: list[int] = []
-    for j in np.flatnonzero(esc):
-        v = int(values[j])
-        if v < lo[j]:
-            payload.append(0)
-            payload += _gamma_bits(int(lo[j]) - 1 - v + 1)
-        else:
-            payload.append(1)
-            payload += _gamma_bits(v - (int(lo[j]) + int(size[j]) - 1) - 1 + 1)
-    if payload:  # the stack is LIFO: what is decoded last is encoded first
-        coder.encode_reverse(np.asarray(payload, dtype=np.int32), _BIT)
-    coder.encode_reverse(sym, _CATEGORICAL, table.probs[row])
-    if num_clusters > 1:
-        coder.encode_reverse(int(header), _header_model(num_clusters))
-    return words_to_bytes(coder.get_compressed())
+    return encode_stream(header, num_clusters, [(values, table, row)])
 
 
 def decode_item(data: bytes, num_clusters: int, table: CodingTable, row: np.ndarray) -> tuple[int, np.ndarray]:
@@ -269,24 +322,33 @@ def decode_item(data: bytes, num_clusters: int, table: CodingTable, row: np.ndar
 
     Raises ``ValueError`` if the bitstream is not exactly consumed.
     """
-    coder = constriction.stream.stack.AnsCoder(bytes_to_words(data))
-    header = int(coder.decode(_header_model(num_clusters))) if num_clusters > 1 else 0
-    sym = np.asarray(coder.decode(_CATEGORICAL, table.probs[row]), dtype=np.int64)
-    lo, size = table.lo[row], table.size[row]
-    values = lo + sym
-    for j in np.flatnonzero(sym == size):
-        direction = int(coder.decode(_BIT))
-        zeros = 0
-        while int(coder.decode(_BIT)) == 0:
-            zeros += 1
-        m = 1
-        for _ in range(zeros):
-            m = (m << 1) | int(coder.decode(_BIT))
-        distance = m - 1
-        values[j] = (lo[j] - 1 - distance) if direction == 0 else (lo[j] + size[j] + distance)
-    if not coder.is_empty():
-        raise ValueError("bitstream has trailing data after the last symbol")
-    return header, values
+    reader = StreamReader(data, num_clusters)
+    values = reader.read(table, row)
+    reader.finish()
+    return reader.header, values
+
+
+def gaussian_table(scales: np.ndarray, tail_mass: float = 1e-6) -> CodingTable:
+    """Coding tables of discretized zero-mean Gaussians, one row per scale in ``scales``.
+
+    Row s codes the integers ``-R_s .. R_s`` directly, ``R_s = ceil(scale_s * z)`` with
+    ``z = Phi^-1(1 - tail_mass / 2)``, with mass ``Phi((k+1/2)/s) - Phi((k-1/2)/s)``; the
+    escape symbol carries the mass outside (float64).
+    """
+    from scipy.special import ndtr, ndtri
+
+    scales = np.asarray(scales, dtype=np.float64)
+    z = float(ndtri(1.0 - tail_mass / 2.0))
+    radius = np.ceil(scales * z).astype(np.int64)
+    size = 2 * radius + 1
+    probs = np.zeros((len(scales), int(size.max()) + 1), dtype=np.float64)
+    for i, (s, r) in enumerate(zip(scales, radius)):
+        k = np.arange(-r, r + 1, dtype=np.float64)
+        upper = ndtr((np.abs(k) + 0.5) / s)
+        lower = ndtr((np.abs(k) - 0.5) / s)
+        probs[i, : size[i]] = upper - lower
+        probs[i, size[i]] = 2.0 * ndtr(-(r + 0.5) / s)
+    return CodingTable(lo=-radius, size=size, probs=probs)
 
 
 # --------------------------------------------------------------------------- parameter coding

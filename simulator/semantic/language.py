@@ -27,7 +27,6 @@ import copy
 import json
 import logging
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -36,9 +35,9 @@ from ..context import RunContext
 from .. import model_cache
 from ..errors import InputError
 from ..progress import StepMeter
-from ..metrics import psnr_from_mse
 from .codec import SemanticCodec, count_flops, param_count
 from .config import SemanticConfig
+from .coding import Representation, TargetCoding, check_items, rungs_of, search_target, to_net, to_uint8
 from .entropy import CodingTable, build_table, coded_parameter_bits, decode_item, encode_item
 
 log = logging.getLogger(__name__)
@@ -48,72 +47,6 @@ CODE_VERSION = "semantic-v3"
 
 _BATCH = 512  # items per encoder call at run time
 _DECODE_BATCH = 64  # items per decoder call, always exactly (padded): see SemanticLanguage.reconstruct
-
-
-@dataclass(frozen=True)
-class Representation:
-    """What the teacher sends for one item.
-
-    Attributes:
-        bitstream: the entropy-coded header and latent (bytes).
-        n_bits: ``8 * len(bitstream)``, the actual length sent, header included.
-        est_bits: estimated rate ``header_bits - sum log2 p(latent)`` (float).
-        cluster: the cluster id carried in the header.
-        rung: the operating point carried in the header (index into ``lambdas``; 0 with one).
-    """
-
-    bitstream: bytes
-    n_bits: int
-    est_bits: float
-    cluster: int
-    rung: int = 0
-
-
-@dataclass(frozen=True)
-class TargetCoding:
-    """What :meth:`SemanticLanguage.encode_to_target` chose for N items.
-
-    Attributes:
-        reps: N :class:`Representation` s: the shortest rung meeting the target, else the
-            highest rung.
-        met: ``(N,)`` bool, the chosen decode meets the target (False: no rung does).
-        psnr_db: ``(N,)`` float64 PSNR of the chosen decode (dB; inf when exact; NaN when the
-            teacher did not decode).
-        rungs_tried: ``(N,)`` int64 operating points the teacher decoded per item (the rate
-            control's compute).
-    """
-
-    reps: list[Representation]
-    met: np.ndarray
-    psnr_db: np.ndarray
-    rungs_tried: np.ndarray
-
-
-def _to_net(images: np.ndarray) -> torch.Tensor:
-    """``(N, H, W, C)`` uint8 -> ``(N, C, H, W)`` float32 in ``[-1/2, 1/2]``."""
-    x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float()
-    return x / 255.0 - 0.5
-
-
-def _to_uint8(x: torch.Tensor) -> np.ndarray:
-    """Inverse of :func:`_to_net`, rounded and clipped to 0..255; ``(N, H, W, C)``."""
-    px = torch.clamp(torch.round((x + 0.5) * 255.0), 0, 255).to(torch.uint8)
-    return px.permute(0, 2, 3, 1).contiguous().numpy()
-
-
-def _check_items(images, clusters, num_clusters: int | None, where: str) -> tuple[np.ndarray, np.ndarray]:
-    images = np.asarray(images)
-    if images.ndim != 4 or images.dtype != np.uint8:
-        raise InputError(f"images must be uint8 (N, H, W, C), got {images.dtype} {images.shape}", where=where)
-    clusters = np.asarray(clusters)
-    if clusters.shape != (len(images),) or not np.issubdtype(clusters.dtype, np.integer):
-        raise InputError(f"clusters must be ({len(images)},) integers, got {clusters.dtype} {clusters.shape}",
-                         where=where)
-    clusters = clusters.astype(np.int64)
-    if num_clusters is not None and len(clusters) and (clusters.min() < 0 or clusters.max() >= num_clusters):
-        raise InputError(f"cluster ids must be in [0, {num_clusters}), got [{clusters.min()}, {clusters.max()}]",
-                         where=where)
-    return images, clusters
 
 
 class SemanticLanguage:
@@ -162,11 +95,7 @@ class SemanticLanguage:
     # ------------------------------------------------------------------ encoder side
     def _rungs(self, rung, n: int) -> np.ndarray:
         """``(n,)`` int64 operating points from an int, an array or ``None`` (the highest rung)."""
-        r = np.full(n, self.num_rungs - 1, dtype=np.int64) if rung is None else \
-            np.broadcast_to(np.asarray(rung, dtype=np.int64), (n,)).copy()
-        if n and (r.min() < 0 or r.max() >= self.num_rungs):
-            raise InputError(f"operating points must be in [0, {self.num_rungs})", where=f"semantic language {self.tag!r}")
-        return r
+        return rungs_of(rung, n, self.num_rungs, self.tag)
 
     def _rung_tensor(self, rungs: np.ndarray) -> torch.Tensor | None:
         return torch.from_numpy(rungs) if self.num_rungs > 1 else None
@@ -179,7 +108,7 @@ class SemanticLanguage:
         rungs = self._rungs(rung, len(images))
         out = []
         for s in range(0, len(images), _BATCH):
-            x = _to_net(images[s: s + _BATCH])
+            x = to_net(images[s: s + _BATCH])
             c = torch.from_numpy(clusters[s: s + _BATCH])
             y = self.codec.encode(x, c, self._rung_tensor(rungs[s: s + _BATCH]))
             out.append(torch.round(y).reshape(len(x), -1).to(torch.int64).numpy())
@@ -217,7 +146,7 @@ class SemanticLanguage:
         n, k = len(images), self.num_rungs
         out = np.zeros((k, n, self.codec.num_elements), dtype=np.int64)
         for s in range(0, n, _BATCH):
-            x = _to_net(images[s: s + _BATCH])
+            x = to_net(images[s: s + _BATCH])
             y = self.codec.analysis(x, torch.from_numpy(clusters[s: s + _BATCH]))
             for r in range(k):
                 g = self.codec.gain(torch.full((len(x),), r, dtype=torch.long)) if k > 1 else None
@@ -240,28 +169,8 @@ class SemanticLanguage:
         lat = self._latents_per_rung(images, clusters)
         streams = [self._code(lat[r], clusters, np.full(n, r)) for r in range(k)]
         bits = np.array([[8 * len(d) for d in streams[r]] for r in range(k)], dtype=np.int64).reshape(k, n)
-        order = np.lexsort((np.broadcast_to(np.arange(k)[:, None], (k, n)), bits), axis=0)  # (K, N) rungs, shortest first
-        chosen = np.full(n, k - 1, dtype=np.int64)
-        met = np.zeros(n, dtype=bool)
-        psnr = np.full(n, np.nan)
-        tried = np.zeros(n, dtype=np.int64)
-        ref = images.astype(np.float64).reshape(n, -1)
-        pending = np.arange(n)
-        for j in range(k):
-            if not len(pending):
-                break
-            r = order[j, pending]
-            rec = self.reconstruct(lat[r, pending], clusters[pending], r).astype(np.float64).reshape(len(pending), -1)
-            mse = ((rec - ref[pending]) ** 2).mean(axis=1)
-            p = np.array([psnr_from_mse(float(m)) for m in mse])  # the ledger's own PSNR
-            tried[pending] += 1
-            ok = p >= psnr_db
-            chosen[pending[ok]], met[pending[ok]], psnr[pending[ok]] = r[ok], True, p[ok]
-            last = (r == k - 1) & ~ok
-            psnr[pending[last]] = p[last]
-            pending = pending[~ok]
-        if len(pending):  # missed everywhere: the highest rung was decoded on the way
-            chosen[pending] = k - 1
+        chosen, met, psnr, tried = search_target(
+            bits, lambda r, sel: self.reconstruct(lat[r, sel], clusters[sel], r), images, psnr_db)
         est = {r: self.estimated_bits(lat[r][chosen == r]) for r in np.unique(chosen)}
         pos = {r: 0 for r in est}
         reps = []
@@ -308,7 +217,7 @@ class SemanticLanguage:
             r[:m] = rungs[s: s + m]
             x = self.codec.decode(torch.from_numpy(y).reshape(b, *self.codec.latent_shape), torch.from_numpy(cl),
                                   self._rung_tensor(r))
-            out[s: s + m] = _to_uint8(x)[:m]
+            out[s: s + m] = to_uint8(x)[:m]
         return out
 
     def decode(self, bitstreams: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
@@ -350,7 +259,7 @@ class SemanticLanguage:
 
     # ------------------------------------------------------------------ helpers
     def _check(self, images, clusters) -> tuple[np.ndarray, np.ndarray]:
-        images, clusters = _check_items(images, clusters, self.num_clusters, f"semantic language {self.tag!r}")
+        images, clusters = check_items(images, clusters, self.num_clusters, f"semantic language {self.tag!r}")
         if tuple(images.shape[1:]) != self.shape:
             raise InputError(f"items are {tuple(images.shape[1:])}, the language serves {self.shape}",
                              where=f"semantic language {self.tag!r}")
@@ -392,11 +301,17 @@ def fit_language(images: np.ndarray, clusters: np.ndarray, num_clusters: int, cf
         InputError: bad items, cluster ids, or an image size the encoder cannot downsample.
 
     Identical inputs, config and seed give identical parameters and bitstreams on the CPU.
+    With ``cfg.architecture = "hyperprior"`` this is
+    :func:`~simulator.semantic.hyper_language.fit_hyper_language`.
     """
+    if cfg.architecture == "hyperprior":
+        from .hyper_language import fit_hyper_language
+
+        return fit_hyper_language(images, clusters, num_clusters, cfg, ctx, tag)
     where = f"semantic ({tag})"
     if int(num_clusters) < 1:
         raise InputError(f"num_clusters must be >= 1 (got {num_clusters})", where=where)
-    images, clusters = _check_items(images, clusters, int(num_clusters), where)
+    images, clusters = check_items(images, clusters, int(num_clusters), where)
     if len(images) == 0:
         raise InputError("no items to train the language on", where=where)
     n, h, w, c = images.shape
@@ -426,7 +341,7 @@ def fit_language(images: np.ndarray, clusters: np.ndarray, num_clusters: int, cf
 def _train(codec: SemanticCodec, images: np.ndarray, clusters: np.ndarray, cfg: SemanticConfig,
            ctx: RunContext, tag: str) -> list[dict]:
     device = ctx.device
-    x_all = _to_net(images).to(device)
+    x_all = to_net(images).to(device)
     c_all = torch.from_numpy(clusters).to(device)
     codec.init_prototypes(x_all.cpu(), c_all.cpu())
     codec.to(device).train()

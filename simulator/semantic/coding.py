@@ -1,0 +1,135 @@
+"""What every semantic language shares: the representation of an item, the rate control's
+result and search, and the conversion of items to and from the networks' scale.
+
+* :class:`Representation`: what the teacher sends for one item;
+* :class:`TargetCoding`: the rate control's choice for N items, and :func:`search_target`,
+  the search both languages run;
+* ``to_net`` / ``to_uint8``: ``(N, H, W, C)`` uint8 <-> ``(N, C, H, W)`` float32 in
+  ``[-1/2, 1/2]``; ``check_items``: items and clusters checked with one clear message.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..errors import InputError
+from ..metrics import psnr_from_mse
+
+@dataclass(frozen=True)
+class Representation:
+    """What the teacher sends for one item.
+
+    Attributes:
+        bitstream: the entropy-coded header and latent (bytes).
+        n_bits: ``8 * len(bitstream)``, the actual length sent, header included.
+        est_bits: estimated rate ``header_bits - sum log2 p(latent)`` (float).
+        cluster: the cluster id carried in the header.
+        rung: the operating point carried in the header (index into ``lambdas``; 0 with one).
+    """
+
+    bitstream: bytes
+    n_bits: int
+    est_bits: float
+    cluster: int
+    rung: int = 0
+
+
+@dataclass(frozen=True)
+class TargetCoding:
+    """What :meth:`SemanticLanguage.encode_to_target` chose for N items.
+
+    Attributes:
+        reps: N :class:`Representation` s: the shortest rung meeting the target, else the
+            highest rung.
+        met: ``(N,)`` bool, the chosen decode meets the target (False: no rung does).
+        psnr_db: ``(N,)`` float64 PSNR of the chosen decode (dB; inf when exact; NaN when the
+            teacher did not decode).
+        rungs_tried: ``(N,)`` int64 operating points the teacher decoded per item (the rate
+            control's compute).
+    """
+
+    reps: list[Representation]
+    met: np.ndarray
+    psnr_db: np.ndarray
+    rungs_tried: np.ndarray
+
+
+def to_net(images: np.ndarray) -> torch.Tensor:
+    """``(N, H, W, C)`` uint8 -> ``(N, C, H, W)`` float32 in ``[-1/2, 1/2]``."""
+    x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float()
+    return x / 255.0 - 0.5
+
+
+def to_uint8(x: torch.Tensor) -> np.ndarray:
+    """Inverse of :func:`to_net`, rounded and clipped to 0..255; ``(N, H, W, C)``."""
+    px = torch.clamp(torch.round((x + 0.5) * 255.0), 0, 255).to(torch.uint8)
+    return px.permute(0, 2, 3, 1).contiguous().numpy()
+
+
+def check_items(images, clusters, num_clusters: int | None, where: str) -> tuple[np.ndarray, np.ndarray]:
+    images = np.asarray(images)
+    if images.ndim != 4 or images.dtype != np.uint8:
+        raise InputError(f"images must be uint8 (N, H, W, C), got {images.dtype} {images.shape}", where=where)
+    clusters = np.asarray(clusters)
+    if clusters.shape != (len(images),) or not np.issubdtype(clusters.dtype, np.integer):
+        raise InputError(f"clusters must be ({len(images)},) integers, got {clusters.dtype} {clusters.shape}",
+                         where=where)
+    clusters = clusters.astype(np.int64)
+    if num_clusters is not None and len(clusters) and (clusters.min() < 0 or clusters.max() >= num_clusters):
+        raise InputError(f"cluster ids must be in [0, {num_clusters}), got [{clusters.min()}, {clusters.max()}]",
+                         where=where)
+    return images, clusters
+
+
+def search_target(bits: np.ndarray, decode, images: np.ndarray, psnr_db: float
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The rate control's search, shared by every language.
+
+    Args:
+        bits: ``(K, N)`` stream length of each item at each operating point.
+        decode: ``decode(rungs (M,), items (M,)) -> (M, H, W, C)`` uint8, the apprentice's
+            decode of items ``items`` at ``rungs``.
+        images: ``(N, H, W, C)`` uint8 originals.
+        psnr_db: the target.
+    Returns:
+        ``(chosen, met, psnr, tried)``, each ``(N,)``: per item the operating point chosen
+        (the shortest stream meeting the target, ties to the lower rung; else the highest),
+        whether it meets the target, its PSNR (NaN if not decoded) and how many operating
+        points were decoded. The rungs are decoded from the shortest stream up, so an item
+        costs as few decodes as it needs.
+    """
+    k, n = bits.shape
+    order = np.lexsort((np.broadcast_to(np.arange(k)[:, None], (k, n)), bits), axis=0)  # (K, N) shortest first
+    chosen = np.full(n, k - 1, dtype=np.int64)
+    met = np.zeros(n, dtype=bool)
+    psnr = np.full(n, np.nan)
+    tried = np.zeros(n, dtype=np.int64)
+    ref = images.astype(np.float64).reshape(n, -1)
+    pending = np.arange(n)
+    for j in range(k):
+        if not len(pending):
+            break
+        r = order[j, pending]
+        rec = decode(r, pending).astype(np.float64).reshape(len(pending), -1)
+        mse = ((rec - ref[pending]) ** 2).mean(axis=1)
+        p = np.array([psnr_from_mse(float(m)) for m in mse])  # the ledger's own PSNR
+        tried[pending] += 1
+        ok = p >= psnr_db
+        chosen[pending[ok]], met[pending[ok]], psnr[pending[ok]] = r[ok], True, p[ok]
+        last = (r == k - 1) & ~ok
+        psnr[pending[last]] = p[last]
+        pending = pending[~ok]
+    return chosen, met, psnr, tried
+
+
+def rungs_of(rung, n: int, num_rungs: int, tag: str) -> np.ndarray:
+    """``(n,)`` int64 operating points from an int, an array or ``None`` (the highest rung);
+    :class:`InputError` naming the language ``tag`` for one outside ``[0, num_rungs)``."""
+    r = np.full(n, num_rungs - 1, dtype=np.int64) if rung is None else \
+        np.broadcast_to(np.asarray(rung, dtype=np.int64), (n,)).copy()
+    if n and (r.min() < 0 or r.max() >= num_rungs):
+        raise InputError(f"operating points must be in [0, {num_rungs})", where=f"semantic language {tag!r}")
+    return r

@@ -1,0 +1,240 @@
+"""Pretraining the zoo's pre-distributions: recipes, resumable training, export.
+
+A *recipe* names the data a zoo model trains on (a dataset spec and which of its items), the
+architecture, the operating points and the optimiser. :func:`pretrain` trains it with
+checkpoints: stopped at any point (Ctrl-C, a lost machine), the same command resumes from the
+last checkpoint and, on the same device and thread count, ends with the same weights as an
+uninterrupted run, because every step's batch, flips, operating points and noise are drawn
+from generators seeded by ``(seed, step)``. :func:`export` writes the half-precision weights
+and the manifest entry of :mod:`simulator.zoo`.
+
+Command (retrains a zoo entry; ``--device cuda`` where a GPU is lent)::
+
+    python -m simulator.semantic.pretrain natural-rgb --data imagefolder:../shared/data/cifar10/test \
+        --steps 60000 --checkpoint ~/.cache/semsim/pretrain/natural-rgb.ckpt --export
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..errors import InputError
+from .coding import to_net
+from .hyperprior import HyperpriorCodec, HyperShape, train_step_terms
+
+LADDER = tuple(2.0 ** (k / 2) for k in range(-24, -7))
+"""The zoo's operating points: lambda = 2^-12 .. 2^-4 in half octaves (17 rungs; D = SSE per
+item on 0..255, R bits per item)."""
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How one zoo model is pretrained.
+
+    Attributes:
+        name: the zoo entry.
+        dataset: the dataset spec it is meant for (``--data`` may point elsewhere).
+        per_class: items taken from the start of each class (0: see ``first``).
+        first: items taken from the start of the dataset (with ``per_class = 0``).
+        arch: the architecture.
+        batch: items per step.
+        lr: Adam learning rate, cosine-decayed to ``lr / 20`` over the run's steps.
+        flip: random horizontal flips.
+        seed: the seed of the run's generators.
+        held_out: what a benchmark evaluates instead (documentation).
+    """
+
+    name: str
+    dataset: str
+    per_class: int
+    first: int
+    arch: HyperShape
+    batch: int
+    lr: float
+    flip: bool
+    seed: int
+    held_out: str
+
+    def select(self, labels: np.ndarray) -> np.ndarray:
+        """Indices of the training items among a dataset's items (labels in loader order)."""
+        if self.per_class:
+            out = [np.flatnonzero(labels == k)[: self.per_class] for k in np.unique(labels)]
+            return np.sort(np.concatenate(out))
+        return np.arange(min(self.first, len(labels)))
+
+
+RECIPES = {
+    "natural-rgb": Recipe(
+        name="natural-rgb", dataset="imagefolder:../shared/data/cifar10/test", per_class=500, first=0,
+        arch=HyperShape(channels=3, hidden=96, latent=128, side=64, stages=3, side_stages=1),
+        batch=16, lr=1e-3, flip=True, seed=0,
+        held_out="images 500..999 of each class of the CIFAR-10 test split"),
+    "digits-grey": Recipe(
+        name="digits-grey", dataset="digits", per_class=0, first=900,
+        arch=HyperShape(channels=1, hidden=48, latent=32, side=16, stages=2, side_stages=1),
+        batch=32, lr=1e-3, flip=False, seed=0,
+        held_out="digits 900..1796"),
+}
+
+
+def build_codec(arch: HyperShape, seed: int) -> HyperpriorCodec:
+    """A freshly initialised codec of ``arch`` over :data:`LADDER` (no cluster conditioning)."""
+    with torch.random.fork_rng(devices=[]):
+        return HyperpriorCodec(arch, LADDER, generator=torch.Generator().manual_seed(int(seed)))
+
+
+def train_steps(codec: HyperpriorCodec, images: np.ndarray, clusters: np.ndarray, *, start: int, stop: int,
+                total: int, batch: int, lr: float, seed: int, flip: bool, opt: torch.optim.Optimizer,
+                device: str = "cpu", report=None, penalty=None) -> list[dict]:
+    """Run optimiser steps ``start .. stop-1`` of a ``total``-step schedule.
+
+    Step t draws its batch (with replacement), flips, operating points and noise from
+    generators seeded by ``(seed, t)``, so a resumed run repeats an uninterrupted one.
+    ``images`` ``(N, H, W, C)`` uint8, ``clusters`` ``(N,)`` int64. ``penalty``: a callable
+    returning a scalar added to each step's loss (bits per item). Returns one record per 100
+    steps: ``{"step", "loss", "bits", "sse"}`` (batch means).
+    """
+    x_all = to_net(images)
+    c_all = torch.from_numpy(np.asarray(clusters, dtype=np.int64))
+    lams = torch.tensor(codec.lambdas, dtype=torch.float32, device=device)
+    codec.to(device).train()
+    out = []
+    acc = np.zeros(3)
+    count = 0
+    n = len(images)
+    for t in range(start, stop):
+        rng = np.random.default_rng([seed, t])
+        idx = rng.integers(0, n, size=min(batch, n))
+        x = x_all[idx]
+        if flip:
+            f = torch.from_numpy(rng.random(len(idx)) < 0.5)
+            x = torch.where(f[:, None, None, None], x.flip(3), x)
+        x, cl = x.to(device), c_all[idx].to(device)
+        rung = torch.from_numpy(rng.integers(0, len(lams), size=len(idx))).to(device)
+        noise = torch.Generator(device=device).manual_seed(int(rng.integers(1 << 62)))
+        for g in opt.param_groups:
+            g["lr"] = lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * t / max(1, total))))
+        bits, sse = train_step_terms(codec, x, cl, rung, noise)
+        loss = (bits + lams[rung] * sse).mean()
+        if penalty is not None:
+            loss = loss + penalty()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(codec.parameters(), 1.0)
+        opt.step()
+        acc += [loss.item(), bits.mean().item(), sse.mean().item()]
+        count += 1
+        if (t + 1) % 100 == 0 or t + 1 == stop:
+            m = acc / count
+            if not np.isfinite(m).all():
+                raise InputError(f"training diverged at step {t + 1} (loss {m[0]})", where="pretraining")
+            out.append({"step": t + 1, "loss": float(m[0]), "bits": float(m[1]), "sse": float(m[2])})
+            if report is not None:
+                report(t + 1, out[-1])
+            acc[:] = 0
+            count = 0
+    codec.cpu().eval()
+    return out
+
+
+def load_training_items(recipe: Recipe, data: str) -> np.ndarray:
+    """The recipe's training items from dataset spec ``data``, ``(N, H, W, C)`` uint8."""
+    from ..sources import load_dataset
+
+    items = load_dataset(data)
+    if items.shape[2] != recipe.arch.channels:
+        raise InputError(f"{data} has {items.shape[2]} channel(s); {recipe.name} is for {recipe.arch.channels}",
+                         where="--data")
+    return items.images[recipe.select(items.labels)]
+
+
+def pretrain(recipe: Recipe, data: str, steps: int, checkpoint: str, device: str = "cpu",
+             threads: int = 1, stop_after: float | None = None, echo=print) -> dict:
+    """Train ``recipe`` for ``steps`` steps in all, resuming from ``checkpoint`` if it exists.
+
+    Writes the checkpoint (atomically) every 500 steps and at the end. ``stop_after``: stop
+    (with a checkpoint) after this many seconds. Returns the checkpoint's content.
+    """
+    torch.set_num_threads(int(threads))
+    images = load_training_items(recipe, data)
+    codec = build_codec(recipe.arch, recipe.seed)
+    opt = torch.optim.Adam(codec.parameters(), lr=recipe.lr)
+    state = {"recipe": recipe.name, "steps": int(steps), "step": 0, "history": [], "items": int(len(images)),
+             "data": data, "device": device, "seconds": 0.0}
+    if os.path.exists(checkpoint):
+        blob = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        if blob["recipe"] != recipe.name or blob["steps"] != int(steps):
+            raise InputError(f"checkpoint is for {blob['recipe']} over {blob['steps']} steps, not "
+                             f"{recipe.name} over {steps}", where=checkpoint)
+        codec.load_state_dict(blob["state"])
+        opt.load_state_dict(blob["opt"])
+        state.update({k: blob[k] for k in ("step", "history", "seconds")})
+        echo(f"resumed {recipe.name} at step {state['step']}/{steps}")
+    clusters = np.zeros(len(images), dtype=np.int64)
+    begun = time.monotonic()
+
+    def save() -> None:
+        blob = dict(state, state=codec.state_dict(), opt=opt.state_dict())
+        os.makedirs(os.path.dirname(os.path.abspath(checkpoint)), exist_ok=True)
+        tmp = checkpoint + ".tmp"
+        torch.save(blob, tmp)
+        os.replace(tmp, checkpoint)
+
+    def report(t: int, rec: dict) -> None:
+        px = images.shape[1] * images.shape[2]
+        echo(f"{recipe.name} step {t}/{steps}: loss {rec['loss']:.1f}, {rec['bits'] / px:.3f} bit/px, "
+             f"SSE {rec['sse']:.0f}")
+
+    while state["step"] < steps:
+        t0 = time.monotonic()
+        stop = min(steps, state["step"] + 500)
+        state["history"] += train_steps(codec, images, clusters, start=state["step"], stop=stop, total=steps,
+                                        batch=recipe.batch, lr=recipe.lr, seed=recipe.seed, flip=recipe.flip, opt=opt,
+                                        device=device, report=report)
+        state["step"] = stop
+        state["seconds"] += time.monotonic() - t0
+        save()
+        if stop_after is not None and time.monotonic() - begun > stop_after:
+            echo(f"stopped at step {stop}; the same command resumes")
+            break
+    return dict(state, state=codec.state_dict())
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m simulator.semantic.pretrain",
+                                description="pretrain (or resume) a zoo pre-distribution")
+    p.add_argument("recipe", choices=sorted(RECIPES))
+    p.add_argument("--data", help="dataset spec (default: the recipe's)")
+    p.add_argument("--steps", type=int, required=True)
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--stop-after", type=float, help="seconds; stop with a checkpoint")
+    p.add_argument("--export", action="store_true", help="write the zoo weights when the run is complete")
+    a = p.parse_args(argv)
+    recipe = RECIPES[a.recipe]
+    try:
+        out = pretrain(recipe, a.data or recipe.dataset, a.steps, a.checkpoint, a.device, a.threads, a.stop_after,
+                       echo=lambda s: print(s, flush=True))
+        if a.export and out["step"] >= a.steps:
+            from ..zoo import export
+
+            path = export(recipe, out, LADDER, " ".join(["python -m simulator.semantic.pretrain"] + sys.argv[1:]
+                                                 if argv is None else argv))
+            print(f"wrote {path}")
+    except InputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
