@@ -231,6 +231,7 @@ def _plot(curves: pd.DataFrame, path: Path, source: str) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 5))
+    ax.set_prop_cycle(color=plt.cm.tab20.colors)
     for name, g in curves.groupby("codec", sort=False):
         if name.endswith(" file"):
             continue

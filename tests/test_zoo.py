@@ -179,3 +179,28 @@ def test_a_post_distribution_that_does_not_pay_is_not_sent(tmp_path, held_out):
     ra, _ = kept.decode([r.bitstream for r in kept.encode(held_out[:30], cl[:30], 5)])
     rb, _ = pre.decode([r.bitstream for r in b])
     assert np.array_equal(ra, rb)
+
+
+def test_pretraining_resumes_to_the_same_weights(tmp_path):
+    """A pretraining run stopped at a checkpoint and resumed ends with the weights of an
+    uninterrupted run (each step's draws are seeded by (seed, step))."""
+    from simulator.semantic.pretrain import RECIPES, pretrain
+
+    recipe = RECIPES["digits-grey"]
+    whole = pretrain(recipe, "digits", 12, str(tmp_path / "a.ckpt"), every=6, echo=lambda s: None)
+    first = pretrain(recipe, "digits", 12, str(tmp_path / "b.ckpt"), every=6, stop_after=0.0, echo=lambda s: None)
+    assert first["step"] == 6
+    resumed = pretrain(recipe, "digits", 12, str(tmp_path / "b.ckpt"), every=6, echo=lambda s: None)
+    assert resumed["step"] == whole["step"] == 12
+    for k, v in whole["state"].items():
+        assert torch.equal(v, resumed["state"][k]), k
+    with pytest.raises(InputError, match="over 12 steps"):
+        pretrain(recipe, "digits", 13, str(tmp_path / "b.ckpt"), every=6, echo=lambda s: None)
+
+
+def test_an_unknown_or_mismatched_pre_distribution_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="must be one of auto, none, digits-grey"):
+        SemanticConfig(pretrained="nope")
+    rgb = np.zeros((4, 8, 8, 3), dtype=np.uint8)
+    with pytest.raises(InputError, match="'digits-grey' is for 1-channel images, the items have 3"):
+        fit_language(rgb, np.zeros(4, np.int64), 1, SemanticConfig(pretrained="digits-grey"), _ctx(tmp_path))

@@ -106,6 +106,16 @@ class SemanticConfig(Section):
     param_step: float = Field(default=2.0 ** -8, gt=0.0, le=1.0,
                               description="quantization step of the parameters whose coded size is counted")
 
+    @field_validator("pretrained")
+    @classmethod
+    def _known_pretrained(cls, v: str) -> str:
+        from .. import zoo
+
+        allowed = ["auto", "none", *zoo.names()]
+        if v not in allowed:
+            raise ValueError(f"must be one of {', '.join(allowed)} (got {v!r})")
+        return v
+
     @field_validator("ladder")
     @classmethod
     def _increasing(cls, v: tuple[float, ...]) -> tuple[float, ...]:

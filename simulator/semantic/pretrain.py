@@ -156,14 +156,23 @@ def load_training_items(recipe: Recipe, data: str) -> np.ndarray:
     return items.images[recipe.select(items.labels)]
 
 
-def pretrain(recipe: Recipe, data: str, steps: int, checkpoint: str, device: str = "cpu",
-             threads: int = 1, stop_after: float | None = None, echo=print) -> dict:
+def pretrain(recipe: Recipe, data: str, steps: int, checkpoint: str, *, device: str = "cpu",
+             threads: int = 1, stop_after: float | None = None, every: int = 500, echo=print) -> dict:
     """Train ``recipe`` for ``steps`` steps in all, resuming from ``checkpoint`` if it exists.
 
-    Writes the checkpoint (atomically) every 500 steps and at the end. ``stop_after``: stop
-    (with a checkpoint) after this many seconds. Returns the checkpoint's content.
+    Writes the checkpoint (atomically) every ``every`` steps and at the end. ``stop_after``:
+    stop (with a checkpoint) after this many seconds. Returns the checkpoint's content.
     """
-    torch.set_num_threads(int(threads))
+    prev = torch.get_num_threads()
+    torch.set_num_threads(int(threads))  # scoped: restored on return
+    try:
+        return _pretrain(recipe, data, steps, checkpoint, device, stop_after, every, echo)
+    finally:
+        torch.set_num_threads(prev)
+
+
+def _pretrain(recipe: Recipe, data: str, steps: int, checkpoint: str, device: str, stop_after: float | None,
+              every: int, echo) -> dict:
     images = load_training_items(recipe, data)
     codec = build_codec(recipe.arch, recipe.seed)
     opt = torch.optim.Adam(codec.parameters(), lr=recipe.lr)
@@ -195,7 +204,7 @@ def pretrain(recipe: Recipe, data: str, steps: int, checkpoint: str, device: str
 
     while state["step"] < steps:
         t0 = time.monotonic()
-        stop = min(steps, state["step"] + 500)
+        stop = min(steps, state["step"] + every)
         state["history"] += train_steps(codec, images, clusters, start=state["step"], stop=stop, total=steps,
                                         batch=recipe.batch, lr=recipe.lr, seed=recipe.seed, flip=recipe.flip, opt=opt,
                                         device=device, report=report)
@@ -222,8 +231,8 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     recipe = RECIPES[a.recipe]
     try:
-        out = pretrain(recipe, a.data or recipe.dataset, a.steps, a.checkpoint, a.device, a.threads, a.stop_after,
-                       echo=lambda s: print(s, flush=True))
+        out = pretrain(recipe, a.data or recipe.dataset, a.steps, a.checkpoint, device=a.device, threads=a.threads,
+                       stop_after=a.stop_after, echo=lambda s: print(s, flush=True))
         if a.export and out["step"] >= a.steps:
             from ..zoo import export
 
