@@ -63,6 +63,7 @@ batch_size = 64
 memorizable_threshold = { fraction = 0.2 }
 [semantic]
 epochs = 3
+fine_tune_steps = 30
 [link]
 mode = "abstraction"
 modulation = "qpsk"

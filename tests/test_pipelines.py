@@ -24,7 +24,7 @@ E2E = {
     "source": {"dataset": "digits", "max_items": 300, "memorizable": {"kind": "shuffled", "fraction": 0.2}},
     # the split's mechanics at a fixed share (its quality is tested in test_preprocess_train.py)
     "preprocess": {"epochs": 3, "warmup_epochs": 1, "batch_size": 64, "memorizable_threshold": {"fraction": 0.2}},
-    "semantic": {"epochs": 40},
+    "semantic": {"epochs": 40, "fine_tune_steps": 60},
     "classical": {"coder": "best-lossless", "memorizable_coder": "best-lossless"},
     "link": {"mode": "fixed-bler", "bler": 0.0, "modulation": "qpsk", "code": {"k": 256, "n": 512}, "header_bits": 16},
 }
@@ -216,7 +216,7 @@ def test_vanilla_never_reads_the_preprocessors_clusters(e2e, monkeypatch):
 def test_lambda_mode_checks_nothing_and_fallback_equals_vanilla(e2e):
     _, cache, _, _ = e2e
     doc = {**E2E, "pipelines": ["vanilla-semantic", "vanilla-fallback"],
-           "semantic": {"epochs": 10, "rate_control": "lambda"}}
+           "semantic": {"epochs": 10, "fine_tune_steps": 60, "rate_control": "lambda"}}
     res = simulator.run(parse_scenario(doc), cache_dir=cache, threads=1)
     a, b = (res.items[res.items["pipeline"] == p].drop(columns="pipeline").reset_index(drop=True)
             for p in ("vanilla-semantic", "vanilla-fallback"))

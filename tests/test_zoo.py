@@ -204,3 +204,18 @@ def test_an_unknown_or_mismatched_pre_distribution_is_refused(tmp_path):
     rgb = np.zeros((4, 8, 8, 3), dtype=np.uint8)
     with pytest.raises(InputError, match="'digits-grey' is for 1-channel images, the items have 3"):
         fit_language(rgb, np.zeros(4, np.int64), 1, SemanticConfig(pretrained="digits-grey"), _ctx(tmp_path))
+
+
+def test_gains_map_onto_a_wider_ladder():
+    """A second stage over more operating points starts with the first stage's gains where the
+    lambdas agree, and linear in log lambda between and beyond them."""
+    from simulator.semantic.pretrain import LADDER, WIDE_LADDER, map_gains
+
+    g = torch.stack([torch.full((3,), 0.5 * np.log(v)) + torch.tensor([0.0, 1.0, -1.0]) for v in LADDER])
+    out = map_gains({"log_gain": g, "other": torch.ones(2)}, LADDER, WIDE_LADDER)["log_gain"]
+    assert out.shape == (len(WIDE_LADDER), 3)
+    for i, v in enumerate(WIDE_LADDER):
+        want = 0.5 * np.log(v) + np.array([0.0, 1.0, -1.0])
+        assert np.allclose(out[i].numpy(), want, atol=1e-5), v  # exact on a line, in and out of range
+    j = WIDE_LADDER.index(LADDER[3])
+    assert torch.equal(out[j], g[3])

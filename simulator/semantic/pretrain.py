@@ -8,10 +8,13 @@ uninterrupted run, because every step's batch, flips, operating points and noise
 from generators seeded by ``(seed, step)``. :func:`export` writes the half-precision weights
 and the manifest entry of :mod:`simulator.zoo`.
 
-Command (retrains a zoo entry; ``--device cuda`` where a GPU is lent)::
+Commands (retrain the zoo's entries; ``--device cuda`` where a GPU is lent)::
 
+    python -m simulator.semantic.pretrain digits-grey --steps 20000 --checkpoint ckpt/digits-grey.ckpt --export
+    python -m simulator.semantic.pretrain natural-rgb-base --data imagefolder:../shared/data/cifar10/test \
+        --steps 60000 --checkpoint ckpt/natural-rgb-base.ckpt
     python -m simulator.semantic.pretrain natural-rgb --data imagefolder:../shared/data/cifar10/test \
-        --steps 60000 --checkpoint ~/.cache/semsim/pretrain/natural-rgb.ckpt --export
+        --steps 10000 --checkpoint ckpt/natural-rgb.ckpt --init-from ckpt/natural-rgb-base.ckpt --export
 """
 
 from __future__ import annotations
@@ -31,8 +34,12 @@ from .coding import to_net
 from .hyperprior import HyperpriorCodec, HyperShape, train_step_terms
 
 LADDER = tuple(2.0 ** (k / 2) for k in range(-24, -7))
-"""The zoo's operating points: lambda = 2^-12 .. 2^-4 in half octaves (17 rungs; D = SSE per
-item on 0..255, R bits per item)."""
+"""Operating points lambda = 2^-12 .. 2^-4 in half octaves (17 rungs; D = SSE per item on
+0..255, R bits per item): ``digits-grey`` and the first stage of ``natural-rgb``."""
+
+WIDE_LADDER = tuple(2.0 ** (k / 2) for k in range(-32, -7))
+"""lambda = 2^-16 .. 2^-4 in half octaves (25 rungs): ``natural-rgb``, whose photos need
+operating points below 24 dB."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +57,9 @@ class Recipe:
         flip: random horizontal flips.
         seed: the seed of the run's generators.
         held_out: what a benchmark evaluates instead (documentation).
+        ladder: the operating points (lambdas).
+        starts_from: the recipe whose finished checkpoint this one starts from (``--init-from``;
+            its gains mapped onto this ladder by :func:`map_gains`), or ``""`` (a random start).
     """
 
     name: str
@@ -62,6 +72,8 @@ class Recipe:
     flip: bool
     seed: int
     held_out: str
+    ladder: tuple[float, ...] = LADDER
+    starts_from: str = ""
 
     def select(self, labels: np.ndarray) -> np.ndarray:
         """Indices of the training items among a dataset's items (labels in loader order)."""
@@ -71,12 +83,14 @@ class Recipe:
         return np.arange(min(self.first, len(labels)))
 
 
+_NATURAL = dict(dataset="imagefolder:../shared/data/cifar10/test", per_class=500, first=0,
+                arch=HyperShape(channels=3, hidden=96, latent=128, side=64, stages=3, side_stages=1),
+                batch=16, flip=True, held_out="images 500..999 of each class of the CIFAR-10 test split")
+
 RECIPES = {
-    "natural-rgb": Recipe(
-        name="natural-rgb", dataset="imagefolder:../shared/data/cifar10/test", per_class=500, first=0,
-        arch=HyperShape(channels=3, hidden=96, latent=128, side=64, stages=3, side_stages=1),
-        batch=16, lr=1e-3, flip=True, seed=0,
-        held_out="images 500..999 of each class of the CIFAR-10 test split"),
+    "natural-rgb-base": Recipe(name="natural-rgb-base", lr=1e-3, seed=0, **_NATURAL),
+    "natural-rgb": Recipe(name="natural-rgb", lr=3e-4, seed=1, ladder=WIDE_LADDER, starts_from="natural-rgb-base",
+                          **_NATURAL),
     "digits-grey": Recipe(
         name="digits-grey", dataset="digits", per_class=0, first=900,
         arch=HyperShape(channels=1, hidden=48, latent=32, side=16, stages=2, side_stages=1),
@@ -85,10 +99,26 @@ RECIPES = {
 }
 
 
-def build_codec(arch: HyperShape, seed: int) -> HyperpriorCodec:
-    """A freshly initialised codec of ``arch`` over :data:`LADDER` (no cluster conditioning)."""
+def build_codec(arch: HyperShape, seed: int, ladder: tuple[float, ...] = LADDER) -> HyperpriorCodec:
+    """A freshly initialised codec of ``arch`` over ``ladder`` (no cluster conditioning)."""
     with torch.random.fork_rng(devices=[]):
-        return HyperpriorCodec(arch, LADDER, generator=torch.Generator().manual_seed(int(seed)))
+        return HyperpriorCodec(arch, ladder, generator=torch.Generator().manual_seed(int(seed)))
+
+
+def map_gains(state: dict[str, torch.Tensor], old: tuple[float, ...], new: tuple[float, ...]) -> dict:
+    """``state`` (a codec over the operating points ``old``) with its ``log_gain`` ``(K_old, M)``
+    mapped onto ``new``: per latent channel, linear in ``log lambda`` through the two nearest old
+    points (interpolated inside ``old``'s range, extrapolated outside; an old lambda keeps its
+    gain exactly)."""
+    g = state["log_gain"].double()
+    x = np.log(np.asarray(old, dtype=np.float64))
+    rows = []
+    for lam in new:
+        t = math.log(lam)
+        i = int(np.clip(np.searchsorted(x, t), 1, len(x) - 1))
+        w = (t - x[i - 1]) / (x[i] - x[i - 1])
+        rows.append(g[i - 1] + w * (g[i] - g[i - 1]))
+    return dict(state, log_gain=torch.stack(rows).float())
 
 
 def train_steps(codec: HyperpriorCodec, images: np.ndarray, clusters: np.ndarray, *, start: int, stop: int,
@@ -157,7 +187,8 @@ def load_training_items(recipe: Recipe, data: str) -> np.ndarray:
 
 
 def pretrain(recipe: Recipe, data: str, steps: int, checkpoint: str, *, device: str = "cpu",
-             threads: int = 1, stop_after: float | None = None, every: int = 500, echo=print) -> dict:
+             threads: int = 1, stop_after: float | None = None, every: int = 500, init_from: str = "",
+             echo=print) -> dict:
     """Train ``recipe`` for ``steps`` steps in all, resuming from ``checkpoint`` if it exists.
 
     Writes the checkpoint (atomically) every ``every`` steps and at the end. ``stop_after``:
@@ -166,15 +197,15 @@ def pretrain(recipe: Recipe, data: str, steps: int, checkpoint: str, *, device: 
     prev = torch.get_num_threads()
     torch.set_num_threads(int(threads))  # scoped: restored on return
     try:
-        return _pretrain(recipe, data, steps, checkpoint, device, stop_after, every, echo)
+        return _pretrain(recipe, data, steps, checkpoint, device, stop_after, every, init_from, echo)
     finally:
         torch.set_num_threads(prev)
 
 
 def _pretrain(recipe: Recipe, data: str, steps: int, checkpoint: str, device: str, stop_after: float | None,
-              every: int, echo) -> dict:
+              every: int, init_from: str, echo) -> dict:
     images = load_training_items(recipe, data)
-    codec = build_codec(recipe.arch, recipe.seed)
+    codec = build_codec(recipe.arch, recipe.seed, recipe.ladder)
     opt = torch.optim.Adam(codec.parameters(), lr=recipe.lr)
     state = {"recipe": recipe.name, "steps": int(steps), "step": 0, "history": [], "items": int(len(images)),
              "data": data, "device": device, "seconds": 0.0}
@@ -185,8 +216,21 @@ def _pretrain(recipe: Recipe, data: str, steps: int, checkpoint: str, device: st
                              f"{recipe.name} over {steps}", where=checkpoint)
         codec.load_state_dict(blob["state"])
         opt.load_state_dict(blob["opt"])
-        state.update({k: blob[k] for k in ("step", "history", "seconds")})
+        state.update({k: blob[k] for k in ("step", "history", "seconds") + (("starts_from",) if "starts_from" in blob
+                                                                               else ())})
         echo(f"resumed {recipe.name} at step {state['step']}/{steps}")
+    elif recipe.starts_from:
+        if not init_from or not os.path.exists(init_from):
+            raise InputError(f"{recipe.name} starts from a finished {recipe.starts_from} checkpoint: give it with "
+                             "--init-from", where="--init-from")
+        base = torch.load(init_from, map_location="cpu", weights_only=False)
+        if base["recipe"] != recipe.starts_from or base["step"] < base["steps"]:
+            raise InputError(f"not a finished {recipe.starts_from} checkpoint ({base['recipe']}, step "
+                             f"{base['step']}/{base['steps']})", where=init_from)
+        codec.load_state_dict(map_gains(base["state"], RECIPES[recipe.starts_from].ladder, recipe.ladder))
+        state["starts_from"] = {"recipe": base["recipe"], "steps": int(base["steps"]),
+                                "seconds": float(base["seconds"]), "items": int(base["items"])}
+        echo(f"{recipe.name} starts from {init_from} ({base['recipe']}, {base['steps']} steps)")
     clusters = np.zeros(len(images), dtype=np.int64)
     begun = time.monotonic()
 
@@ -227,16 +271,17 @@ def main(argv=None) -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--stop-after", type=float, help="seconds; stop with a checkpoint")
+    p.add_argument("--init-from", default="", help="a finished checkpoint of the recipe this one starts from")
     p.add_argument("--export", action="store_true", help="write the zoo weights when the run is complete")
     a = p.parse_args(argv)
     recipe = RECIPES[a.recipe]
     try:
         out = pretrain(recipe, a.data or recipe.dataset, a.steps, a.checkpoint, device=a.device, threads=a.threads,
-                       stop_after=a.stop_after, echo=lambda s: print(s, flush=True))
+                       stop_after=a.stop_after, init_from=a.init_from, echo=lambda s: print(s, flush=True))
         if a.export and out["step"] >= a.steps:
             from ..zoo import export
 
-            path = export(recipe, out, LADDER, " ".join(["python -m simulator.semantic.pretrain"] + sys.argv[1:]
+            path = export(recipe, out, recipe.ladder, " ".join(["python -m simulator.semantic.pretrain"] + sys.argv[1:]
                                                  if argv is None else argv))
             print(f"wrote {path}")
     except InputError as err:

@@ -121,7 +121,8 @@ def export(recipe, checkpoint: dict, lambdas: tuple[float, ...], command: str, f
                  "held_out": recipe.held_out, "steps": checkpoint["step"], "batch": recipe.batch,
                  "seconds": round(float(checkpoint["seconds"]), 1), "device": checkpoint["device"],
                  "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
-                 "torch": torch.__version__.split("+")[0], "command": command},
+                 "torch": torch.__version__.split("+")[0], "command": command,
+                 **({"starts_from": checkpoint["starts_from"]} if checkpoint.get("starts_from") else {})},
     }
     (folder / "manifest.json").write_text(json.dumps(m, indent=1, sort_keys=True) + "\n")
     return path
