@@ -197,12 +197,13 @@ def pretrain(recipe: Recipe, data: str, steps: int, checkpoint: str, *, device: 
     prev = torch.get_num_threads()
     torch.set_num_threads(int(threads))  # scoped: restored on return
     try:
-        return _pretrain(recipe, data, steps, checkpoint, device, stop_after, every, init_from, echo)
+        return _pretrain(recipe, data, steps, checkpoint, device=device, stop_after=stop_after, every=every,
+                         init_from=init_from, echo=echo)
     finally:
         torch.set_num_threads(prev)
 
 
-def _pretrain(recipe: Recipe, data: str, steps: int, checkpoint: str, device: str, stop_after: float | None,
+def _pretrain(recipe: Recipe, data: str, steps: int, checkpoint: str, *, device: str, stop_after: float | None,
               every: int, init_from: str, echo) -> dict:
     images = load_training_items(recipe, data)
     codec = build_codec(recipe.arch, recipe.seed, recipe.ladder)
