@@ -50,7 +50,7 @@ def reconstruct(shape: tuple[int, int, int], packets: list[np.ndarray], packet_o
         coder: the classical coder's name.
         container: ``classical.container``: the classical items arrive as the codec's whole
             file, or as minimal header and payload, which the apprentice rebuilds into the file
-            from the session's configuration (:func:`~simulator.classical.streams.classical_file`).
+            from the link's configuration (:func:`~simulator.classical.streams.classical_file`).
         language: the language that decodes semantic items (``None``: no semantic item may arrive).
     """
     n = len(packets)

@@ -3,10 +3,10 @@ containers").
 
 Every stream of :data:`~simulator.registry.CODERS` is the library's whole file: container,
 headers and tables included. For tiny images (8x8 digits, 32x32 CIFAR) the container is most
-of it. A link configures once per session what is the same for every item (the coder, the
+of it. A link configures once when it is set up what is the same for every item (the coder, the
 image size, the chroma format, the codec's fixed settings) and could send only what differs
 from item to item. This module cuts a stream into the bytes that differ (the *payload*) and
-the bytes a receiver can rebuild from the session configuration plus a minimal per-item
+the bytes a receiver can rebuild from the link's configuration plus a minimal per-item
 header (:data:`MINIMAL_HEADER_BITS`). It parses the real bytes by the formats'
 specifications; it never skips a constant number of bytes.
 
@@ -47,7 +47,7 @@ What is kept, per coder (everything else is dropped; :func:`segments` names each
 - ``heif``: the HEVC VCL NAL units of the primary item (2-byte NAL header + slice), with the
   4-byte length field of every NAL unit but the last (for x265 intra: one IDR slice, so no
   length field). Dropped: ftyp, ``meta`` (item info, ``iloc``, ``ispe``, ``clap``, ``pixi``,
-  and ``hvcC`` with the VPS/SPS/PPS parameter sets: per-session configuration), the mdat
+  and ``hvcC`` with the VPS/SPS/PPS parameter sets: link configuration), the mdat
   header, in-band parameter sets, SEI, AUD and filler NAL units. Minimal header: 0 bits:
   the parameter sets and properties do not depend on the quality (the slice header carries
   the QP).
@@ -883,14 +883,14 @@ _PARSERS = {
 #: AVIF: the quality that is lossless (its own sequence header and properties); every other
 #: quality shares the container of the coder's default quality.
 AVIF_LOSSLESS_QUALITY = 100
-#: Seed of the reference image (seeded noise of the session's shape) a receiver encodes once to
+#: Seed of the reference image (seeded noise of the link's item shape) a receiver encodes once to
 #: learn the container of (coder, shape, quality).
 REFERENCE_SEED = 0
 
 
 def rebuild(coder_name: str, payload: bytes, shape: tuple[int, int, int], quality: int | None) -> bytes:
     """The complete ``coder_name`` stream that the registered coder's ``decode(stream, shape)``
-    accepts, rebuilt from the item's ``payload`` (:func:`payload_bytes`), the session's
+    accepts, rebuilt from the item's ``payload`` (:func:`payload_bytes`), the link's
     ``shape = (H, W, C)`` and ``quality``, the content of the minimal header (``None`` for a
     lossless coder).
 
@@ -904,7 +904,7 @@ def rebuild(coder_name: str, payload: bytes, shape: tuple[int, int, int], qualit
 
     Byte-identical to the original stream for every coder this module knows (``jpeg``, ``webp``,
     ``avif``, ``heif``, ``png``, ``zlib``, ``raw``, ``brotli``, ``webp-lossless``,
-    ``jpegxl-lossless``, ``best-lossless``): each container is a fixed function of the session
+    ``jpegxl-lossless``, ``best-lossless``): each container is a fixed function of the link's configuration
     (shape, fixed settings) and the header; the recomputed fields (lengths, sizes, PNG CRCs,
     the zlib Adler-32) are those the encoder wrote. For a coder this module does not know the
     payload is the stream: returned unchanged.
