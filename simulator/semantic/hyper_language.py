@@ -170,8 +170,10 @@ class HyperLanguage:
         return mu, sigma
 
     @torch.no_grad()
-    def _symbols(self, fold: int, images: np.ndarray, rungs_list: list[np.ndarray]) -> list[np.ndarray]:
-        """Per rung array of ``rungs_list``: ``(N, Jz + Jy)`` int64 symbols (zhat then q)."""
+    def _symbols(self, fold: int, images: np.ndarray, rungs_list: list[np.ndarray]
+                 ) -> list[tuple[np.ndarray, torch.Tensor]]:
+        """Per rung array of ``rungs_list``: ``(N, Jz + Jy)`` int64 symbols (zhat then q) and
+        the scales ``(N, Jy)`` float32 they are coded with (from :meth:`_hyper`)."""
         codec = self.codecs[fold]
         n = len(images)
         y = torch.cat([codec.analysis(to_net(images[s: s + _BATCH])) for s in range(0, n, _BATCH)]) if n else \
@@ -182,13 +184,14 @@ class HyperLanguage:
             zhat = torch.cat([torch.round(codec.h_a(yg[s: s + _BATCH])) for s in range(0, n, _BATCH)]) if n else \
                 torch.zeros((0, *self._zshape))
             zs = zhat.reshape(n, -1).to(torch.int64).numpy()
-            mu, _ = self._hyper(fold, zs)
+            mu, sigma = self._hyper(fold, zs)
             q = torch.round(yg - mu).reshape(n, -1).to(torch.int64).numpy()
-            out.append(np.concatenate([zs, q], axis=1))
+            out.append((np.concatenate([zs, q], axis=1), sigma.reshape(n, -1)))
         return out
 
-    def _est(self, fold: int, symbols: np.ndarray) -> np.ndarray:
-        """``(N,)`` estimated bits (float64): header + side bits + Gaussian bits of q."""
+    def _est(self, fold: int, symbols: np.ndarray, sigma: torch.Tensor | None = None) -> np.ndarray:
+        """``(N,)`` estimated bits (float64): header + side bits + Gaussian bits of q (``sigma``:
+        the scales if already known, else computed from the side symbols)."""
         n = len(symbols)
         if not n:
             return np.zeros(0)
@@ -199,16 +202,18 @@ class HyperLanguage:
             z = torch.from_numpy(zs.astype(np.float64)).reshape(n, *self._zshape).permute(1, 0, 2, 3).reshape(
                 self._zshape[0], -1)
             zb = dens.bits(z).reshape(self._zshape[0], n, -1).sum(dim=(0, 2)).numpy()
-            _, sigma = self._hyper(fold, zs)
+            if sigma is None:
+                _, sigma = self._hyper(fold, zs)
             lik = gaussian_likelihood(torch.from_numpy(q.astype(np.float64)), sigma.reshape(n, -1).double())
             yb = (-torch.log2(torch.clamp(lik, min=1e-9))).sum(dim=1).numpy()
         return self.header_bits + zb + yb
 
-    def _code(self, fold: int, symbols: np.ndarray, clusters: np.ndarray, rungs: np.ndarray) -> list[bytes]:
+    def _code(self, fold: int, symbols: np.ndarray, clusters: np.ndarray, rungs: np.ndarray,
+              sigma: torch.Tensor) -> list[bytes]:
+        """One bitstream per item from its symbols and the scales ``(N, Jy)`` of its q."""
         n = len(symbols)
         if not n:
             return []
-        _, sigma = self._hyper(fold, symbols[:, : self._jz])
         rows = _scale_rows(sigma.reshape(n, -1))
         out = []
         for i in range(n):
@@ -249,7 +254,7 @@ class HyperLanguage:
         out = np.zeros((len(images), self._jz + self._jy), dtype=np.int64)
         for f in np.unique(folds):
             sel = folds == f
-            out[sel] = self._symbols(int(f), images[sel], [rungs[sel]])[0]
+            out[sel] = self._symbols(int(f), images[sel], [rungs[sel]])[0][0]
         return out
 
     def estimated_bits(self, latents: np.ndarray, folds: np.ndarray | None = None) -> np.ndarray:
@@ -283,9 +288,9 @@ class HyperLanguage:
         reps: list[Representation | None] = [None] * n
         for f in np.unique(folds):
             idx = np.flatnonzero(folds == f)
-            sym = self._symbols(int(f), images[idx], [rungs[idx]])[0]
-            est = self._est(int(f), sym)
-            for j, d in enumerate(self._code(int(f), sym, clusters[idx], rungs[idx])):
+            sym, sigma = self._symbols(int(f), images[idx], [rungs[idx]])[0]
+            est = self._est(int(f), sym, sigma)
+            for j, d in enumerate(self._code(int(f), sym, clusters[idx], rungs[idx], sigma)):
                 i = idx[j]
                 reps[i] = Representation(d, 8 * len(d), float(est[j]), int(clusters[i]), int(rungs[i]))
         return reps  # type: ignore[return-value]
@@ -304,8 +309,9 @@ class HyperLanguage:
             f = int(f)
             idx = np.flatnonzero(folds == f)
             m = len(idx)
-            sym = self._symbols(f, images[idx], [np.full(m, r) for r in range(k)])
-            streams = [self._code(f, sym[r], clusters[idx], np.full(m, r)) for r in range(k)]
+            coded = self._symbols(f, images[idx], [np.full(m, r) for r in range(k)])
+            sym = [c[0] for c in coded]
+            streams = [self._code(f, sym[r], clusters[idx], np.full(m, r), coded[r][1]) for r in range(k)]
             bits = np.array([[8 * len(d) for d in streams[r]] for r in range(k)], dtype=np.int64).reshape(k, m)
 
             def decode(r: np.ndarray, sel: np.ndarray, f=f, sym=sym, idx=idx) -> np.ndarray:
@@ -317,7 +323,7 @@ class HyperLanguage:
             met[idx], psnr[idx], tried[idx] = ok, p, t
             for r in np.unique(chosen):
                 sel = np.flatnonzero(chosen == r)
-                est = self._est(f, sym[int(r)][sel])
+                est = self._est(f, sym[int(r)][sel], coded[int(r)][1][sel])
                 for j, e in zip(sel, est):
                     reps[idx[j]] = Representation(streams[int(r)][j], int(bits[r, j]), float(e),
                                                   int(clusters[idx[j]]), int(r))
