@@ -179,7 +179,7 @@ def _psnr_of_mean_mse(mse: pd.Series) -> float:
 def summarize(items: pd.DataFrame, complexity_nats: float, model_bits: dict[str, float],
               link=None, pixels_per_item: int | None = None,
               thresholds_db: tuple[float, ...] = (), *, oracles: Collection[str] = (),
-              mcs: Mapping[str, object] | None = None) -> pd.DataFrame:
+              mcs: Mapping[str, object] | None = None, channels: int = 1) -> pd.DataFrame:
     """One row per pipeline: the scenario figures of design.md section 3, and the link's units.
 
     Args:
@@ -195,6 +195,7 @@ def summarize(items: pd.DataFrame, complexity_nats: float, model_bits: dict[str,
         oracles: the pipelines that route by the ground truth (``reads_ground_truth``).
         mcs: the adaptive MCS choice's columns (:func:`simulator.link.mcs.summary_columns`;
             ``None``: a fixed modulation and code, the columns are empty).
+        channels: C of an item (the bandwidth columns count ``H W C`` source dimensions).
     """
     mcs_columns = dict(mcs) if mcs is not None else summary_columns(None)
     rows = []
@@ -202,16 +203,21 @@ def summarize(items: pd.DataFrame, complexity_nats: float, model_bits: dict[str,
         sem = g[g["route"] == Route.SEMANTIC]
         finite_psnr = sem["psnr_db"][np.isfinite(sem["psnr_db"])]
         header = float(link.header_bits) if link is not None else 0.0
+        # analog items (a joint source-channel code's reals) have no bits: the bit columns
+        # describe the items that travelled as bits, the analog ones count in channel uses
+        digital = g[g["bits_on_air"] > 0]
+        sem_digital = sem[sem["bits_on_air"] > 0]
         rows.append({
             "pipeline": pipeline,
             "reads_ground_truth": pipeline in oracles,
             "items": len(g),
             "semantic_items": len(sem),
             "complexity_nats": complexity_nats,
-            "avg_representation_bits": _mean(sem["representation_bits"]),
+            "avg_representation_bits": _mean(sem_digital["representation_bits"]),
             "avg_estimated_bits": _mean(sem["estimated_bits"]),
-            "avg_item_bits": _mean(g["representation_bits"]),
-            "system_bits_per_item": _mean(g["representation_bits"] + header * g["packets"]),
+            "avg_item_bits": _mean(digital["representation_bits"]),
+            "system_bits_per_item": _mean(digital["representation_bits"] + header * digital["packets"]),
+            "avg_channel_uses": _mean(g["channel_uses"]),
             "avg_bits_on_air": _mean(g["bits_on_air"]),
             "avg_packets": _mean(g["packets"]),
             "transmissions_per_packet": float(g["transmissions"].sum() / g["packets"].sum()),
@@ -226,10 +232,11 @@ def summarize(items: pd.DataFrame, complexity_nats: float, model_bits: dict[str,
             **{f"semantic_impact_at_{t:g}db": impact_at_threshold(g["equiv_classical_packets"], g["psnr_db"],
                                                                   g["delivery_time_s"], t) for t in thresholds_db},
             "language_complexity_per_item_nats": language_complexity_per_item(
-                g["representation_bits"], g["meets_fidelity"], g["lossless_bits"], model_bits.get(pipeline, 0.0)),
+                g["representation_bits"], g["meets_fidelity"], g["lossless_bits"], model_bits.get(pipeline, 0.0))
+            if len(digital) == len(g) else float("nan"),
             "model_bits": float(model_bits.get(pipeline, 0.0)),
             **_fidelity_columns(g),
-            **_unit_columns(g, link, pixels_per_item),
+            **_unit_columns(g, link, pixels_per_item, channels),
             **mcs_columns,
         })
     return pd.DataFrame(rows)
@@ -245,26 +252,33 @@ def _fidelity_columns(g: pd.DataFrame) -> dict[str, float]:
     }
 
 
-def _unit_columns(g: pd.DataFrame, link, pixels_per_item: int | None) -> dict[str, float]:
+def _unit_columns(g: pd.DataFrame, link, pixels_per_item: int | None, channels: int = 1) -> dict[str, float]:
     if link is None or not pixels_per_item:
         return {k: float("nan") for k in UNIT_COLUMNS}
     uses = g["channel_uses"]  # complex channel uses per item, all attempts
+    digital = (g["bits_on_air"] > 0).to_numpy()
+    dims = float(len(g) * pixels_per_item * channels)
 
     def per_pixel(mask) -> float:
         return float(uses[mask].sum() / (mask.sum() * pixels_per_item)) if mask.any() else float("nan")
 
+    nan = float("nan")
+    coded = bool(digital.any())  # the code and modulation describe items that travelled as bits
     return {
         "esn0_db": float(link.esn0_db),
-        "ebn0_db": float(esn0_to_ebn0(link.esn0_db, link.bits_per_symbol, link.code.k, link.code.n)),
-        "code_rate": link.code.k / link.code.n,
-        "bits_per_symbol": link.bits_per_symbol,
+        "ebn0_db": float(esn0_to_ebn0(link.esn0_db, link.bits_per_symbol, link.code.k, link.code.n)) if coded else nan,
+        "code_rate": link.code.k / link.code.n if coded else nan,
+        "bits_per_symbol": link.bits_per_symbol if coded else nan,
         "channel_uses_per_pixel": per_pixel(np.ones(len(g), dtype=bool)),
         "channel_uses_per_pixel_semantic": per_pixel((g["route"] == Route.SEMANTIC).to_numpy()),
         "channel_uses_per_pixel_classical": per_pixel((g["route"] == Route.CLASSICAL).to_numpy()),
-        "goodput_bits_per_channel_use": float(g.loc[g["delivered"].astype(bool), "representation_bits"].sum()
-                                              / uses.sum()) if uses.sum() > 0 else float("nan"),
+        "channel_uses_per_dimension": float(uses.sum() / dims),
+        "real_symbols_per_dimension": float(2 * uses.sum() / dims),
+        "goodput_bits_per_channel_use": float(g.loc[g["delivered"].astype(bool) & digital, "representation_bits"].sum()
+                                              / uses[digital].sum()) if uses[digital].sum() > 0 else float("nan"),
     }
 
 
 UNIT_COLUMNS = ["esn0_db", "ebn0_db", "code_rate", "bits_per_symbol", "channel_uses_per_pixel",
-                "channel_uses_per_pixel_semantic", "channel_uses_per_pixel_classical", "goodput_bits_per_channel_use"]
+                "channel_uses_per_pixel_semantic", "channel_uses_per_pixel_classical", "channel_uses_per_dimension",
+                "real_symbols_per_dimension", "goodput_bits_per_channel_use"]

@@ -6,7 +6,8 @@ contrastive one only X_l, the vanilla one everything). A paired comparison takes
 point and pair of pipelines, the items both sent semantically (for |Z_i|) or all items (for
 the bits each item costs), the per-item difference, and its mean with a 95% bootstrap
 interval over items. The unpaired relative difference of the two averages is kept beside it
-and labelled as such. docs/metrics.md defines every column of ``paired.csv``.
+and labelled as such. Items that travelled as reals (a joint source-channel code, no bits:
+``bits_on_air = 0``) are left out of these bit comparisons. docs/metrics.md defines every column of ``paired.csv``.
 """
 
 from __future__ import annotations
@@ -67,6 +68,9 @@ def paired_table(items: pd.DataFrame, keys: list[str] | None = None, seed: int =
             for i, ref in enumerate(names[:j]):
                 a, b = per[test], per[ref]
                 common = a.index.intersection(b.index)
+                if "bits_on_air" in a and "bits_on_air" in b:  # analog items have no bits to compare
+                    common = common[(a.loc[common, "bits_on_air"] > 0).to_numpy()
+                                    & (b.loc[common, "bits_on_air"] > 0).to_numpy()]
                 for m, (metric, (column, which)) in enumerate(METRICS.items()):
                     sel = common
                     if which == "semantic":

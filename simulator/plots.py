@@ -65,6 +65,7 @@ LABELS = {
 # Human labels, with units, of the scenario keys a [sweep] table may hold (docs/scenarios.md).
 SWEEP_LABELS = {
     "seed": "seed",
+    "link.bandwidth_ratio": "bandwidth ratio (complex channel uses per source dimension)",
     "link.snr_db": "SNR (dB)",  # "Es/N0 (dB)" or "Eb/N0 (dB)" as link.snr_type says: see axis_label
     "link.max_retx": "max. retransmissions per packet",
     "link.header_bits": "header bits per packet (bits)",
@@ -91,7 +92,8 @@ SWEEP_LABELS = {
 }
 
 # Short names of swept keys for legends ("max. retx = 4").
-SHORT_LABELS = {"link.snr_db": "SNR", "link.max_retx": "max. retx", "source.classes": "classes",
+SHORT_LABELS = {"link.bandwidth_ratio": "bandwidth", "jscc.snr_aware": "told the SNR",
+                "link.snr_db": "SNR", "link.max_retx": "max. retx", "source.classes": "classes",
                 "source.memorizable.fraction": "memorizable share", "fidelity.psnr_db": "PSNR target",
                 "semantic.lambda": "λ", "traffic.rate": "arrival rate", "preprocess.clusters": "L"}
 
@@ -220,6 +222,8 @@ def fixed_parameters(summary: pd.DataFrame | None = None, scenario: Mapping | No
             phy.append(f"code rate {float(rate):.3g}")
     if link.get("max_retx") is not None and "link.max_retx" not in swept:
         phy.append(f"max. {link['max_retx']} retx")
+    if link.get("bandwidth_ratio") is not None and "link.bandwidth_ratio" not in swept:
+        phy.append(f"bandwidth ratio {_fmt(float(link['bandwidth_ratio']))}")
     if phy:
         head = " ".join(phy[:2]) if snr is not None and link.get("channel") else phy[0]
         rest = phy[2:] if head != phy[0] else phy[1:]
@@ -469,11 +473,15 @@ def _psnr_mean(psnr_db: pd.Series) -> float:
 
 
 def cliff(summary: pd.DataFrame, others: list[str], title: str | None = None, scenario: Mapping | None = None,
-          sweep_keys: list[str] | None = None) -> Figure:
+          sweep_keys: list[str] | None = None, metric: str = "psnr") -> Figure:
     """PSNR against Es/N0, one line per pipeline and per value of the other swept keys (e.g.
     ``link.max_retx``): over all items with the undelivered ones filled in (solid) and over the
     delivered ones only (thin dashed, where it differs). Means over seeds, through the MSE; a
-    lossless (infinite) PSNR is an upward triangle at the top of the axis."""
+    lossless (infinite) PSNR is an upward triangle at the top of the axis. ``metric =
+    "msssim"``: the mean MS-SSIM over all items instead (``msssim_all``, lost ones as the
+    mean image; mean over seeds)."""
+    if metric == "msssim":
+        summary = summary.assign(psnr_all_db=summary["msssim_all"], psnr_delivered_db=summary["msssim_all"])
     fig = Figure(figsize=(7.6, 5.0))
     ax = fig.subplots()
     styles = ["-", "-.", ":", (0, (5, 1))]
@@ -487,14 +495,15 @@ def cliff(summary: pd.DataFrame, others: list[str], title: str | None = None, sc
         for j, (values, sub) in enumerate(groups):
             values = values if isinstance(values, tuple) else (values,)
             tag = ", ".join(f"{short_label(k)} = {_fmt(v)}" for k, v in zip(keys, values))
-            agg = sub.groupby("esn0_db").agg(all=("psnr_all_db", _psnr_mean), dlv=("psnr_delivered_db", _psnr_mean),
+            mean = "mean" if metric == "msssim" else _psnr_mean
+            agg = sub.groupby("esn0_db").agg(all=("psnr_all_db", mean), dlv=("psnr_delivered_db", mean),
                                              n=("psnr_all_db", "size")).sort_index()
             n_max = max(n_max, int(agg["n"].max()))
             label = pipeline_label(p) + (f" ({tag})" if tag else "")
             x, a, d = agg.index.to_numpy(float), agg["all"].to_numpy(float), agg["dlv"].to_numpy(float)
             fa = np.isfinite(a)
-            ax.plot(x[fa], a[fa], marker="o", markersize=4, linestyle=styles[j % len(styles)], color=color(p),
-                    label=label)
+            ax.plot(x[fa], a[fa], marker=MARKERS[(j // len(styles)) % len(MARKERS)], markersize=4,
+                    linestyle=styles[j % len(styles)], color=color(p), label=label)
             if np.isposinf(a).any():
                 lossless.append((x[np.isposinf(a)], color(p)))
             if not np.allclose(a, d, equal_nan=True):
@@ -506,8 +515,12 @@ def cliff(summary: pd.DataFrame, others: list[str], title: str | None = None, sc
     for xs, c in lossless:
         draw_lossless(ax, xs, c, label=None, annotate=False)
     ax.set_xlabel("Es/N0 (dB)")
-    ax.set_ylabel("PSNR over all items, lost ones as the mean image (dB)")
-    ax.set_title("Cliff effect: fidelity against channel SNR", fontsize=10)
+    if metric == "msssim":
+        ax.set_ylabel("MS-SSIM over all items, lost ones as the mean image (0..1)")
+        ax.set_title("MS-SSIM against channel SNR", fontsize=10)
+    else:
+        ax.set_ylabel("PSNR over all items, lost ones as the mean image (dB)")
+        ax.set_title("Cliff effect: fidelity against channel SNR", fontsize=10)
     ax.grid(alpha=0.3)
     handles, _ = ax.get_legend_handles_labels()
     if dashed:
@@ -515,7 +528,8 @@ def cliff(summary: pd.DataFrame, others: list[str], title: str | None = None, sc
     if lossless:
         handles.append(_lossless_proxy())
     ax.legend(handles=handles, fontsize=7.5)
-    notes = [("one seed per point" if n_max <= 1 else f"mean over up to {n_max} seeds per point (through the MSE)")]
+    how = "" if metric == "msssim" else " (through the MSE)"
+    notes = [("one seed per point" if n_max <= 1 else f"mean over up to {n_max} seeds per point{how}")]
     return finish(fig, heading(title, summary, scenario, sweep_keys), notes)
 
 
@@ -616,6 +630,15 @@ def all_plots(items: pd.DataFrame, summary: pd.DataFrame, sweep_keys: list[str],
     snr = [k for k in varying if k == "link.snr_db"]
     if snr and "psnr_all_db" in summary:
         figs["cliff_psnr_vs_snr"] = cliff(summary, [k for k in varying if k != "link.snr_db"], **ctx)
+    if snr and "msssim_all" in summary:
+        figs["msssim_vs_snr"] = cliff(summary, [k for k in varying if k != "link.snr_db"], metric="msssim", **ctx)
+    if snr and "link.bandwidth_ratio" in varying:
+        at = summary["link.snr_db"].iloc[int((summary["link.snr_db"] - 10.0).abs().to_numpy().argmin())]
+        others = [k for k in varying if k not in ("link.snr_db", "link.bandwidth_ratio")]
+        figs["psnr_vs_bandwidth"] = versus(
+            summary[summary["link.snr_db"] == at], "link.bandwidth_ratio", "psnr_all_db", None,
+            ["link.bandwidth_ratio"] + others, others or None,
+            subject=f"PSNR against bandwidth ratio at {short_label('link.snr_db')} = {_fmt(at)} dB", **ctx)
     if snr and "goodput_bits_per_channel_use" in summary:
         figs["link_throughput_delay_vs_snr"] = link_curves(summary, [k for k in varying if k != "link.snr_db"], **ctx)
     for k in varying:

@@ -17,10 +17,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from .apprentice import reconstruct
+from .apprentice import Reconstruction, reconstruct
 from .classical.streams import ClassicalStreams, encode_classical
 from .context import RunContext
 from .errors import InputError
+from .jscc.codec import JsccCodec, snr_from_noise, zoo_model
 from .ledger import PipelineRun, item_records, score, summarize
 from .link.des import poisson_arrivals
 from .link.mcs import adapted, choose_mcs, summary_columns
@@ -34,7 +35,7 @@ from .route import Route
 from .scenario import Scenario
 from .semantic import SemanticLanguage, TargetCoding
 from .sources import ItemSet
-from .teacher import encode_items, semantic_coding
+from .teacher import Encoded, encode_items, semantic_coding
 
 if TYPE_CHECKING:  # the pre-processor (torch models) is imported only when a pipeline needs it
     from .preprocess import Preprocessor
@@ -53,6 +54,7 @@ class Models:
         languages: pipeline name -> its trained language (absent: no language, or no item to
             train it on).
         served: pipeline name -> ``(N,)`` bool, the items offered to its language.
+        jscc: the DeepJSCC network of the ``jscc`` pipelines (``None``: none runs).
         notes, timings: what the run reports of the learning phase (meta.json).
     """
 
@@ -64,6 +66,7 @@ class Models:
     own_alphabet: int = 1
     languages: dict[str, SemanticLanguage] = field(default_factory=dict)
     served: dict[str, np.ndarray] = field(default_factory=dict)
+    jscc: JsccCodec | None = None
     notes: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -107,6 +110,10 @@ def learning_phase(items: ItemSet, scenario: Scenario, ctx: RunContext, progress
 
     specs = {name: PIPELINES.get(name) for name in scenario.pipelines}
     models = Models()
+    if any(s.jscc for s in specs.values()):
+        models.jscc = load_jscc(scenario, items.shape)
+        models.notes.append(f"DeepJSCC: zoo model {models.jscc.name} ({models.jscc.channel_uses(items.shape)} complex "
+                            f"channel uses per item, bandwidth ratio {models.jscc.bandwidth_ratio(items.shape):.6g})")
     if not any(s.needs_preprocessor for s in specs.values()) and not any(s.language for s in specs.values()):
         return models
     # the pre-processor also judges every language's reconstructions (semantic_ok), so a
@@ -201,12 +208,53 @@ def semantic_codings(items: ItemSet, models: Models, scenario: Scenario) -> dict
     return out
 
 
+def load_jscc(scenario: Scenario, shape: tuple[int, int, int]) -> JsccCodec:
+    """The scenario's DeepJSCC network for items of ``shape``
+    (:func:`~simulator.jscc.codec.zoo_model`: ``InputError`` when none fits)."""
+    return JsccCodec.from_zoo(zoo_model(scenario.jscc.model, scenario.link.bandwidth_ratio, shape))
+
+
+def run_jscc_pipeline(name: str, items: ItemSet, models: Models, scenario: Scenario, ctx: RunContext,
+                      shared: PointInputs) -> pd.DataFrame:
+    """A ``jscc`` pipeline: the teacher's half of the DeepJSCC network codes each item into
+    reals, the analog transport carries them once, the apprentice's half decodes what arrived,
+    the ledger scores it. Told SNRs: ``[jscc]`` (the decoder's is estimated from the received
+    item's noise variance). Compute time: the halves' FLOPs over each node's speed."""
+    spec, codec, link, n = PIPELINES.get(name), models.jscc, scenario.link, len(items)
+    cfg = scenario.jscc
+    told_tx = np.full(n, link.esn0_db if cfg.snr_aware else cfg.design_snr_db, dtype=np.float32)
+    reals = codec.encode(items.images, told_tx)
+    enc_flops, dec_flops = codec.flops(items.shape)
+    route = np.array([Route.SEMANTIC] * n, dtype=object)
+    empty = [np.zeros(0, dtype=np.uint8) for _ in range(n)]
+    encoded = Encoded(route, empty, np.full(n, np.nan), np.full(n, -1, dtype=np.int64),
+                      np.full(n, enc_flops / scenario.nodes.teacher_flop_per_s), np.full(n, -1, dtype=np.int64),
+                      np.zeros(n, dtype=bool))
+    handoff = Handoff(route, list(reals), shared.arrival_s, encoded.compute_s,
+                      np.full(n, dec_flops / scenario.nodes.apprentice_flop_per_s))
+    arrival = carry(spec.transport, handoff, link, ctx, lambda done, total: ctx.report(name, done, total),
+                    payload="reals")
+    told_rx = snr_from_noise(arrival.noise_variance) if cfg.snr_aware else np.full(n, cfg.design_snr_db)
+    images = codec.decode(np.stack(arrival.received), told_rx.astype(np.float32), items.shape)
+    recon = Reconstruction(np.ones(n, dtype=bool), images, route.copy(), np.zeros(n, dtype=np.int64))
+    judge = models.preprocessor.clusters if models.preprocessor is not None else None
+    scores = score(items.images, recon, arrival.timeline.delivery_time_s, shared.equiv_packets,
+                   scenario.fidelity.psnr_db, scenario.fidelity.semantic_ok, judge=judge,
+                   reference_cluster=models.cluster)
+    run = PipelineRun(name, encoded, arrival, recon, scores, np.zeros(n, dtype=bool),
+                      coder=np.full(n, "", dtype=object), quality=np.full(n, np.nan),
+                      quality_target_missed=np.zeros(n, dtype=bool))
+    return item_records(run, items, shared.equiv_packets, shared.lossless_bits)
+
+
 def run_pipeline(name: str, items: ItemSet, models: Models, scenario: Scenario, ctx: RunContext,
                  shared: PointInputs) -> pd.DataFrame:
     """Run pipeline ``name`` over all items through the chain teacher -> link -> apprentice ->
     ledger; returns its item table (see :mod:`simulator.ledger`). The link's progress goes to
     ``ctx.report`` under the pipeline's name."""
     spec = PIPELINES.get(name)
+    if spec.jscc:
+        return run_jscc_pipeline(name, items, models, scenario, ctx, shared)
     streams = shared.classical[spec.classical_coder]
     link, n = scenario.link, len(items)
     view = models.view(spec, items)
@@ -263,7 +311,7 @@ def classical_streams(items: ItemSet, scenario: Scenario, progress: Progress | N
     ``progress(step, done, total)`` follows the items of each coder."""
     cl = scenario.classical
     names = {"pipeline": cl.coder, "memorizable": cl.memorizable_coder}
-    roles = {PIPELINES.get(p).classical_coder for p in scenario.pipelines}
+    roles = {PIPELINES.get(p).classical_coder for p in scenario.pipelines if not PIPELINES.get(p).jscc}
     by_coder: dict[str, ClassicalStreams] = {}
     for role in sorted(roles):
         if names[role] not in by_coder:
@@ -311,7 +359,7 @@ def run_point(items: ItemSet, scenario: Scenario, ctx: RunContext,
     summary = summarize(table, content_complexity(items.labels, items.memorizable, h * w * c * 8), model_bits,
                         scenario.link, h * w, tuple(scenario.fidelity.impact_thresholds_db),
                         oracles={p for p in scenario.pipelines if PIPELINES.get(p).reads_ground_truth},
-                        mcs=summary_columns(choice))
+                        mcs=summary_columns(choice), channels=c)
     models.timings = {"learning_s": round(t1 - t0, 3), "simulation_s": round(time.perf_counter() - t1, 3)}
     return table, summary, models
 

@@ -267,6 +267,7 @@ def run_scenario(scenario: Scenario, ctx: RunContext, *, out: Path | None = None
     rundir = RunDirectory(final, run_id=run_id(scenario), fingerprint=run_id(scenario) + f"|{ctx.device}",
                           kind="run", scenario=scenario.name, fresh=fresh, overwrite=overwrite)
     datasets = preload([s.source for _, s in points])
+    check_models(points, datasets)
     with contextlib.ExitStack() as stack:
         ray = stack.enter_context(_ray_cluster(address)) if executor == "ray" else None
         stack.enter_context(rundir.open(command=command))
@@ -284,6 +285,19 @@ def run_scenario(scenario: Scenario, ctx: RunContext, *, out: Path | None = None
         else:
             _run_serial(todo, ctx, datasets, rundir, progress, on_point, len(points))
         return finish(rundir, scenario, ctx, len(points), time.perf_counter() - t0, extra)
+
+
+def check_models(points: list, datasets: dict) -> None:
+    """Refuse, before anything is written, a point whose pipelines need a zoo model that does
+    not fit its items (``deepjscc``: :func:`~simulator.jscc.codec.zoo_model`)."""
+    from .jscc.codec import zoo_model
+    from .registry import PIPELINES
+
+    for _, sc in points:
+        if any(PIPELINES.get(p).jscc for p in sc.pipelines):
+            src = sc.source
+            items = datasets[(src.dataset, src.convert, src.max_pixels)]
+            zoo_model(sc.jscc.model, sc.link.bandwidth_ratio, items.shape)
 
 
 def _roundtrip(df: pd.DataFrame) -> pd.DataFrame:
@@ -432,6 +446,7 @@ def _run(scenario: Scenario, ctx: RunContext, out, progress: Progress | None, on
     t0 = time.perf_counter()
     points = expand_sweep(scenario)
     datasets = preload([s.source for _, s in points])
+    check_models(points, datasets)
     loaded = []
     if on_point:
         on_point(-1, len(points), {})

@@ -22,6 +22,7 @@ from .classical.config import ClassicalConfig
 from .link.config import CODE_RATE_MAX, CODE_RATE_MIN, MODULATIONS, CalibrationConfig, CodeConfig, LinkConfig, check_snr_grid
 from .link.mcs import candidate_entries
 from .errors import InputError
+from .jscc.config import JsccConfig
 from .preprocess.config import PreprocessConfig
 from .registry import PIPELINES, TRANSPORTS
 from .section import Section
@@ -30,7 +31,7 @@ from .sources.config import MemorizableConfig, SourceConfig
 from .sweep import check_values, expand
 
 # The sections owned by other modules are importable from here too (one schema, one place to look).
-__all__ = ["Scenario", "SourceConfig", "MemorizableConfig", "PreprocessConfig", "SemanticConfig", "ClassicalConfig",
+__all__ = ["Scenario", "JsccConfig", "SourceConfig", "MemorizableConfig", "PreprocessConfig", "SemanticConfig", "ClassicalConfig",
            "LinkConfig", "CodeConfig", "CalibrationConfig", "TrafficConfig", "NodesConfig", "FidelityConfig",
            "MODULATIONS", "CODE_RATE_MIN", "CODE_RATE_MAX", "check_snr_grid", "parse_scenario", "load_scenario",
            "with_overrides", "expand_sweep", "check_sweep"]
@@ -90,6 +91,7 @@ class Scenario(Section):
     traffic: TrafficConfig = Field(default_factory=TrafficConfig)
     fidelity: FidelityConfig = Field(default_factory=FidelityConfig)
     nodes: NodesConfig = Field(default_factory=NodesConfig)
+    jscc: JsccConfig = Field(default_factory=JsccConfig)
     sweep: dict[str, list[Any]] = Field(default_factory=dict)
 
     @field_validator("sweep", mode="before")
@@ -114,15 +116,40 @@ class Scenario(Section):
     def _unique(cls, v: list[str]) -> list[str]:
         if len(set(v)) != len(v):
             raise ValueError("pipelines must not repeat a name")
-        for name in v:  # a pipeline's transport must exist and carry what the teacher codes (bits)
-            transport = PIPELINES.get(name).transport
+        for name in v:  # a pipeline's transport must exist and carry what the teacher codes
+            spec = PIPELINES.get(name)
+            transport = spec.transport
             if transport not in TRANSPORTS.names():
                 raise ValueError(f"pipeline {name!r} names the transport {transport!r}; allowed: {TRANSPORTS.allowed()}")
             carried = getattr(TRANSPORTS.get(transport), "payload", "bits")
-            if carried != "bits":
+            produced = "reals" if spec.jscc else "bits"
+            if carried != produced:
                 raise ValueError(f"pipeline {name!r}: its transport {transport!r} carries {carried}, but the teacher "
-                                 "codes items into bits; a pipeline on that transport needs an encoder that produces them")
+                                 f"codes its items into {produced}; a pipeline on that transport needs an encoder "
+                                 "that produces them")
         return v
+
+    @model_validator(mode="after")
+    def _jscc_budget(self) -> "Scenario":
+        if self.link.bandwidth_ratio is not None:
+            digital = [p for p in self.pipelines if not PIPELINES.get(p).jscc]
+            if digital:
+                raise ValueError(f"link.bandwidth_ratio is a budget that only the deepjscc pipeline codes to; "
+                                 f"{', '.join(repr(p) for p in digital)} would ignore it (digital pipelines do not "
+                                 "yet code to a bandwidth budget): run them in a scenario without it")
+        if any(PIPELINES.get(p).jscc for p in self.pipelines):
+            if self.link.mcs == "adaptive":
+                raise ValueError("link.mcs = 'adaptive' chooses a code for bits; the deepjscc pipeline sends real "
+                                 "symbols with no code: use mcs = 'fixed'")
+            if self.link.snr_type == "ebn0":
+                raise ValueError("link.snr_type = 'ebn0' needs bits per symbol; the deepjscc pipeline sends real "
+                                 "symbols: give the SNR as Es/N0 (snr_type = 'esn0')")
+        if any(PIPELINES.get(p).jscc for p in self.pipelines) and self.jscc.model == "auto" \
+                and self.link.bandwidth_ratio is None:
+            raise ValueError("a deepjscc pipeline with jscc.model = 'auto' picks the zoo model of the link's "
+                             "bandwidth: set link.bandwidth_ratio (complex channel uses per source dimension, e.g. "
+                             "0.16666666666666666 for 1/6) or name the model")
+        return self
 
     @model_validator(mode="after")
     def _adaptive_mcs_fits(self) -> "Scenario":

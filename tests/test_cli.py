@@ -62,7 +62,7 @@ CASES = {
     "unknown modulation": (SMALL.replace('"qpsk"', '"qam17"'), "link.modulation"),
     "missing data path": (SMALL.replace("{dataset}", "cifar10:/nonexistent/cifar"), "/nonexistent/cifar"),
     "k > n": (SMALL.replace("k = 256, n = 512", "k = 600, n = 512"), "k must not exceed n"),
-    "unknown codec": (SMALL + '[classical]\ncoder = "bpg"\n', "raw, png, zlib, jpeg, webp, avif, heif, webp-lossless, jpegxl-lossless, brotli, best-lossless"),
+    "unknown codec": (SMALL + '[classical]\ncoder = "bpg"\n', "raw, png, zlib, jpeg, webp, avif, heif, heif-420, webp-lossless, jpegxl-lossless, brotli, best-lossless"),
     "quality outside the codec's range": (SMALL + '[classical]\ncoder = "jpeg"\nquality = 101\n', "1..100"),
 }
 

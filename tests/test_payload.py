@@ -34,8 +34,8 @@ from simulator.classical.source_coding import Coder, CorruptStream, decode
 from simulator.registry import CODERS
 from simulator.sources import load_dataset
 
-ALL = ["raw", "zlib", "png", "brotli", "jpeg", "webp", "avif", "heif", "webp-lossless", "jpegxl-lossless",
-       "best-lossless"]
+ALL = ["raw", "zlib", "png", "brotli", "jpeg", "webp", "avif", "heif", "heif-420", "webp-lossless",
+       "jpegxl-lossless", "best-lossless"]
 
 
 @pytest.fixture(scope="module")
@@ -232,7 +232,7 @@ def test_every_byte_is_accounted_for(name, images):
 def test_minimal_header_bits():
     assert {n: P.header_bits(n) for n in ALL} == {
         "raw": 0, "zlib": 0, "png": 0, "brotli": 0, "jpeg": 7, "webp": 0, "avif": 1, "heif": 0,
-        "webp-lossless": 0, "jpegxl-lossless": 0, "best-lossless": 0}
+        "heif-420": 0, "webp-lossless": 0, "jpegxl-lossless": 0, "best-lossless": 0}
     with pytest.raises(ValueError, match="unknown classical coder"):
         P.header_bits("no-such-coder")
 
@@ -271,7 +271,7 @@ def test_webp_rebuilds_from_the_shape_alone_at_every_quality(images):
         assert _decode("webp", rebuilt, image.shape) == _decode("webp", stream, image.shape)
 
 
-@pytest.mark.parametrize("name", ["avif", "heif"])
+@pytest.mark.parametrize("name", ["avif", "heif", "heif-420"])
 def test_isobmff_rebuilds_from_a_reference_at_another_quality(name, images):
     """HEIF: one reference (quality 50) serves every quality: 0 header bits. AVIF: one
     reference for the lossy qualities (60), one for lossless (100): 1 header bit."""
@@ -282,7 +282,7 @@ def test_isobmff_rebuilds_from_a_reference_at_another_quality(name, images):
             stream = coder.encode_at(image, quality)
             payload = P.payload_bytes(name, stream, image.shape)
             _check_payload_units(name, payload)
-            ref = refs[50] if name == "heif" else refs[100 if quality == 100 else 60]
+            ref = refs[50] if name.startswith("heif") else refs[100 if quality == 100 else 60]
             rebuilt = rebuild_isobmff(payload, ref, name)
             assert rebuilt == stream, (image.shape, quality)
         assert _decode(name, rebuilt, image.shape) == _decode(name, stream, image.shape)
@@ -409,6 +409,7 @@ REBUILD_QUALITIES = {  # the extremes and at least 5 spread over the range, per 
     "webp": [0, 10, 25, 50, 75, 90, 99, 100],
     "avif": [0, 10, 25, 50, 60, 75, 90, 99, 100],
     "heif": [0, 10, 25, 50, 75, 90, 99, 100],
+    "heif-420": [0, 25, 50, 75, 100],
 }
 LOSSLESS = ["raw", "zlib", "png", "brotli", "webp-lossless", "jpegxl-lossless", "best-lossless"]
 

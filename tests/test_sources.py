@@ -203,3 +203,19 @@ def test_imagefolder_errors_name_the_item(tmp_path):
 def test_itemset_checks_shapes():
     with pytest.raises(ValueError):
         ItemSet(np.zeros((2, 4, 4, 1), np.float32), [0, 0], ["structured"] * 2, ["a"])
+
+
+def test_skip_per_class_leaves_out_the_first_items_of_each_class(ctx):
+    full = load_dataset("digits")
+    counts = np.bincount(full.labels)
+    skip = int(counts.min()) - 3
+    items = load_items(SourceConfig(dataset="digits", skip_per_class=skip), ctx)
+    assert len(items) == int((counts - skip).sum())
+    kept = {tuple(x.ravel()) for x in items.images}
+    for k in range(len(counts)):  # none of a class's first `skip` items, all of its others
+        at = np.flatnonzero(full.labels == k)
+        assert not any(tuple(full.images[i].ravel()) in kept for i in at[:skip] if
+                       not any(np.array_equal(full.images[i], full.images[j]) for j in at[skip:]))
+        assert all(tuple(full.images[i].ravel()) in kept for i in at[skip:])
+    with pytest.raises(InputError, match="skip_per_class = 100000 leaves no item"):
+        load_items(SourceConfig(dataset="digits", skip_per_class=100000), ctx)

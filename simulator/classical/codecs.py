@@ -138,12 +138,12 @@ def _avif(image: np.ndarray, quality: int) -> bytes:
                                          codec="aom", numthreads=1))
 
 
-def _heif(image: np.ndarray, quality: int) -> bytes:
+def _heif(image: np.ndarray, quality: int, chroma: str = HEIF_CHROMA_RGB) -> bytes:
     image = _check_image(image)
     grey = image.shape[-1] == 1
     heif = pillow_heif.from_bytes("L" if grey else "RGB", (image.shape[1], image.shape[0]), image.tobytes())
     buf = io.BytesIO()
-    heif.save(buf, quality=quality, save_nclx_profile=False, **({} if grey else {"chroma": HEIF_CHROMA_RGB}),
+    heif.save(buf, quality=quality, save_nclx_profile=False, **({} if grey else {"chroma": chroma}),
               enc_params=dict(HEIF_ENC_PARAMS))
     return buf.getvalue()
 
@@ -172,6 +172,8 @@ LOSSY = {
     "heif": _lossy("heif", _heif, _heif_decode, 0, 100, 50,
                    f"HEIF (libheif + x265, HEVC intra as in BPG, {HEIF_CHROMA_RGB[0]}:{HEIF_CHROMA_RGB[1]}:"
                    f"{HEIF_CHROMA_RGB[2]}), preset slow, quality 0..100"),
+    "heif-420": _lossy("heif-420", partial(_heif, chroma="420"), _heif_decode, 0, 100, 50,
+                       "HEIF with 4:2:0 chroma, BPG's default (bpgenc -f 420); otherwise as heif"),
 }
 
 

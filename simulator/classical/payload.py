@@ -106,7 +106,7 @@ MINIMAL_HEADER_BITS: dict[str, int] = {
     "jpeg": 7,   # the quality 1..100: it selects the DQT tables
     "webp": 0,
     "avif": 1,   # lossless (quality 100) or not: each has its own sequence header and properties
-    "heif": 0,
+    "heif": 0, "heif-420": 0,
     "raw": 0, "zlib": 0, "png": 0, "brotli": 0, "webp-lossless": 0, "jpegxl-lossless": 0,
     "best-lossless": 0,  # the member tag is the payload's first byte
     "best": 0,  # the member tag is the payload's first byte; the member's own header follows it
@@ -871,7 +871,7 @@ _PARSERS = {
     "jpeg": _jpeg,
     "webp": lambda data, shape: _webp(data, shape, b"VP8 "),
     "webp-lossless": lambda data, shape: _webp(data, shape, b"VP8L"),
-    "avif": _avif, "heif": _heif,
+    "avif": _avif, "heif": _heif, "heif-420": _heif,
     "jpegxl-lossless": _jxl,
     "best-lossless": _best_lossless,
     "best": _best,
@@ -1036,6 +1036,7 @@ _TEMPLATES = {
     "jpeg": _jpeg_template, "zlib": _deflate_template, "png": _png_template,
     "avif": lambda ref, shape: _isobmff_template(ref, shape, b"av01", b"av1C", _av1_obus),
     "heif": lambda ref, shape: _isobmff_template(ref, shape, b"hvc1", b"hvcC", _hevc_nals),
+    "heif-420": lambda ref, shape: _isobmff_template(ref, shape, b"hvc1", b"hvcC", _hevc_nals),
     "jpegxl-lossless": _jxl_template,
 }
 
@@ -1182,7 +1183,7 @@ def _b_best(name, coder, payload: bytes, shape, quality) -> bytes:
 _BUILDERS = {
     "raw": _b_whole, "brotli": _b_whole, "zlib": _b_zlib, "png": _b_png,
     "jpeg": _b_jpeg, "webp": _b_webp, "webp-lossless": _b_webp_lossless,
-    "avif": _b_isobmff, "heif": _b_isobmff,
+    "avif": _b_isobmff, "heif": _b_isobmff, "heif-420": _b_isobmff,
     "jpegxl-lossless": _b_jxl, "best-lossless": _b_best_lossless, "best": _b_best,
 }
 

@@ -102,6 +102,10 @@ class LinkConfig(Section):
     harq: Literal["none", "chase", "ir"] = "none"
     mcs: Literal["fixed", "adaptive"] = "fixed"
     target_bler: float = Field(default=0.1, gt=0.0, lt=1.0)
+    bandwidth_ratio: float | None = Field(
+        default=None, gt=0.0, le=64.0,
+        description="complex channel uses per real source dimension (H W C values of an item); the budget of a "
+                    "joint source-channel coder (docs/jscc.md); twice it is the real-symbol form")
     calibration: CalibrationConfig = Field(default_factory=CalibrationConfig)
 
     @model_validator(mode="after")

@@ -15,9 +15,7 @@ attempts, channel uses, and the discrete-event :class:`~simulator.link.des.Timel
   (``E|x|^2 = 1``), sent once through the channel at the scenario's Es/N0 (no code, no
   retransmission); the apprentice gets the received symbols in the same normalised domain.
   ``L`` reals take ``ceil(L / 2)`` complex channel uses; delivery time is the channel uses
-  over ``link.symbol_rate``. No built-in pipeline uses it yet: the teacher codes items into
-  bits, and the scenario refuses a pipeline whose transport carries something else; it is
-  the link for a joint source-channel coder (DeepJSCC), tested on its own.
+  over ``link.symbol_rate``. The ``deepjscc`` pipeline travels this way (:mod:`simulator.jscc`).
 
 A new transport is a class with ``carry(handoff, link, ctx, on_progress=None) -> Arrival``
 and one :meth:`~simulator.registry.Registry.register` call (docs/extending.md).

@@ -10,6 +10,8 @@
   trained on X_l only, X_m through the classical coder.
 - ``contrastive-oracle``: ``contrastive`` with the ground-truth split, an upper bound (the only
   pipeline that reads the ground truth; not in the default list).
+- ``deepjscc``: every item through a DeepJSCC network straight to channel symbols, over the
+  analog transport (the field's joint source-channel baseline; not in the default list).
 
 A new pipeline is one new file that builds a spec and registers it (docs/extending.md).
 """
@@ -23,5 +25,6 @@ from . import vanilla  # noqa: E402, F401, I001
 from . import fallback  # noqa: E402, F401, I001
 from . import contrastive  # noqa: E402, F401, I001
 from . import oracle  # noqa: E402, F401, I001
+from . import deepjscc  # noqa: E402, F401, I001
 
 __all__ = ["PIPELINES", "PipelineSpec", "PointView"]

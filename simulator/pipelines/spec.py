@@ -82,6 +82,9 @@ class PipelineSpec:
         transport: how its items travel over the link, a name of
             :data:`~simulator.registry.TRANSPORTS` (``"digital"``: bits in coded packets;
             the teacher's payload must be what the transport carries).
+        jscc: the teacher codes every item jointly into real channel symbols with the
+            scenario's DeepJSCC model (``[jscc]``, :mod:`simulator.jscc`); its transport must
+            carry reals, and it has no language, classical coder or pre-processor.
     """
 
     description: str
@@ -96,8 +99,11 @@ class PipelineSpec:
     default: bool = False
     classical_coder: str = "memorizable"
     transport: str = "digital"
+    jscc: bool = False
 
     def __post_init__(self) -> None:
+        if self.jscc and (self.language is not None or self.needs_preprocessor):
+            raise ValueError("a jscc pipeline codes every item with its DeepJSCC model: no language, no pre-processor")
         if not isinstance(self.transport, str) or not self.transport:
             raise ValueError(f"transport must be a registered transport's name (got {self.transport!r})")
         if self.classical_coder not in ("pipeline", "memorizable"):

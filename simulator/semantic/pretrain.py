@@ -175,8 +175,9 @@ def train_steps(codec: HyperpriorCodec, images: np.ndarray, clusters: np.ndarray
     return out
 
 
-def load_training_items(recipe: Recipe, data: str) -> np.ndarray:
-    """The recipe's training items from dataset spec ``data``, ``(N, H, W, C)`` uint8."""
+def load_training_items(recipe, data: str) -> np.ndarray:
+    """The training items of ``recipe`` (a :class:`Recipe` or any recipe with ``name``,
+    ``arch.channels`` and ``select(labels)``) from dataset spec ``data``, ``(N, H, W, C)`` uint8."""
     from ..sources import load_dataset
 
     items = load_dataset(data)
@@ -203,24 +204,32 @@ def pretrain(recipe: Recipe, data: str, steps: int, checkpoint: str, *, device: 
         torch.set_num_threads(prev)
 
 
+def resume(checkpoint: str, name: str, steps: int, model: torch.nn.Module, opt: torch.optim.Optimizer, state: dict,
+           echo) -> bool:
+    """Load the checkpoint of a run of recipe ``name`` over ``steps`` steps into ``model``,
+    ``opt`` and ``state`` (its ``step``, ``history``, ``seconds`` and ``starts_from``); False
+    when there is none. A checkpoint of another recipe or length is refused (InputError)."""
+    if not os.path.exists(checkpoint):
+        return False
+    blob = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    if blob["recipe"] != name or blob["steps"] != int(steps):
+        raise InputError(f"checkpoint is for {blob['recipe']} over {blob['steps']} steps, not {name} over {steps}",
+                         where=checkpoint)
+    model.load_state_dict(blob["state"])
+    opt.load_state_dict(blob["opt"])
+    state.update({k: blob[k] for k in ("step", "history", "seconds", "starts_from") if k in blob})
+    echo(f"resumed {name} at step {state['step']}/{steps}")
+    return True
+
+
 def _pretrain(recipe: Recipe, data: str, steps: int, checkpoint: str, *, device: str, stop_after: float | None,
               every: int, init_from: str, echo) -> dict:
     images = load_training_items(recipe, data)
-    codec = build_codec(recipe.arch, recipe.seed, recipe.ladder)
+    codec = build_codec(recipe.arch, recipe.seed, recipe.ladder).to(device)  # before the optimiser's resumed state
     opt = torch.optim.Adam(codec.parameters(), lr=recipe.lr)
     state = {"recipe": recipe.name, "steps": int(steps), "step": 0, "history": [], "items": int(len(images)),
              "data": data, "device": device, "seconds": 0.0}
-    if os.path.exists(checkpoint):
-        blob = torch.load(checkpoint, map_location="cpu", weights_only=False)
-        if blob["recipe"] != recipe.name or blob["steps"] != int(steps):
-            raise InputError(f"checkpoint is for {blob['recipe']} over {blob['steps']} steps, not "
-                             f"{recipe.name} over {steps}", where=checkpoint)
-        codec.load_state_dict(blob["state"])
-        opt.load_state_dict(blob["opt"])
-        state.update({k: blob[k] for k in ("step", "history", "seconds") + (("starts_from",) if "starts_from" in blob
-                                                                               else ())})
-        echo(f"resumed {recipe.name} at step {state['step']}/{steps}")
-    elif recipe.starts_from:
+    if not resume(checkpoint, recipe.name, steps, codec, opt, state, echo) and recipe.starts_from:
         if not init_from or not os.path.exists(init_from):
             raise InputError(f"{recipe.name} starts from a finished {recipe.starts_from} checkpoint: give it with "
                              "--init-from", where="--init-from")
@@ -262,28 +271,41 @@ def _pretrain(recipe: Recipe, data: str, steps: int, checkpoint: str, *, device:
     return dict(state, state=codec.state_dict())
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m simulator.semantic.pretrain",
-                                description="pretrain (or resume) a zoo pre-distribution")
-    p.add_argument("recipe", choices=sorted(RECIPES))
+def arguments(prog: str, description: str, recipes) -> argparse.ArgumentParser:
+    """The command line every zoo pretraining module takes (``recipes``: the names allowed)."""
+    p = argparse.ArgumentParser(prog=prog, description=description)
+    p.add_argument("recipe", choices=sorted(recipes))
     p.add_argument("--data", help="dataset spec (default: the recipe's)")
     p.add_argument("--steps", type=int, required=True)
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--stop-after", type=float, help="seconds; stop with a checkpoint")
-    p.add_argument("--init-from", default="", help="a finished checkpoint of the recipe this one starts from")
     p.add_argument("--export", action="store_true", help="write the zoo weights when the run is complete")
+    return p
+
+
+def main(argv=None) -> int:
+    p = arguments("python -m simulator.semantic.pretrain", "pretrain (or resume) a zoo pre-distribution", RECIPES)
+    p.add_argument("--init-from", default="", help="a finished checkpoint of the recipe this one starts from")
     a = p.parse_args(argv)
     recipe = RECIPES[a.recipe]
-    try:
-        out = pretrain(recipe, a.data or recipe.dataset, a.steps, a.checkpoint, device=a.device, threads=a.threads,
-                       stop_after=a.stop_after, init_from=a.init_from, echo=lambda s: print(s, flush=True))
-        if a.export and out["step"] >= a.steps:
-            from ..zoo import export
+    from ..zoo import export
 
-            path = export(recipe, out, recipe.ladder, " ".join(["python -m simulator.semantic.pretrain"] + sys.argv[1:]
-                                                 if argv is None else argv))
+    return command("python -m simulator.semantic.pretrain", argv, a, lambda: pretrain(
+        recipe, a.data or recipe.dataset, a.steps, a.checkpoint, device=a.device, threads=a.threads,
+        stop_after=a.stop_after, init_from=a.init_from, echo=lambda s: print(s, flush=True)),
+        lambda out, line: export(recipe, out, recipe.ladder, line))
+
+
+def command(prog: str, argv, a: argparse.Namespace, train, write) -> int:
+    """A pretraining command: ``train()`` (returns the checkpoint's content), then, when the run
+    is complete and ``--export`` was given, ``write(content, command line)`` (returns the
+    weights' path). Bad input: one line on stderr, exit status 2."""
+    try:
+        out = train()
+        if a.export and out["step"] >= a.steps:
+            path = write(out, " ".join([prog] + (sys.argv[1:] if argv is None else list(argv))))
             print(f"wrote {path}")
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)

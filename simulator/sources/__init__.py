@@ -112,9 +112,15 @@ def check_source(cfg, dataset: ItemSet | DatasetInfo) -> int:
             raise InputError(f"{cfg.classes} classes asked for but the dataset {cfg.dataset} has {info.num_classes}; "
                              f"use at most {info.num_classes} or leave classes unset", where="source.classes")
         counts = counts[: cfg.classes]
-    available = int(sum(counts))
+    skip = getattr(cfg, "skip_per_class", 0)
+    available = int(sum(max(0, int(c) - skip) for c in counts))
+    if skip and not available:
+        raise InputError(f"skip_per_class = {skip} leaves no item of the dataset {cfg.dataset} (its largest class has "
+                         f"{max(int(c) for c in counts)})", where="source.skip_per_class")
     if cfg.max_items is not None and cfg.max_items > available:
-        after = f" (after classes = {cfg.classes})" if cfg.classes is not None else ""
+        after = "".join([f", classes = {cfg.classes}" if cfg.classes is not None else "",
+                         f", skip_per_class = {skip}" if skip else ""])
+        after = f" (after {after[2:]})" if after else ""
         raise InputError(f"{cfg.max_items} items asked for but the dataset {cfg.dataset} has {available}{after}; "
                          f"use at most {available} or leave max_items unset", where="source.max_items")
     return available if cfg.max_items is None else int(cfg.max_items)
@@ -136,8 +142,9 @@ def load_items(cfg, ctx: RunContext, datasets: dict | None = None) -> ItemSet:
     """The items of a scenario's ``[source]`` section (a :class:`~simulator.scenario.SourceConfig`).
 
     Steps: load the dataset (converted per ``source.convert``); keep the first ``classes``
-    classes; draw ``max_items`` items at random (without replacement); inject memorizable items
-    at ``memorizable.fraction``; put everything in a random arrival order. All randomness comes
+    classes; leave out the first ``skip_per_class`` items of each class; draw ``max_items``
+    items at random (without replacement); inject memorizable items at
+    ``memorizable.fraction``; put everything in a random arrival order. All randomness comes
     from ``ctx.rng("source")``. ``datasets``: datasets already loaded (see :func:`preload`).
     Asking for more classes or items than the dataset has is refused (:func:`check_source`).
     """
@@ -154,6 +161,12 @@ def load_items(cfg, ctx: RunContext, datasets: dict | None = None) -> ItemSet:
     if cfg.classes is not None:
         base = base.subset(base.labels < cfg.classes)
         base.class_names = base.class_names[: cfg.classes]
+    if cfg.skip_per_class:
+        rank = np.zeros(len(base), dtype=np.int64)
+        for k in np.unique(base.labels):
+            at = np.flatnonzero(base.labels == k)
+            rank[at] = np.arange(len(at))
+        base = base.subset(rank >= cfg.skip_per_class)
     if cfg.max_items is not None and cfg.max_items < len(base):
         base = base.subset(np.sort(rng.choice(len(base), size=cfg.max_items, replace=False)))
     mem = cfg.memorizable

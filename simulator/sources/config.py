@@ -30,6 +30,8 @@ class SourceConfig(Section):
     dataset: Annotated[str, AfterValidator(check_dataset_spec)] = "digits"
     classes: int | None = Field(default=None, ge=1)
     max_items: int | None = Field(default=None, ge=1)
+    skip_per_class: int = Field(default=0, ge=0, description="leave out the first N items of each class (in the "
+                                "loader's order), e.g. the items a zoo model was trained on")
     convert: Literal["none", "grey", "rgb"] = "none"
     max_pixels: int = Field(default=MAX_PIXELS, ge=1)
     memorizable: MemorizableConfig = Field(default_factory=MemorizableConfig)

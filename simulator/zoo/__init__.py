@@ -59,19 +59,25 @@ def _manifest(path: Path = MANIFEST) -> dict:
     return json.loads(path.read_text())
 
 
-def names() -> list[str]:
-    """The zoo's entries."""
-    return sorted(_manifest())
+#: What a zoo entry is: ``"language"`` (a hyperprior pre-distribution, ``semantic.pretrained``)
+#: or ``"deepjscc"`` (a DeepJSCC network, ``jscc.model``). An entry without ``kind`` is a language.
+KINDS = ("language", "deepjscc")
+_WHERE = {"language": "semantic.pretrained", "deepjscc": "jscc.model"}
 
 
-def entry(name: str) -> ZooEntry:
-    """The manifest entry ``name``; :class:`InputError` naming the allowed ones otherwise."""
+def names(kind: str = "language") -> list[str]:
+    """The zoo's entries of ``kind`` (:data:`KINDS`)."""
+    return sorted(n for n, e in _manifest().items() if e.get("kind", "language") == kind)
+
+
+def entry(name: str, kind: str = "language") -> ZooEntry:
+    """The manifest entry ``name`` of ``kind``; :class:`InputError` naming the allowed ones otherwise."""
     m = _manifest()
-    if name not in m:
-        raise InputError(f"no zoo model {name!r}; the zoo has {', '.join(sorted(m)) or 'nothing'}",
-                         where="semantic.pretrained")
+    if name not in m or m[name].get("kind", "language") != kind:
+        have = names(kind)
+        raise InputError(f"no zoo model {name!r}; the zoo has {', '.join(have) or 'nothing'}", where=_WHERE[kind])
     e = m[name]
-    return ZooEntry(name, e["file"], e["sha256"], dict(e["arch"]), tuple(float(v) for v in e["lambdas"]),
+    return ZooEntry(name, e["file"], e["sha256"], dict(e["arch"]), tuple(float(v) for v in e.get("lambdas", ())),
                     dict(e["info"]))
 
 
@@ -105,6 +111,22 @@ def export(recipe, checkpoint: dict, lambdas: tuple[float, ...], command: str, f
     ``recipe``: the :class:`~simulator.semantic.pretrain.Recipe`; ``checkpoint``: what
     :func:`~simulator.semantic.pretrain.pretrain` returned; ``lambdas``: its operating points.
     """
+    return _export(recipe, checkpoint, command, folder, {"lambdas": [float(v) for v in lambdas]})
+
+
+def export_jscc(recipe, checkpoint: dict, command: str, folder: Path = HERE) -> Path:
+    """Write a DeepJSCC pretraining run's weights (half precision) and its manifest entry
+    (``kind = "deepjscc"``, with the bandwidth ratio and the training SNR range).
+
+    ``recipe``: the :class:`~simulator.jscc.pretrain.JsccRecipe`; ``checkpoint``: what
+    :func:`~simulator.jscc.pretrain.pretrain` returned.
+    """
+    return _export(recipe, checkpoint, command, folder,
+                   {"kind": "deepjscc", "bandwidth_ratio": recipe.arch.bandwidth_ratio(),
+                    "snr_train_db": list(recipe.snr_train_db)})
+
+
+def _export(recipe, checkpoint: dict, command: str, folder: Path, extra: dict) -> Path:
     state = {k: v.detach().cpu().half() for k, v in checkpoint["state"].items()}
     buf = io.BytesIO()
     torch.save(state, buf)
@@ -113,8 +135,7 @@ def export(recipe, checkpoint: dict, lambdas: tuple[float, ...], command: str, f
     path.write_bytes(blob)
     m = _manifest(folder / "manifest.json")
     m[recipe.name] = {
-        "file": path.name, "sha256": hashlib.sha256(blob).hexdigest(), "arch": recipe.arch.as_dict(),
-        "lambdas": [float(v) for v in lambdas],
+        "file": path.name, "sha256": hashlib.sha256(blob).hexdigest(), "arch": recipe.arch.as_dict(), **extra,
         "info": {"data": recipe.dataset, "items": checkpoint["items"],
                  "selection": (f"first {recipe.per_class} of each class" if recipe.per_class
                                else f"first {recipe.first} items"),
