@@ -27,7 +27,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from simulator.jscc.codec import JsccCodec  # noqa: E402
-from simulator.jscc.model import rayleigh_block  # noqa: E402
+from simulator.jscc.model import awgn, rayleigh_block  # noqa: E402
 from simulator.jscc.separation import (Separation, at_budget, capacity_bits, choose_entry, mean_psnr, mosaic,  # noqa: E402
                                        rd_curve)
 from simulator.metrics import ms_ssim, psnr_from_mse  # noqa: E402
@@ -215,7 +215,7 @@ def main(argv=None) -> int:
                 x = torch.from_numpy(codec.encode(ev, s))
                 if a.channel == "awgn":
                     eff = torch.full((len(ev),), float(snr))
-                    y = x + torch.sqrt(0.5 * 10 ** (-eff / 10))[:, None] * torch.randn(x.shape, generator=gen)
+                    y = awgn(x, eff, gen)
                 else:
                     y, eff = rayleigh_block(x, torch.full((len(ev),), float(snr)), gen)
                 dec_snr = eff.numpy() if told is None else s

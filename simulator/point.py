@@ -214,6 +214,15 @@ def load_jscc(scenario: Scenario, shape: tuple[int, int, int]) -> JsccCodec:
     return JsccCodec.from_zoo(zoo_model(scenario.jscc.model, scenario.link.bandwidth_ratio, shape))
 
 
+def _scores(items: ItemSet, recon: Reconstruction, arrival, models: Models, scenario: Scenario,
+            shared: PointInputs):
+    """The ledger's scores of what the apprentice rebuilt (the pre-processor, if any, judges)."""
+    judge = models.preprocessor.clusters if models.preprocessor is not None else None
+    return score(items.images, recon, arrival.timeline.delivery_time_s, shared.equiv_packets,
+                 scenario.fidelity.psnr_db, scenario.fidelity.semantic_ok, judge=judge,
+                 reference_cluster=models.cluster)
+
+
 def run_jscc_pipeline(name: str, items: ItemSet, models: Models, scenario: Scenario, ctx: RunContext,
                       shared: PointInputs) -> pd.DataFrame:
     """A ``jscc`` pipeline: the teacher's half of the DeepJSCC network codes each item into
@@ -237,10 +246,7 @@ def run_jscc_pipeline(name: str, items: ItemSet, models: Models, scenario: Scena
     told_rx = snr_from_noise(arrival.noise_variance) if cfg.snr_aware else np.full(n, cfg.design_snr_db)
     images = codec.decode(np.stack(arrival.received), told_rx.astype(np.float32), items.shape)
     recon = Reconstruction(np.ones(n, dtype=bool), images, route.copy(), np.zeros(n, dtype=np.int64))
-    judge = models.preprocessor.clusters if models.preprocessor is not None else None
-    scores = score(items.images, recon, arrival.timeline.delivery_time_s, shared.equiv_packets,
-                   scenario.fidelity.psnr_db, scenario.fidelity.semantic_ok, judge=judge,
-                   reference_cluster=models.cluster)
+    scores = _scores(items, recon, arrival, models, scenario, shared)
     run = PipelineRun(name, encoded, arrival, recon, scores, np.zeros(n, dtype=bool),
                       coder=np.full(n, "", dtype=object), quality=np.full(n, np.nan),
                       quality_target_missed=np.zeros(n, dtype=bool))
@@ -286,10 +292,7 @@ def run_pipeline(name: str, items: ItemSet, models: Models, scenario: Scenario, 
         raise RuntimeError(f"pipeline {name!r}: the apprentice read other routes or lengths than the teacher sent")
 
     # Ledger: scores and records.
-    judge = models.preprocessor.clusters if models.preprocessor is not None else None
-    scores = score(items.images, recon, arrival.timeline.delivery_time_s, shared.equiv_packets,
-                   scenario.fidelity.psnr_db, scenario.fidelity.semantic_ok, judge=judge,
-                   reference_cluster=models.cluster)
+    scores = _scores(items, recon, arrival, models, scenario, shared)
     sent_classically = ~semantic
     run = PipelineRun(name, encoded, arrival, recon, scores, predicted,
                       coder=np.where(sent_classically, streams.coder, "").astype(object),

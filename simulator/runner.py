@@ -33,7 +33,7 @@ from .plots import all_plots
 from .progress import Progress
 from .results import RunDirectory
 from .scenario import Scenario, expand_sweep, load_scenario
-from .sources import load_items, preload
+from .sources import load_items, preload, preloaded
 
 # More files staged from the assembled (items, summary) tables before a run commits (semsim rd).
 Extra = Callable[[RunDirectory, pd.DataFrame, pd.DataFrame], None]
@@ -295,9 +295,7 @@ def check_models(points: list, datasets: dict) -> None:
 
     for _, sc in points:
         if any(PIPELINES.get(p).jscc for p in sc.pipelines):
-            src = sc.source
-            items = datasets[(src.dataset, src.convert, src.max_pixels)]
-            zoo_model(sc.jscc.model, sc.link.bandwidth_ratio, items.shape)
+            zoo_model(sc.jscc.model, sc.link.bandwidth_ratio, preloaded(sc.source, datasets).shape)
 
 
 def _roundtrip(df: pd.DataFrame) -> pd.DataFrame:

@@ -137,14 +137,15 @@ class Scenario(Section):
                 raise ValueError(f"link.bandwidth_ratio is a budget that only the deepjscc pipeline codes to; "
                                  f"{', '.join(repr(p) for p in digital)} would ignore it (digital pipelines do not "
                                  "yet code to a bandwidth budget): run them in a scenario without it")
-        if any(PIPELINES.get(p).jscc for p in self.pipelines):
+        jscc = any(PIPELINES.get(p).jscc for p in self.pipelines)
+        if jscc:
             if self.link.mcs == "adaptive":
                 raise ValueError("link.mcs = 'adaptive' chooses a code for bits; the deepjscc pipeline sends real "
                                  "symbols with no code: use mcs = 'fixed'")
             if self.link.snr_type == "ebn0":
                 raise ValueError("link.snr_type = 'ebn0' needs bits per symbol; the deepjscc pipeline sends real "
                                  "symbols: give the SNR as Es/N0 (snr_type = 'esn0')")
-        if any(PIPELINES.get(p).jscc for p in self.pipelines) and self.jscc.model == "auto" \
+        if jscc and self.jscc.model == "auto" \
                 and self.link.bandwidth_ratio is None:
             raise ValueError("a deepjscc pipeline with jscc.model = 'auto' picks the zoo model of the link's "
                              "bandwidth: set link.bandwidth_ratio (complex channel uses per source dimension, e.g. "

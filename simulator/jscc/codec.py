@@ -33,7 +33,7 @@ class JsccCodec:
 
     Attributes:
         model: the network (eval mode, CPU).
-        name: the zoo entry it came from (or ``"scratch"``).
+        name: the zoo entry it came from.
         sha256: the zoo file's digest (``""`` when not from the zoo).
     """
 
@@ -55,8 +55,7 @@ class JsccCodec:
 
     def bandwidth_ratio(self, shape: tuple[int, int, int]) -> float:
         """Complex channel uses per real source dimension for items of ``shape = (H, W, C)``."""
-        h, w, c = shape
-        return self.model.reals(h, w) / 2 / (h * w * c)
+        return self.arch.bandwidth_ratio(shape[0], shape[1])
 
     def channel_uses(self, shape: tuple[int, int, int]) -> int:
         """Complex channel uses per item of ``shape`` (half the reals)."""
@@ -154,7 +153,7 @@ def zoo_model(model: str, ratio: float | None, shape: tuple[int, int, int]) -> s
         raise InputError(f"zoo DeepJSCC model {name!r} is for {arch.channels}-channel items, the source has "
                          f"{shape[2]}", where="jscc.model")
     h, w, c = shape
-    got = arch.symbols * (-(-h // 4)) * (-(-w // 4)) / 2 / (h * w * c)
+    got = arch.bandwidth_ratio(h, w)
     if ratio is not None and abs(got - ratio) > 1e-9 * ratio:
         raise InputError(f"zoo DeepJSCC model {name!r} uses {got:.6g} complex channel uses per source dimension on "
                          f"{h}x{w}x{c} items, not link.bandwidth_ratio = {ratio:.6g}", where="jscc.model")

@@ -56,9 +56,15 @@ class JsccShape:
     def as_dict(self) -> dict:
         return asdict(self)
 
-    def bandwidth_ratio(self) -> float:
-        """Complex channel uses per real source dimension: ``(c / 2) / (16 C)``."""
-        return self.symbols / (32.0 * self.channels)
+    def reals(self, h: int, w: int) -> int:
+        """Reals per item of ``h x w`` pixels (``2 x`` the complex channel uses): ``c`` per 4x4
+        block of the item padded to a multiple of 4."""
+        return self.symbols * (-(-h // 4)) * (-(-w // 4))
+
+    def bandwidth_ratio(self, h: int = 4, w: int = 4) -> float:
+        """Complex channel uses per real source dimension on ``h x w`` items: ``(c / 2) / (16 C)``
+        when both are multiples of 4 (the default)."""
+        return self.reals(h, w) / 2 / (h * w * self.channels)
 
 
 class AttentionFeature(nn.Module):
@@ -107,9 +113,8 @@ class DeepJSCC(nn.Module):
         return -(-h // 4) * 4, -(-w // 4) * 4
 
     def reals(self, h: int, w: int) -> int:
-        """Reals per item of ``h x w`` pixels (``2 x`` the complex channel uses)."""
-        ph, pw = self.padded(h, w)
-        return self.arch.symbols * (ph // 4) * (pw // 4)
+        """Reals per item of ``h x w`` pixels (:meth:`JsccShape.reals`)."""
+        return self.arch.reals(h, w)
 
     def encode(self, x: torch.Tensor, snr_db: torch.Tensor) -> torch.Tensor:
         """``(B, C, H, W)`` pixels in ``[-1/2, 1/2]``, ``(B,)`` SNR in dB -> ``(B, L)`` reals of

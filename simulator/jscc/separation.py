@@ -131,7 +131,7 @@ def capacity_bits(uses: float, snr_db: float) -> float:
     return uses * math.log2(1.0 + 10.0 ** (snr_db / 10.0))
 
 
-def entry_code(entry: McsEntry, uses_per_codeword: int) -> tuple[int, int]:
+def budget_code(entry: McsEntry, uses_per_codeword: int) -> tuple[int, int]:
     """``(k, n)`` of ``entry`` for a codeword of ``uses_per_codeword`` channel uses."""
     n = entry.bits_per_symbol * int(uses_per_codeword)
     return int(math.floor(entry.rate * n + 0.5)), n
@@ -139,7 +139,7 @@ def entry_code(entry: McsEntry, uses_per_codeword: int) -> tuple[int, int]:
 
 def entry_link(entry: McsEntry, uses_per_codeword: int, channel: str, esn0_db: float) -> LinkConfig:
     """The link of ``entry`` with codewords of ``uses_per_codeword`` channel uses."""
-    k, n = entry_code(entry, uses_per_codeword)
+    k, n = budget_code(entry, uses_per_codeword)
     return LinkConfig.model_validate({"channel": channel, "modulation": entry.modulation, "code": {"k": k, "n": n},
                                       "snr_type": "esn0", "snr_db": float(esn0_db), "header_bits": 32})
 
@@ -231,5 +231,5 @@ def mean_psnr(mse: np.ndarray) -> float:
     return float(np.mean([psnr_from_mse(float(m)) for m in mse]))
 
 
-__all__ = ["mosaic", "tiles", "RdCurve", "rd_curve", "at_budget", "capacity_bits", "entry_code", "entry_link",
+__all__ = ["mosaic", "tiles", "RdCurve", "rd_curve", "at_budget", "capacity_bits", "budget_code", "entry_link",
            "Separation", "candidates", "choose_entry", "mean_psnr"]

@@ -21,7 +21,7 @@ from .imagefolder import inspect_imagefolder, load_imagefolder
 from .mixture import build_mixture
 
 __all__ = ["ItemSet", "STRUCTURED", "DatasetKind", "DatasetInfo", "load_dataset", "inspect_dataset", "load_items",
-           "preload", "inspect_sources", "check_source", "delivered", "build_mixture", "check_dataset_spec", "CONVERTS",
+           "preload", "preloaded", "inspect_sources", "check_source", "delivered", "build_mixture", "check_dataset_spec", "CONVERTS",
            "MAX_PIXELS"]
 
 
@@ -172,6 +172,12 @@ def load_items(cfg, ctx: RunContext, datasets: dict | None = None) -> ItemSet:
     mem = cfg.memorizable
     ood = get(mem.ood_dataset) if len(_specs(cfg)) > 1 else None
     return build_mixture(base, mem.kind, mem.fraction, rng, ood)
+
+
+def preloaded(cfg, datasets: dict) -> ItemSet:
+    """The dataset of a ``[source]`` section as :func:`preload` loaded it (before the section's
+    class, item and injection choices)."""
+    return datasets[(cfg.dataset, *_options(cfg))]
 
 
 def preload(source_cfgs) -> dict[tuple, ItemSet]:
