@@ -4,7 +4,8 @@ It knows only what arrives: for each item the link hands over its packets and wh
 one was received intact (ARQ gave up on the others). From the packet headers
 (:mod:`simulator.link.packets`) it reads the route and the stream length, then decodes
 the stream with the classical coder or the language. An item with a lost packet, or whose
-stream does not decode, is not delivered. Scoring (PSNR, fidelity, impact) is the ledger's.
+stream does not decode or is empty (the teacher sent nothing: a bandwidth budget no operating
+point fits), is not delivered. Scoring (PSNR, fidelity, impact) is the ledger's.
 """
 
 from __future__ import annotations
@@ -69,6 +70,8 @@ def reconstruct(shape: tuple[int, int, int], packets: list[np.ndarray], packet_o
         n_bits[i] = len(bits)
         stream = bits_to_bytes(bits, (len(bits) + 7) // 8)
         route[i] = Route.from_header_bit(flag)
+        if not len(bits):  # the teacher sent no stream (a bandwidth budget no operating point fits)
+            continue
         if route[i] is Route.SEMANTIC:
             if language is None:
                 raise ValueError(f"item {i} arrived on the semantic route but the apprentice has no language")

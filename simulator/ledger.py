@@ -31,7 +31,7 @@ ITEM_COLUMNS = [
     "representation_bits", "estimated_bits", "packets", "transmissions", "retransmissions",
     "bits_on_air", "channel_uses", "arrival_s", "queue_wait_s", "delivery_time_s", "delivered", "psnr_db",
     "semantic_ok", "meets_fidelity", "equiv_classical_packets", "semantic_impact",
-    "coder", "quality", "quality_target_missed", "mse", "msssim", "rung", "lossless_bits",
+    "coder", "quality", "quality_target_missed", "mse", "msssim", "rung", "lossless_bits", "sent",
 ]
 
 
@@ -164,6 +164,7 @@ def item_records(run: PipelineRun, items, equiv_packets: np.ndarray, lossless_bi
         "msssim": scores.msssim,
         "rung": encoded.rung,
         "lossless_bits": np.asarray(lossless_bits, dtype=np.int64),
+        "sent": np.asarray(encoded.sent, dtype=bool),
     })
     return df[ITEM_COLUMNS]
 
@@ -205,8 +206,9 @@ def summarize(items: pd.DataFrame, complexity_nats: float, model_bits: dict[str,
         header = float(link.header_bits) if link is not None else 0.0
         # analog items (a joint source-channel code's reals) have no bits: the bit columns
         # describe the items that travelled as bits, the analog ones count in channel uses
-        digital = g[g["bits_on_air"] > 0]
-        sem_digital = sem[sem["bits_on_air"] > 0]
+        # (and an item a bandwidth budget left unsent has no stream: it counts in channel uses)
+        digital = g[(g["bits_on_air"] > 0) & g["sent"].astype(bool)]
+        sem_digital = sem[(sem["bits_on_air"] > 0) & sem["sent"].astype(bool)]
         rows.append({
             "pipeline": pipeline,
             "reads_ground_truth": pipeline in oracles,
@@ -233,7 +235,7 @@ def summarize(items: pd.DataFrame, complexity_nats: float, model_bits: dict[str,
                                                                   g["delivery_time_s"], t) for t in thresholds_db},
             "language_complexity_per_item_nats": language_complexity_per_item(
                 g["representation_bits"], g["meets_fidelity"], g["lossless_bits"], model_bits.get(pipeline, 0.0))
-            if len(digital) == len(g) else float("nan"),
+            if bool((g["bits_on_air"] > 0).all()) else float("nan"),
             "model_bits": float(model_bits.get(pipeline, 0.0)),
             **_fidelity_columns(g),
             **_unit_columns(g, link, pixels_per_item, channels),
@@ -246,6 +248,7 @@ def _fidelity_columns(g: pd.DataFrame) -> dict[str, float]:
     delivered = g["delivered"].astype(bool)
     return {
         "undelivered_items": int((~delivered).sum()),
+        "unsent_items": int((~g["sent"].astype(bool)).sum()),
         "psnr_delivered_db": _psnr_of_mean_mse(g.loc[delivered, "mse"]),
         "psnr_all_db": _psnr_of_mean_mse(g["mse"]),
         "quality_target_missed_items": int(g["quality_target_missed"].astype(bool).sum()),

@@ -18,11 +18,12 @@ import numpy as np
 import pandas as pd
 
 from .apprentice import Reconstruction, reconstruct
-from .classical.streams import ClassicalStreams, encode_classical
+from .classical.streams import ClassicalStreams, cached_classical
 from .context import RunContext
 from .errors import InputError
 from .jscc.codec import JsccCodec, snr_from_noise, zoo_model
 from .ledger import PipelineRun, item_records, score, summarize
+from .link.budget import Budget
 from .link.des import poisson_arrivals
 from .link.mcs import adapted, choose_mcs, summary_columns
 from .link.packets import packets_needed
@@ -189,10 +190,14 @@ class PointInputs:
     codings: dict[str, TargetCoding]
 
 
-def semantic_codings(items: ItemSet, models: Models, scenario: Scenario) -> dict[str, TargetCoding]:
+def semantic_codings(items: ItemSet, models: Models, scenario: Scenario,
+                     budget_bits: int | None = None) -> dict[str, TargetCoding]:
     """Per pipeline with a language, the rate-controlled coding of the items it offers
-    (computed once per language, offered items, target and clusters)."""
-    target = scenario.fidelity.psnr_db if scenario.semantic.rate_control == "target-quality" else None
+    (computed once per language, offered items, target and clusters); ``budget_bits``: the
+    item bits of a bandwidth budget (``rate_control = "budget"``)."""
+    rc = scenario.semantic.rate_control
+    target = scenario.fidelity.psnr_db if rc == "target-quality" else None
+    budget_bits = budget_bits if rc == "budget" else None
     shared: dict[tuple, TargetCoding] = {}
     out: dict[str, TargetCoding] = {}
     for name in scenario.pipelines:
@@ -201,9 +206,9 @@ def semantic_codings(items: ItemSet, models: Models, scenario: Scenario) -> dict
         if language is None or offered is None or not offered.any():
             continue
         clusters, _ = models.header_clusters(spec, len(items))
-        key = (language.key, np.packbits(offered).tobytes(), target, clusters[offered].tobytes())
+        key = (language.key, np.packbits(offered).tobytes(), target, budget_bits, clusters[offered].tobytes())
         if key not in shared:
-            shared[key] = semantic_coding(language, items.images[offered], clusters[offered], target)
+            shared[key] = semantic_coding(language, items.images[offered], clusters[offered], target, budget_bits)
         out[name] = shared[key]
     return out
 
@@ -273,7 +278,8 @@ def run_pipeline(name: str, items: ItemSet, models: Models, scenario: Scenario, 
     # Teacher: route and encode (the rate control was shared: PointInputs.codings).
     encoded = encode_items(items.images, offered, streams.bits, language=language, cluster=clusters,
                            flops_per_s=scenario.nodes.teacher_flop_per_s, extra_flops_per_item=pre_flops,
-                           coding=shared.codings.get(name), on_miss=spec.on_miss)
+                           coding=shared.codings.get(name), on_miss=spec.on_miss,
+                           budget=link.bandwidth_ratio is not None)
     semantic = encoded.route == Route.SEMANTIC
     app_flops = np.where(semantic, language.flops_decode if language is not None else 0, 0).astype(np.float64)
     handoff = Handoff(encoded.route, encoded.bits, shared.arrival_s, encoded.compute_s,
@@ -307,20 +313,24 @@ def _coding_progress(progress: Progress | None, coder: str):
     return lambda done, total: progress(f"teacher: {coder} coding", done, total)
 
 
-def classical_streams(items: ItemSet, scenario: Scenario, progress: Progress | None = None
-                      ) -> dict[str, ClassicalStreams]:
+def classical_streams(items: ItemSet, scenario: Scenario, ctx: RunContext, progress: Progress | None = None,
+                      budget_bits: int | None = None) -> dict[str, ClassicalStreams]:
     """Every item coded once per classical coder role the scenario's pipelines use:
     ``"pipeline"`` (``classical.coder``) and ``"memorizable"`` (``classical.memorizable_coder``).
-    ``progress(step, done, total)`` follows the items of each coder."""
+    ``progress(step, done, total)`` follows the items of each coder; ``budget_bits``: the item
+    bits of a bandwidth budget (``classical.quality = "budget"``). The streams are kept in
+    ``ctx``'s cache (:func:`~simulator.classical.streams.cached_classical`): the points of a
+    sweep that code the same items the same way code them once."""
     cl = scenario.classical
     names = {"pipeline": cl.coder, "memorizable": cl.memorizable_coder}
     roles = {PIPELINES.get(p).classical_coder for p in scenario.pipelines if not PIPELINES.get(p).jscc}
     by_coder: dict[str, ClassicalStreams] = {}
     for role in sorted(roles):
         if names[role] not in by_coder:
-            by_coder[names[role]] = encode_classical(items.images, names[role], cl.quality, scenario.fidelity.psnr_db,
-                                                     on_item=_coding_progress(progress, names[role]),
-                                                     container=cl.container)
+            by_coder[names[role]] = cached_classical(
+                items.images, names[role], cl.quality, scenario.fidelity.psnr_db,
+                cache_dir_path=lambda name: ctx.cache_path("classical", name),
+                on_item=_coding_progress(progress, names[role]), container=cl.container, budget_bits=budget_bits)
     return {role: by_coder[names[role]] for role in roles}
 
 
@@ -331,30 +341,42 @@ def run_point(items: ItemSet, scenario: Scenario, ctx: RunContext,
     ``ctx``'s seed is used as given (the caller derives it from the scenario, see
     :func:`simulator.sweep.run_one_point`). Returns ``(items table, summary table, models)``.
     With ``link.mcs = "adaptive"`` the modulation and code rate are chosen first
-    (:func:`~simulator.link.mcs.choose_mcs`) and the whole point runs on that link.
+    (:func:`~simulator.link.mcs.choose_mcs`) and the whole point runs on that link. With
+    ``link.bandwidth_ratio`` and a digital pipeline, the link's codeword is sized to the budget
+    (one codeword of U channel uses per item, :mod:`simulator.link.budget`) and the rate
+    controls code to its bits.
     """
     t0 = time.perf_counter()
     progress = adapt(progress)
     if progress is not None and ctx.on_step is None:
         ctx = ctx.with_progress(progress)  # training loops report their steps, loss and time left
     choice = None
+    digital = any(not PIPELINES.get(p).jscc for p in scenario.pipelines)
+    budget = Budget.of(scenario.link, items.shape) if digital else None
+    symbols = budget.uses if budget is not None else None
     if scenario.link.mcs == "adaptive":
-        choice = choose_mcs(scenario.link, ctx)
-        scenario = scenario.model_copy(update={"link": adapted(scenario.link, choice)})
+        choice = choose_mcs(scenario.link, ctx, symbols=symbols)
+        scenario = scenario.model_copy(update={"link": adapted(scenario.link, choice, symbols)})
+    elif budget is not None:
+        try:
+            scenario = scenario.model_copy(update={"link": budget.fixed_link(scenario.link)})
+        except ValueError as err:
+            raise InputError(str(err), where="link.bandwidth_ratio") from None
+    budget_bits = budget.item_bits(scenario.link) if budget is not None else None
     models = learning_phase(items, scenario, ctx, progress)
     t1 = time.perf_counter()
     if scenario.traffic.arrivals == "batch":
         arrival_s = np.zeros(len(items))
     else:
         arrival_s = poisson_arrivals(len(items), scenario.traffic.rate, ctx.rng("arrivals"))
-    classical = classical_streams(items, scenario, progress)
+    classical = classical_streams(items, scenario, ctx, progress, budget_bits)
     known = {s.coder: s for s in classical.values()}
-    lossless = known.get(EQUIVALENT_CODER) or encode_classical(
-        items.images, EQUIVALENT_CODER, on_item=_coding_progress(progress, EQUIVALENT_CODER),
-        container=scenario.classical.container)
+    lossless = known.get(EQUIVALENT_CODER) or cached_classical(
+        items.images, EQUIVALENT_CODER, "target", None, cache_dir_path=lambda name: ctx.cache_path("classical", name),
+        on_item=_coding_progress(progress, EQUIVALENT_CODER), container=scenario.classical.container)
     lossless_bits = np.array([len(b) for b in lossless.bits], dtype=np.int64)
     shared = PointInputs(arrival_s, equivalent_classical_packets(lossless.bits, scenario.link.payload_bits),
-                         classical, lossless_bits, semantic_codings(items, models, scenario))
+                         classical, lossless_bits, semantic_codings(items, models, scenario, budget_bits))
     tables = [run_pipeline(name, items, models, scenario, ctx, shared) for name in scenario.pipelines]
     table = pd.concat(tables, ignore_index=True)
     model_bits = {name: float(lang.parameter_bits()) for name, lang in models.languages.items()}

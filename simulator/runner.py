@@ -289,13 +289,29 @@ def run_scenario(scenario: Scenario, ctx: RunContext, *, out: Path | None = None
 
 def check_models(points: list, datasets: dict) -> None:
     """Refuse, before anything is written, a point whose pipelines need a zoo model that does
-    not fit its items (``deepjscc``: :func:`~simulator.jscc.codec.zoo_model`)."""
+    not fit its items (``deepjscc``: :func:`~simulator.jscc.codec.zoo_model`), or whose
+    bandwidth budget gives a codeword semsim cannot run (:mod:`simulator.link.budget`)."""
     from .jscc.codec import zoo_model
+    from .link.budget import Budget
+    from .link.mcs import candidate_entries
     from .registry import PIPELINES
 
     for _, sc in points:
         if any(PIPELINES.get(p).jscc for p in sc.pipelines):
             zoo_model(sc.jscc.model, sc.link.bandwidth_ratio, preloaded(sc.source, datasets).shape)
+        budget = Budget.of(sc.link, preloaded(sc.source, datasets).shape) \
+            if any(not PIPELINES.get(p).jscc for p in sc.pipelines) else None
+        if budget is None:
+            continue
+        if sc.link.mcs == "fixed":
+            try:
+                budget.fixed_link(sc.link)
+            except ValueError as err:
+                raise InputError(str(err), where="link.bandwidth_ratio") from None
+        elif not candidate_entries(sc.link, budget.uses):
+            raise InputError(f"{sc.link.bandwidth_ratio:.6g} gives each item {budget.uses} channel uses; no entry of "
+                             f"the MCS table fits one codeword of them with header_bits = {sc.link.header_bits}",
+                             where="link.bandwidth_ratio")
 
 
 def _roundtrip(df: pd.DataFrame) -> pd.DataFrame:

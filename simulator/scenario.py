@@ -131,17 +131,34 @@ class Scenario(Section):
 
     @model_validator(mode="after")
     def _jscc_budget(self) -> "Scenario":
-        if self.link.bandwidth_ratio is not None:
-            digital = [p for p in self.pipelines if not PIPELINES.get(p).jscc]
-            if digital:
-                raise ValueError(f"link.bandwidth_ratio is a budget that only the deepjscc pipeline codes to; "
-                                 f"{', '.join(repr(p) for p in digital)} would ignore it (digital pipelines do not "
-                                 "yet code to a bandwidth budget): run them in a scenario without it")
+        digital = [p for p in self.pipelines if not PIPELINES.get(p).jscc]
+        languages = [p for p in digital if PIPELINES.get(p).language is not None]
+        if self.link.bandwidth_ratio is not None and digital:
+            # every digital item must fit one codeword of the budget (simulator.link.budget)
+            if self.classical.quality != "budget":
+                raise ValueError(f"link.bandwidth_ratio gives each item a budget of channel uses; the digital "
+                                 f"pipelines ({', '.join(repr(p) for p in digital)}) code to it only with "
+                                 f'classical.quality = "budget" (got {self.classical.quality!r})')
+            if languages and self.semantic.rate_control != "budget":
+                raise ValueError(f"link.bandwidth_ratio gives each item a budget of channel uses; the languages of "
+                                 f"{', '.join(repr(p) for p in languages)} code to it only with "
+                                 f'semantic.rate_control = "budget" (got {self.semantic.rate_control!r})')
+            if self.link.max_retx > 0 or self.link.harq != "none":
+                raise ValueError("link.bandwidth_ratio gives each item one codeword; a retransmission would exceed "
+                                 f"the budget: set link.max_retx = 0 and harq = 'none' (got max_retx = "
+                                 f"{self.link.max_retx}, harq = '{self.link.harq}')")
+        if self.link.bandwidth_ratio is None:
+            if self.classical.quality == "budget" and digital:
+                raise ValueError('classical.quality = "budget" codes each item to a bandwidth budget: set '
+                                 "link.bandwidth_ratio (complex channel uses per source dimension)")
+            if self.semantic.rate_control == "budget" and languages:
+                raise ValueError('semantic.rate_control = "budget" codes each item to a bandwidth budget: set '
+                                 "link.bandwidth_ratio (complex channel uses per source dimension)")
         jscc = any(PIPELINES.get(p).jscc for p in self.pipelines)
         if jscc:
-            if self.link.mcs == "adaptive":
+            if self.link.mcs == "adaptive" and not digital:
                 raise ValueError("link.mcs = 'adaptive' chooses a code for bits; the deepjscc pipeline sends real "
-                                 "symbols with no code: use mcs = 'fixed'")
+                                 "symbols with no code: use mcs = 'fixed' (or run digital pipelines beside it)")
             if self.link.snr_type == "ebn0":
                 raise ValueError("link.snr_type = 'ebn0' needs bits per symbol; the deepjscc pipeline sends real "
                                  "symbols: give the SNR as Es/N0 (snr_type = 'esn0')")
@@ -154,7 +171,8 @@ class Scenario(Section):
 
     @model_validator(mode="after")
     def _adaptive_mcs_fits(self) -> "Scenario":
-        if self.link.mcs == "adaptive" and not candidate_entries(self.link):
+        # under a bandwidth budget the codeword is sized to the items (checked before a run)
+        if self.link.mcs == "adaptive" and self.link.bandwidth_ratio is None and not candidate_entries(self.link):
             raise ValueError(f"link.mcs = 'adaptive': no entry of the MCS table fits code.n = {self.link.code.n} "
                              f"with header_bits = {self.link.header_bits}; raise code.n or lower header_bits")
         return self

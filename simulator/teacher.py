@@ -32,7 +32,10 @@ class Encoded:
         compute_s: ``(N,)`` float, the teacher's modelled compute time per item (s).
         rung: ``(N,)`` int64 operating point of each semantic item (-1: classical).
         missed: ``(N,)`` bool, a semantic item whose decode misses the target at every
-            operating point, sent at the highest one.
+            operating point, sent at the highest one (under a bandwidth budget: that fits
+            no operating point, not sent).
+        sent: ``(N,)`` bool, the teacher coded the item (False: under a bandwidth budget no
+            operating point fits, and its stream is empty; :mod:`simulator.link.budget`).
     """
 
     route: np.ndarray
@@ -42,14 +45,23 @@ class Encoded:
     compute_s: np.ndarray
     rung: np.ndarray
     missed: np.ndarray
+    sent: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.sent is None:
+            self.sent = np.ones(len(self.bits), dtype=bool)
 
     @property
     def n_bits(self) -> np.ndarray:
         return np.array([len(b) for b in self.bits], dtype=np.int64)
 
 
-def semantic_coding(language, images: np.ndarray, clusters: np.ndarray, psnr_target_db: float | None):
+def semantic_coding(language, images: np.ndarray, clusters: np.ndarray, psnr_target_db: float | None,
+                    budget_bits: int | None = None):
     """The language's representations of ``(M, H, W, C)`` uint8 items with ``(M,)`` header clusters.
+
+    With ``budget_bits`` (``rate_control = "budget"``): per item the highest operating point
+    whose stream fits them (``met`` False where none does).
 
     With a target (``rate_control = "target-quality"``): per item the shortest operating point
     whose decode meets ``psnr_target_db``
@@ -59,6 +71,8 @@ def semantic_coding(language, images: np.ndarray, clusters: np.ndarray, psnr_tar
     """
     from .semantic import TargetCoding
 
+    if budget_bits is not None:
+        return language.encode_to_target(images, clusters, None, budget_bits=budget_bits)
     if psnr_target_db is None:
         reps = language.encode(images, clusters)
         return TargetCoding(reps, np.ones(len(reps), dtype=bool), np.full(len(reps), np.nan),
@@ -68,7 +82,8 @@ def semantic_coding(language, images: np.ndarray, clusters: np.ndarray, psnr_tar
 
 def encode_items(images: np.ndarray, semantic: np.ndarray, classical_bits: list[np.ndarray], *, language=None,
                  cluster: np.ndarray | None = None, flops_per_s: float = 1.0,
-                 extra_flops_per_item: int = 0, coding=None, on_miss: str = "highest") -> Encoded:
+                 extra_flops_per_item: int = 0, coding=None, on_miss: str = "highest",
+                 budget: bool = False) -> Encoded:
     """Encode N items: those with ``semantic[i]`` through ``language``, the others classically.
 
     Args:
@@ -85,6 +100,10 @@ def encode_items(images: np.ndarray, semantic: np.ndarray, classical_bits: list[
             here without a target).
         on_miss: an offered item whose coding missed the target goes ``"classical"`` or is sent
             anyway at the ``"highest"`` operating point (then ``Encoded.missed``).
+        budget: the items are coded to a bandwidth budget (``coding`` and ``classical_bits``
+            were): an offered item that fits no operating point goes ``"classical"`` or, with
+            ``"highest"``, is not sent; an empty classical stream is an item nothing fits
+            (``Encoded.sent`` False for both).
 
     Compute time per item: the pre-processor's FLOPs, plus for an offered item the encoder and
     one decode per operating point the rate control tried (the teacher's own check).
@@ -112,10 +131,14 @@ def encode_items(images: np.ndarray, semantic: np.ndarray, classical_bits: list[
                 continue
             sem[i] = True
             missed[i] = not ok
+            if budget and not ok:  # nothing fits: not sent
+                bits[i] = np.zeros(0, dtype=np.uint8)
+                continue
             bits[i] = bytes_to_bits(rep.bitstream)[: rep.n_bits]
             est[i] = rep.est_bits
             rung[i] = rep.rung
     for i in np.flatnonzero(~sem):
         bits[i] = classical_bits[i]
     route = np.array([Route.SEMANTIC if s_ else Route.CLASSICAL for s_ in sem], dtype=object)
-    return Encoded(route, bits, est, cluster, flops / flops_per_s, rung, missed)
+    sent = np.array([len(b) > 0 for b in bits], dtype=bool) if budget else np.ones(n, dtype=bool)
+    return Encoded(route, bits, est, cluster, flops / flops_per_s, rung, missed, sent)

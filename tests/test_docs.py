@@ -44,7 +44,7 @@ def test_every_metric_column_is_documented():
                     "avg_item_bits", "system_bits_per_item", "avg_channel_uses", "avg_bits_on_air", "avg_packets", "transmissions_per_packet",
                     "delivered_share", "avg_delivery_time_s", "avg_queue_wait_s", "avg_psnr_semantic_db", "msssim_all",
                     "fidelity_share", "semantic_impact", "semantic_impact_semantic", "semantic_impact_at_20db",
-                    "language_complexity_per_item_nats", "model_bits", "undelivered_items",
+                    "language_complexity_per_item_nats", "model_bits", "undelivered_items", "unsent_items",
                     "psnr_delivered_db", "psnr_all_db", "quality_target_missed_items", "esn0_db", "ebn0_db", "code_rate",
                     "bits_per_symbol", "channel_uses_per_pixel", "channel_uses_per_pixel_semantic",
                     "channel_uses_per_pixel_classical", "channel_uses_per_dimension", "real_symbols_per_dimension",

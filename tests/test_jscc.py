@@ -147,7 +147,7 @@ def test_scenario_refuses_a_budget_it_cannot_meet(tmp_path):
 
     with pytest.raises(InputError, match="link.bandwidth_ratio"):
         parse_scenario({"name": "j", "pipelines": ["deepjscc"]})
-    with pytest.raises(InputError, match="only the deepjscc pipeline codes to; 'classical' would ignore it"):
+    with pytest.raises(InputError, match='code to it only with classical.quality = "budget"'):
         parse_scenario({"name": "j", "pipelines": ["deepjscc", "classical"], "link": {"bandwidth_ratio": 0.1}})
     with pytest.raises(InputError, match="jscc.model.*deepjscc-1-12"):
         parse_scenario({"name": "j", "pipelines": ["deepjscc"], "jscc": {"model": "nope"}})

@@ -33,7 +33,7 @@ def _items() -> pd.DataFrame:
                 "meets_fidelity": meets[i], "delivery_time_s": t[i], "equiv_classical_packets": [3, 3, 2, 3][i],
                 "semantic_impact": ([3, 3, 2, 3][i] / t[i]) if meets[i] else 0.0, "msssim": 1.0 if routes[i] ==
                 "classical" else 0.9, "quality_target_missed": False, "lossless_bits": [500, 520, 480, 510][i],
-                "mse": 0.0})
+                "mse": 0.0, "sent": True})
     return pd.DataFrame(rows)[ITEM_COLUMNS]
 
 

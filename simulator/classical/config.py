@@ -20,29 +20,31 @@ class ClassicalConfig(Section):
     of the pipelines that split; ``best`` is per item the shortest of the lossy codecs at the
     fidelity target and best-lossless (docs/codecs.md). ``quality`` applies to lossy coders: ``"target"`` searches each
     item's codec quality for the shortest stream whose decode meets ``fidelity.psnr_db``
-    (docs/codecs.md); an integer fixes the quality (within the codec's range). ``container``:
+    (docs/codecs.md); ``"budget"`` codes each item, lossless coders included, at the best decode
+    that fits the bandwidth budget's codeword (``link.bandwidth_ratio``, docs/jscc.md); an
+    integer fixes the quality (within the codec's range). ``container``:
     ``"none"`` sends each item's minimal header and payload (the codec's coded data, without the
     file container and tables a link configures once; docs/codecs.md "Payload without
     containers"), ``"file"`` the codec's whole file."""
 
     coder: Annotated[str, AfterValidator(CODERS.check)] = "best-lossless"
     memorizable_coder: Annotated[str, AfterValidator(CODERS.check)] = "best-lossless"
-    quality: Literal["target"] | int = "target"
+    quality: Literal["target", "budget"] | int = "target"
     container: Literal["none", "file"] = "none"
 
     @field_validator("quality", mode="before")
     @classmethod
     def _quality(cls, v):
-        if v == "target" or (isinstance(v, int) and not isinstance(v, bool)):
+        if v in ("target", "budget") or (isinstance(v, int) and not isinstance(v, bool)):
             return v
-        raise ValueError(f'must be "target" or an integer codec quality (got {v!r})')
+        raise ValueError(f'must be "target", "budget" or an integer codec quality (got {v!r})')
 
     @model_validator(mode="after")
     def _quality_in_range(self) -> "ClassicalConfig":
         for key in ("coder", "memorizable_coder"):
-            if getattr(self, key) == "best" and self.quality != "target":
-                raise ValueError(f'{key} = "best" codes each item to fidelity.psnr_db: it needs quality = "target" '
-                                 f"(got {self.quality!r})")
+            if getattr(self, key) == "best" and isinstance(self.quality, int):
+                raise ValueError(f'{key} = "best" codes each item to fidelity.psnr_db or to a bandwidth budget: it '
+                                 f'needs quality = "target" or "budget" (got {self.quality!r})')
         if isinstance(self.quality, int):
             for key in ("coder", "memorizable_coder"):
                 if not CODERS.get(getattr(self, key)).lossless and getattr(self, key) != "best":

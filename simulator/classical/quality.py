@@ -136,34 +136,124 @@ def encode_to_target(coder_name: str, image: np.ndarray, psnr_db: float) -> Targ
         return TargetResult(stream, None, p, p >= target, 1)
 
     lo, hi = coder.qualities
-    tried: dict[int, tuple[bytes, float]] = {}
+    psnr = _PsnrMemo(coder, image)
+
+    def centre(tried: dict[int, bytes]) -> int:  # the lowest coarse quality meeting the target
+        meeting = [q for q in sorted(tried) if psnr(q, tried[q]) >= target]
+        return meeting[0] if meeting else hi
+
+    tried = _visit(coder, coder_name, image, centre)
+    ok = [q for q, st in tried.items() if psnr(q, st) >= target]
+    if not ok:
+        return TargetResult(tried[hi], hi, psnr(hi, tried[hi]), False, len(tried))
+    best = min(ok, key=lambda q: (len(tried[q]), -psnr(q, tried[q]), q))
+    return TargetResult(tried[best], best, psnr(best, tried[best]), True, len(tried))
+
+
+class _PsnrMemo:
+    """``psnr(quality, stream)``: the decode's PSNR (dB) against ``image``, decoded once per quality."""
+
+    def __init__(self, coder: Coder, image: np.ndarray):
+        self.coder, self.image, self.done = coder, image, {}
+
+    def __call__(self, q: int, stream: bytes) -> float:
+        if q not in self.done:
+            self.done[q] = _decode_psnr(self.coder, stream, self.image)
+        return self.done[q]
+
+
+def _visit(coder: Coder, coder_name: str, image: np.ndarray,
+           centre_of: Callable[[dict[int, bytes]], int]) -> dict[int, bytes]:
+    """``quality -> stream`` at every quality the search visits (module doc): all of them when
+    the scan is exhaustive, else the coarse grid, then the window around
+    ``centre_of(coarse streams)``."""
+    lo, hi = coder.qualities
+    tried: dict[int, bytes] = {}
 
     def run(q: int) -> None:
         if q not in tried:
-            stream = coder.encode_at(image, q)
-            tried[q] = (stream, _decode_psnr(coder, stream, image))
+            tried[q] = coder.encode_at(image, q)
 
     grid = SEARCH_GRIDS.get(coder_name)
     if grid is None or image.shape[0] * image.shape[1] <= SMALL_IMAGE_PIXELS:
         for q in range(lo, hi + 1):
             run(q)
-    else:
-        step, window = grid
-        coarse = sorted(set(range(lo, hi + 1, step)) | {hi})
-        for q in coarse:
-            run(q)
-        meeting = [q for q in coarse if tried[q][1] >= target]
-        centre = meeting[0] if meeting else hi
-        for q in range(max(lo, centre - window + 1), min(hi, centre + window - 1) + 1):
-            run(q)
+        return tried
+    step, window = grid
+    for q in sorted(set(range(lo, hi + 1, step)) | {hi}):
+        run(q)
+    centre = centre_of(tried)
+    for q in range(max(lo, centre - window + 1), min(hi, centre + window - 1) + 1):
+        run(q)
+    return tried
 
-    ok = [q for q, (_, p) in tried.items() if p >= target]
+
+def encode_to_budget(coder_name: str, image: np.ndarray, max_bits: int,
+                     size: Callable[[bytes, int | None], int] | None = None) -> TargetResult:
+    """The ``coder_name`` stream of ``image`` of highest PSNR whose link bits fit ``max_bits``
+    (a bandwidth budget, :mod:`simulator.link.budget`).
+
+    ``size(stream, quality)``: the bits the link carries for a stream (default ``8 * len``).
+    A lossy codec visits the qualities as :func:`encode_to_target` does, the refinement window
+    centred on the highest coarse quality that fits (none: the lowest); among the visited ones
+    that fit, the highest PSNR wins (ties: fewer bits, then the lower quality). A lossless
+    coder's only stream fits or not. When nothing fits: an empty stream, ``quality = None``,
+    ``psnr_db = NaN``, ``met = False`` (the item is not sent).
+    """
+    coder = _coder(coder_name)
+    image = _image(image)
+    if coder_name == "best":
+        return best_to_budget(image, max_bits, None if size is None else (lambda m, st, q: size(st, q)))
+    size = size or (lambda stream, q: 8 * len(stream))
+    if coder.lossless or coder.encode_at is None:
+        stream = coder.encode(image)
+        if size(stream, None) > max_bits:
+            return TargetResult(b"", None, float("nan"), False, 1)
+        return TargetResult(stream, None, _decode_psnr(coder, stream, image), True, 1)
+    lo, _ = coder.qualities
+    bits: dict[int, int] = {}
+    psnr = _PsnrMemo(coder, image)
+
+    def fits(q: int, stream: bytes) -> bool:
+        if q not in bits:
+            bits[q] = size(stream, q)
+        return bits[q] <= max_bits
+
+    def centre(tried: dict[int, bytes]) -> int:  # the highest coarse quality that fits
+        ok = [q for q in sorted(tried) if fits(q, tried[q])]
+        return ok[-1] if ok else lo
+
+    tried = _visit(coder, coder_name, image, centre)
+    ok = [q for q, st in tried.items() if fits(q, st)]  # only these are decoded
     if not ok:
-        stream, p = tried[hi]
-        return TargetResult(stream, hi, p, False, len(tried))
-    best = min(ok, key=lambda q: (len(tried[q][0]), -tried[q][1], q))
-    stream, p = tried[best]
-    return TargetResult(stream, best, p, True, len(tried))
+        return TargetResult(b"", None, float("nan"), False, len(tried))
+    best = min(ok, key=lambda q: (-psnr(q, tried[q]), bits[q], q))
+    return TargetResult(tried[best], best, psnr(best, tried[best]), True, len(tried))
+
+
+def best_to_budget(image: np.ndarray, max_bits: int, size: Callable[[str, bytes, int | None], int] | None = None
+                   ) -> TargetResult:
+    """The ``best`` coder at a budget: per item the member stream of highest PSNR among each
+    member's :func:`encode_to_budget` at ``max_bits`` less the 8-bit tag, prefixed by the tag
+    (``size(member, stream, quality)``: as in :func:`best_to_target`; ties: the lower tag, so a
+    ``best-lossless`` stream that fits wins and the lossy members are not run). Nothing fits:
+    an empty stream with ``met = False``."""
+    from .codecs import BEST_MEMBERS
+
+    size = size or (lambda member, stream, q: 8 * len(stream))
+    best = None
+    tried = 0
+    for tag, member in enumerate(BEST_MEMBERS):
+        r = encode_to_budget(member, image, max_bits - 8, lambda st, q, m=member: size(m, st, q))
+        tried += r.encodes
+        if r.met and (best is None or r.psnr_db > best[1].psnr_db):
+            best = (tag, r)
+        if best is not None and best[1].psnr_db == float("inf"):
+            break  # exact: nothing decodes better
+    if best is None:
+        return TargetResult(b"", None, float("nan"), False, tried)
+    tag, r = best
+    return TargetResult(bytes([tag]) + r.stream, r.quality, r.psnr_db, True, tried)
 
 
 def best_to_target(image: np.ndarray, psnr_db: float, size: Callable[[str, bytes, int | None], int] | None = None
@@ -192,3 +282,4 @@ def best_to_target(image: np.ndarray, psnr_db: float, size: Callable[[str, bytes
             best = (bits, tag, r)
     _, tag, r = best  # best-lossless always meets the target
     return TargetResult(bytes([tag]) + r.stream, r.quality, r.psnr_db, True, tried)
+

@@ -6,6 +6,7 @@ pre-processor's cost model.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -13,7 +14,7 @@ import numpy as np
 from ..bits import bits_to_bytes, bytes_to_bits
 from ..registry import CODERS
 from . import payload, source_coding
-from .quality import best_to_target, encode_at_quality, encode_to_target
+from .quality import best_to_budget, best_to_target, encode_at_quality, encode_to_budget, encode_to_target
 
 #: ``classical.container``: what the link carries for a classical item.
 CONTAINERS = ("none", "file")
@@ -53,7 +54,7 @@ def classical_file(bits: np.ndarray, coder: str, container: str, shape: tuple[in
 
 def encode_classical(images: np.ndarray, coder: str, quality: str | int = "target",
                      psnr_db: float | None = None, *, on_item: Callable[[int, int], None] | None = None,
-                     container: str = "file") -> ClassicalStreams:
+                     container: str = "file", budget_bits: int | None = None) -> ClassicalStreams:
     """Code each ``(H, W, C)`` uint8 image of ``images`` ``(N, H, W, C)`` with ``coder``.
 
     A lossless coder ignores ``quality``. A lossy one codes at the integer ``quality``, or
@@ -61,6 +62,11 @@ def encode_classical(images: np.ndarray, coder: str, quality: str | int = "targe
     (:func:`~simulator.classical.quality.encode_to_target`). ``on_item(done, n)`` is told
     after each item (progress). ``container``: ``"file"`` (the link carries the codec's whole
     stream) or ``"none"`` (its minimal header and payload, docs/codecs.md).
+
+    With ``quality = "budget"`` (a bandwidth budget, :mod:`simulator.link.budget`) every coder,
+    lossless ones included, codes each item at the best decode whose link bits fit
+    ``budget_bits`` (:func:`~simulator.classical.quality.encode_to_budget`); an item nothing
+    fits gets an empty bit array with ``met = False`` (it is not sent).
     """
     if container not in CONTAINERS:
         raise ValueError(f"container must be one of {', '.join(CONTAINERS)} (got {container!r})")
@@ -78,7 +84,21 @@ def encode_classical(images: np.ndarray, coder: str, quality: str | int = "targe
         return out
 
     shape = tuple(images.shape[1:])
-    if spec.lossless:
+    if quality == "budget":
+        if budget_bits is None:
+            raise ValueError('quality = "budget" needs budget_bits (the item bits a bandwidth budget carries)')
+
+        def size(stream: bytes, q: int | None, member: str = coder) -> int:
+            return 8 * len(stream) if container == "file" else len(payload.item_bits(member, stream, shape, q))
+
+        if coder == "best":
+            results = each(lambda img: best_to_budget(img, int(budget_bits), lambda m, st, q: size(st, q, m)))
+        else:
+            results = each(lambda img: encode_to_budget(coder, img, int(budget_bits), size))
+        streams = [r.stream for r in results]
+        q[:] = [np.nan if r.quality is None else r.quality for r in results]
+        met[:] = [r.met for r in results]
+    elif spec.lossless:
         streams = each(lambda img: source_coding.encode(img, coder))
     elif coder == "best":
         if quality != "target" or psnr_db is None:
@@ -101,10 +121,66 @@ def encode_classical(images: np.ndarray, coder: str, quality: str | int = "targe
         if psnr_db is not None:
             met[:] = [r.psnr_db >= psnr_db for r in results]
     if container == "none":
-        bits = [payload.item_bits(coder, b, shape, None if np.isnan(qi) else int(qi)) for b, qi in zip(streams, q)]
+        bits = [payload.item_bits(coder, b, shape, None if np.isnan(qi) else int(qi)) if len(b)
+                else np.zeros(0, dtype=np.uint8) for b, qi in zip(streams, q)]
     else:
         bits = [bytes_to_bits(b) for b in streams]
     return ClassicalStreams(coder, bits, q, met, container)
 
 
-__all__ = ["ClassicalStreams", "encode_classical", "classical_file", "CONTAINERS"]
+
+
+#: Bump when the coding of :func:`encode_classical` changes what it returns.
+STREAMS_VERSION = "semsim-classical-streams/1"
+
+
+def _codec_versions() -> str:
+    from importlib.metadata import version
+
+    import imagecodecs
+    import pillow_heif
+
+    return (f"imagecodecs {imagecodecs.__version__}; pillow-heif {pillow_heif.__version__} "
+            f"(libheif {pillow_heif.libheif_version()}); pillow {version('pillow')}")
+
+
+def cached_classical(images: np.ndarray, coder: str, quality: str | int, psnr_db: float | None, *,
+                     cache_dir_path: Callable[[str], Path], on_item: Callable[[int, int], None] | None = None,
+                     container: str = "file", budget_bits: int | None = None) -> ClassicalStreams:
+    """:func:`encode_classical`, kept on disk: a sweep whose points code the same items the same
+    way (the SNR and the channel do not change a codec's streams) codes them once.
+
+    ``cache_dir_path(name)``: the cache file's path for a name (``lambda n: ctx.cache_path(
+    "classical", n)``). The key hashes the items, every argument that changes the streams, the
+    codec libraries' versions and :data:`STREAMS_VERSION` (:mod:`simulator.model_cache`: a
+    corrupt or foreign file is refused with its name, never silently used)."""
+    import torch
+
+    from .. import model_cache
+
+    key = model_cache.digest(STREAMS_VERSION, _codec_versions(), coder, quality,
+                             None if psnr_db is None else float(psnr_db), container, budget_bits, images)
+    path = cache_dir_path(f"{key[:32]}.pt")
+
+    def rebuild(payload: dict) -> ClassicalStreams:
+        flat, ends = payload["bits"].numpy(), payload["ends"].numpy()
+        starts = np.concatenate([[0], ends[:-1]]) if len(ends) else ends
+        return ClassicalStreams(payload["coder"], [flat[a:b].copy() for a, b in zip(starts, ends)],
+                                payload["quality"].numpy().copy(), payload["met"].numpy().copy(),
+                                payload["container"])
+
+    def code():
+        s = encode_classical(images, coder, quality, psnr_db, on_item=on_item, container=container,
+                             budget_bits=budget_bits)
+        flat = np.concatenate(s.bits) if s.bits else np.zeros(0, dtype=np.uint8)
+        ends = np.cumsum([len(b) for b in s.bits]).astype(np.int64)
+        return s, {"coder": s.coder, "container": s.container, "bits": torch.from_numpy(flat.astype(np.uint8)),
+                   "ends": torch.from_numpy(ends), "quality": torch.from_numpy(s.quality.astype(np.float64)),
+                   "met": torch.from_numpy(s.met.astype(bool))}
+
+    streams, _ = model_cache.load_or_train(path, key, STREAMS_VERSION, "classical streams", rebuild, code)
+    return streams
+
+
+__all__ = ["ClassicalStreams", "encode_classical", "cached_classical", "classical_file", "CONTAINERS",
+           "STREAMS_VERSION"]

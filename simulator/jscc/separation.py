@@ -48,7 +48,7 @@ from ..classical.payload import item_bits, payload_bits
 from ..registry import CODERS
 from ..classical import codecs  # noqa: F401  (registers the codecs)
 from ..link.config import LinkConfig
-from ..link.mcs import MCS_TABLE, McsEntry
+from ..link.mcs import MCS_TABLE, McsEntry, entry_code
 from ..link.phy import BitTrueLink
 from ..metrics import psnr_from_mse
 
@@ -131,15 +131,9 @@ def capacity_bits(uses: float, snr_db: float) -> float:
     return uses * math.log2(1.0 + 10.0 ** (snr_db / 10.0))
 
 
-def budget_code(entry: McsEntry, uses_per_codeword: int) -> tuple[int, int]:
-    """``(k, n)`` of ``entry`` for a codeword of ``uses_per_codeword`` channel uses."""
-    n = entry.bits_per_symbol * int(uses_per_codeword)
-    return int(math.floor(entry.rate * n + 0.5)), n
-
-
 def entry_link(entry: McsEntry, uses_per_codeword: int, channel: str, esn0_db: float) -> LinkConfig:
     """The link of ``entry`` with codewords of ``uses_per_codeword`` channel uses."""
-    k, n = budget_code(entry, uses_per_codeword)
+    k, n = entry_code(entry, 0, uses_per_codeword)
     return LinkConfig.model_validate({"channel": channel, "modulation": entry.modulation, "code": {"k": k, "n": n},
                                       "snr_type": "esn0", "snr_db": float(esn0_db), "header_bits": 32})
 
@@ -231,5 +225,5 @@ def mean_psnr(mse: np.ndarray) -> float:
     return float(np.mean([psnr_from_mse(float(m)) for m in mse]))
 
 
-__all__ = ["mosaic", "tiles", "RdCurve", "rd_curve", "at_budget", "capacity_bits", "budget_code", "entry_link",
+__all__ = ["mosaic", "tiles", "RdCurve", "rd_curve", "at_budget", "capacity_bits", "entry_link",
            "Separation", "candidates", "choose_entry", "mean_psnr"]

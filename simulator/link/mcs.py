@@ -9,7 +9,8 @@
 **Code of an entry.** For a scenario whose codeword has ``code.n`` bits: n = the largest
 multiple of the entry's bits per symbol m not above ``code.n`` (``m * (code.n // m)``: the
 codeword never gets longer, so its airtime never grows), k = ``floor(R * n + 0.5)``, held
-inside [ceil(n / 5), floor(948 n / 1024)]. An entry whose code the ``[link]`` schema refuses
+inside [ceil(n / 5), floor(948 n / 1024)]. Under a bandwidth budget of U channel uses per item
+(:mod:`simulator.link.budget`) the codeword keeps its channel uses instead: n = m U. An entry whose code the ``[link]`` schema refuses
 (k < 12, ``header_bits >= k``, a header too small for k) is left out for that scenario.
 
 **SNR.** Es/N0 is the physical channel quantity and stays fixed across MCS entries: it is
@@ -55,7 +56,8 @@ from pydantic import ValidationError
 from ..context import RunContext
 from ..files import atomic_write_text, fill_once, sealed_json, unsealed_json
 from .calibration import clopper_pearson, stream_seed
-from .config import CODE_RATE_MAX, MODULATIONS, LinkConfig
+from .budget import budget_code
+from .config import MODULATIONS, LinkConfig
 from .phy import BitTrueLink, sionna_version
 from .phy_base import torch_device
 
@@ -115,23 +117,22 @@ _BY_BITS = {m: name for name, m in MODULATIONS.items()}
 MCS_TABLE: tuple[McsEntry, ...] = tuple(McsEntry(i, _BY_BITS[qm], float(r)) for i, (qm, r) in sorted(_TABLE_2.items()))
 
 
-def entry_code(entry: McsEntry, n_scenario: int) -> tuple[int, int]:
-    """``(k, n)`` of ``entry`` for a scenario codeword of ``n_scenario`` bits (module doc)."""
+def entry_code(entry: McsEntry, n_scenario: int, symbols: int | None = None) -> tuple[int, int]:
+    """``(k, n)`` of ``entry`` for a scenario codeword of ``n_scenario`` bits (module doc), or,
+    with ``symbols``, for a codeword of that many channel uses (a bandwidth budget,
+    :mod:`simulator.link.budget`: ``n = m symbols``)."""
     m = entry.bits_per_symbol
-    n = m * (int(n_scenario) // m)
-    k = math.floor(entry.rate * n + 0.5)
-    k = max(k, math.ceil(n / 5))
-    k = min(k, math.floor(CODE_RATE_MAX * n))
-    return k, n
+    return budget_code(entry.rate, m, int(n_scenario) // m if symbols is None else int(symbols))
 
 
-def _entry_link(link: LinkConfig, entry: McsEntry, esn0_db: float | None = None) -> LinkConfig:
+def _entry_link(link: LinkConfig, entry: McsEntry, esn0_db: float | None = None, symbols: int | None = None
+                ) -> LinkConfig:
     """``link`` with ``entry``'s modulation and code, validated (``ValidationError`` if refused).
 
     The SNR becomes Es/N0 (``snr_type = "esn0"``, ``snr_db = link.esn0_db``) so that the
     physical SNR stays what the scenario gave; an explicit calibration grid is converted to
     Es/N0 the same way (with the scenario's own pair)."""
-    k, n = entry_code(entry, link.code.n)
+    k, n = entry_code(entry, link.code.n, symbols)
     data = link.model_dump()
     esn0 = link.esn0_db if esn0_db is None else esn0_db
     cal = dict(data["calibration"])
@@ -143,12 +144,13 @@ def _entry_link(link: LinkConfig, entry: McsEntry, esn0_db: float | None = None)
     return LinkConfig.model_validate(data)
 
 
-def candidate_entries(link: LinkConfig) -> list[tuple[McsEntry, int, int]]:
-    """The table entries usable with ``link``'s ``code.n`` and ``header_bits``: ``(entry, k, n)``."""
+def candidate_entries(link: LinkConfig, symbols: int | None = None) -> list[tuple[McsEntry, int, int]]:
+    """The table entries usable with ``link``'s ``code.n`` (or codewords of ``symbols`` channel
+    uses) and ``header_bits``: ``(entry, k, n)``."""
     out = []
     for e in MCS_TABLE:
         try:
-            a = _entry_link(link, e)
+            a = _entry_link(link, e, symbols=symbols)
         except ValidationError:
             continue
         out.append((e, a.code.k, a.code.n))
@@ -172,6 +174,7 @@ class McsKey:
     target_block_errors: int
     max_blocks: int
     demapper: str = "app"
+    symbols: int | None = None
     stopping: str = (f"batch>={MIN_BATCH};clearly-good<target/{CLEARLY_GOOD_FACTOR:g};clearly-failing>target;"
                      f"stop-after-{STOP_AFTER_FAILING}")
     table: str = f"{MCS_TABLE_NAME}/{MCS_TABLE_VERSION}"
@@ -179,15 +182,19 @@ class McsKey:
     format: str = f"{FILE_FORMAT}/{FILE_VERSION}"
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if d["symbols"] is None:  # codewords of code.n bits: the key (and its cache file) as before budgets
+            del d["symbols"]
+        return d
 
     def digest(self) -> str:
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:20]
 
 
-def mcs_key(link: LinkConfig) -> McsKey:
+def mcs_key(link: LinkConfig, symbols: int | None = None) -> McsKey:
     cal = link.calibration
-    return McsKey(channel=link.channel, n=link.code.n, header_bits=link.header_bits,
+    return McsKey(channel=link.channel, n=link.code.n if symbols is None else 0, symbols=symbols,
+                  header_bits=link.header_bits,
                   esn0_db=round(float(link.esn0_db), 9), target_bler=float(link.target_bler),
                   decoder_iterations=link.decoder_iterations,
                   decoder="5g-ldpc-bp-boxplus-phi-flooding" + ("-early-stop" if link.decoder_early_stop else ""),
@@ -312,7 +319,7 @@ def _from_json(text: str, key: McsKey, allowed: dict[int, tuple[str, int, int]])
 
 def _measure_entry(link: LinkConfig, key: McsKey, entry: McsEntry, ctx: RunContext) -> McsCandidate:
     """Blocks of one entry through the bit-true link at ``key.esn0_db`` (module doc: stopping)."""
-    elink = _entry_link(link, entry, key.esn0_db)
+    elink = _entry_link(link, entry, key.esn0_db, key.symbols)
     k, n = elink.code.k, elink.code.n
     dev = torch_device(ctx.device)
     digest = key.digest()
@@ -341,7 +348,8 @@ def _measure_entry(link: LinkConfig, key: McsKey, entry: McsEntry, ctx: RunConte
 
 
 def choose_mcs(link: LinkConfig, ctx: RunContext,
-               progress: Callable[[str, int, int, str], None] | None = None, *, force: bool = False) -> McsChoice:
+               progress: Callable[[str, int, int, str], None] | None = None, *, force: bool = False,
+               symbols: int | None = None) -> McsChoice:
     """The MCS entry for ``link``'s channel, codeword length and Es/N0 (module doc for the rules).
 
     Args:
@@ -351,15 +359,18 @@ def choose_mcs(link: LinkConfig, ctx: RunContext,
         progress: ``progress(step, done, total, detail)`` after each measured entry
             (default: :meth:`RunContext.report`), step :data:`PROGRESS_STEP`.
         force: remeasure even if a valid cached choice exists.
+        symbols: codewords of this many channel uses (``n = m symbols`` per entry: a bandwidth
+            budget, :mod:`simulator.link.budget`) instead of ``code.n`` bits.
 
     Raises:
-        ValueError: no table entry fits ``code.n`` and ``header_bits``.
+        ValueError: no table entry fits ``code.n`` (or ``symbols``) and ``header_bits``.
     """
-    entries = candidate_entries(link)
+    entries = candidate_entries(link, symbols)
     if not entries:
-        raise ValueError(f"no MCS table entry fits code.n = {link.code.n} with header_bits = {link.header_bits}")
+        size = f"code.n = {link.code.n}" if symbols is None else f"codewords of {symbols} channel uses"
+        raise ValueError(f"no MCS table entry fits {size} with header_bits = {link.header_bits}")
     allowed = {e.index: (e.modulation, k, n) for e, k, n in entries}
-    key = mcs_key(link)
+    key = mcs_key(link, symbols)
     path = choice_path(ctx, key)
     report = progress if progress is not None else ctx.report
 
@@ -395,21 +406,22 @@ def choose_mcs(link: LinkConfig, ctx: RunContext,
 # --------------------------------------------------------------------------- using a choice
 
 
-def adapted(link: LinkConfig, choice: McsChoice) -> LinkConfig:
+def adapted(link: LinkConfig, choice: McsChoice, symbols: int | None = None) -> LinkConfig:
     """``link`` with the chosen modulation and code, ``mcs = "fixed"`` (nothing is chosen twice).
 
     The physical SNR is kept: the result has ``snr_type = "esn0"`` and ``snr_db`` the
     scenario's Es/N0 (for an Eb/N0 scenario, converted with its own pair; an explicit
-    ``calibration.snr_grid_db`` is converted the same way). Raises ``ValueError`` if the
+    ``calibration.snr_grid_db`` is converted the same way). ``symbols``: the choice was made for
+    codewords of that many channel uses (:func:`choose_mcs`). Raises ``ValueError`` if the
     choice was made for another codeword length or SNR than ``link``'s.
     """
     if abs(choice.esn0_db - round(float(link.esn0_db), 9)) > 1e-9:
         raise ValueError(f"the MCS choice is for Es/N0 {choice.esn0_db} dB, the link has {link.esn0_db} dB")
     entry = next((e for e in MCS_TABLE if e.index == choice.index), None)
-    if entry is None or entry_code(entry, link.code.n) != (choice.k, choice.n):
+    if entry is None or entry_code(entry, link.code.n, symbols) != (choice.k, choice.n):
         raise ValueError(f"the MCS choice (MCS {choice.index}, k/n = {choice.k}/{choice.n}) does not fit "
-                         f"code.n = {link.code.n}")
-    return _entry_link(link, entry)
+                         + (f"code.n = {link.code.n}" if symbols is None else f"codewords of {symbols} channel uses"))
+    return _entry_link(link, entry, symbols=symbols)
 
 
 #: The summary-row columns of link adaptation (code_rate and bits_per_symbol are already there).

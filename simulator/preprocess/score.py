@@ -61,7 +61,10 @@ class CostModel:
     def of(cls, scenario) -> "CostModel":
         """The cost model of a :class:`~simulator.scenario.Scenario`."""
         cl = scenario.classical
-        return cls(scenario.semantic, cl.memorizable_coder, cl.quality, scenario.fidelity.psnr_db, cl.container)
+        # under a bandwidth budget (quality "budget") the split still weighs each item's cost at
+        # the fidelity target: the budget depends on the link, the split on the items
+        quality = "target" if cl.quality == "budget" else cl.quality
+        return cls(scenario.semantic, cl.memorizable_coder, quality, scenario.fidelity.psnr_db, cl.container)
 
     @property
     def lam(self) -> float:

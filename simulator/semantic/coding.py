@@ -125,6 +125,19 @@ def search_target(bits: np.ndarray, decode, images: np.ndarray, psnr_db: float
     return chosen, met, psnr, tried
 
 
+def fit_budget(bits: np.ndarray, max_bits: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The rate control under a bandwidth budget: per item the highest operating point (the
+    ladder rises in quality) whose stream of ``bits`` ``(K, N)`` is at most ``max_bits`` long;
+    an item none fits gets operating point 0 and ``met = False`` (the teacher does not send
+    it). Returns ``(chosen, met, psnr, tried)`` as :func:`search_target` does, with PSNR NaN and
+    no decode tried (the teacher needs none)."""
+    k, n = bits.shape
+    fits = bits <= int(max_bits)
+    met = fits.any(axis=0)
+    chosen = np.where(met, k - 1 - np.argmax(fits[::-1], axis=0), 0).astype(np.int64)
+    return chosen, met, np.full(n, np.nan), np.zeros(n, dtype=np.int64)
+
+
 def rungs_of(rung, n: int, num_rungs: int, tag: str) -> np.ndarray:
     """``(n,)`` int64 operating points from an int, an array or ``None`` (the highest rung);
     :class:`InputError` naming the language ``tag`` for one outside ``[0, num_rungs)``."""

@@ -60,11 +60,12 @@ class SemanticConfig(Section):
                            description="R + lambda*D; R bits/item, D = SSE/item on 0..255")
 
     # ---- rate control (docs/semantic.md "Rate control")
-    rate_control: Literal["target-quality", "lambda"] = Field(
+    rate_control: Literal["target-quality", "lambda", "budget"] = Field(
         default="target-quality",
         description="target-quality: one variable-rate language over the lambda ladder; each item gets the "
                     "shortest operating point whose decode meets fidelity.psnr_db. lambda: one language at "
-                    "`lambda`, every item at it")
+                    "`lambda`, every item at it. budget: the ladder's language; each item gets the highest operating "
+                    "point whose stream fits the bandwidth budget's codeword (link.bandwidth_ratio)")
     ladder: tuple[float, ...] = Field(
         default=tuple(2.0 ** k for k in range(-14, -1)), min_length=1, max_length=64,
         description="the operating points (lambda values, increasing) of the variable-rate language")
@@ -127,8 +128,14 @@ class SemanticConfig(Section):
 
     def lambdas(self) -> tuple[float, ...]:
         """The operating points a language of this config is trained on: the ladder with
-        ``rate_control = "target-quality"``, ``(lambda,)`` with ``"lambda"``."""
-        return tuple(self.ladder) if self.rate_control == "target-quality" else (float(self.lambda_),)
+        ``rate_control = "target-quality"`` or ``"budget"``, ``(lambda,)`` with ``"lambda"``."""
+        return (float(self.lambda_),) if self.rate_control == "lambda" else tuple(self.ladder)
+
+    def training_dump(self) -> dict:
+        """The settings as they determine a trained language (its cache key): ``"budget"`` and
+        ``"target-quality"`` train the same ladder, so both read ``"target-quality"`` here."""
+        cfg = self.model_copy(update={"rate_control": "target-quality"}) if self.rate_control == "budget" else self
+        return cfg.model_dump(mode="json", by_alias=True)
 
     def epochs_for(self, n_items: int) -> int:
         """The training epochs on ``n_items`` items: ``epochs`` if given, else enough for

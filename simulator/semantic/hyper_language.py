@@ -46,7 +46,8 @@ from .config import SemanticConfig
 from .entropy import (CodingTable, StreamReader, build_table, coded_parameter_bits, encode_stream,
                       gaussian_table)
 from .hyperprior import SCALES, HyperpriorCodec, HyperShape, gaussian_likelihood, rd_cost
-from .coding import Representation, TargetCoding, check_items, rungs_of, search_target, to_net, to_uint8
+from .coding import (Representation, TargetCoding, check_items, fit_budget, rungs_of, search_target, to_net,
+                     to_uint8)
 
 log = logging.getLogger(__name__)
 
@@ -65,9 +66,9 @@ def _scale_rows(sigma: torch.Tensor) -> np.ndarray:
 
 
 def operating_points(cfg: SemanticConfig, lambdas: tuple[float, ...]) -> np.ndarray:
-    """The codec's rungs a language uses: all of them with ``rate_control = "target-quality"``;
-    with ``"lambda"`` the one whose lambda is nearest to ``semantic.lambda`` (in log)."""
-    if cfg.rate_control == "target-quality":
+    """The codec's rungs a language uses: all of them with ``rate_control = "target-quality"``
+    or ``"budget"``; with ``"lambda"`` the one whose lambda is nearest to ``semantic.lambda`` (in log)."""
+    if cfg.rate_control != "lambda":
         return np.arange(len(lambdas), dtype=np.int64)
     dist = [abs(math.log(v) - math.log(cfg.lambda_)) for v in lambdas]
     return np.array([int(np.argmin(dist))], dtype=np.int64)
@@ -295,9 +296,11 @@ class HyperLanguage:
                 reps[i] = Representation(d, 8 * len(d), float(est[j]), int(clusters[i]), int(rungs[i]))
         return reps  # type: ignore[return-value]
 
-    def encode_to_target(self, images: np.ndarray, clusters: np.ndarray, psnr_db: float) -> TargetCoding:
+    def encode_to_target(self, images: np.ndarray, clusters: np.ndarray, psnr_db: float | None,
+                         budget_bits: int | None = None) -> TargetCoding:
         """Per item the shortest bitstream over the operating points whose decode meets
-        ``psnr_db`` (same rule as :meth:`SemanticLanguage.encode_to_target`)."""
+        ``psnr_db`` (same rule as :meth:`SemanticLanguage.encode_to_target`); with ``budget_bits``,
+        the highest operating point whose stream fits it (:func:`~simulator.semantic.coding.fit_budget`)."""
         images, clusters = self._check(images, clusters)
         n, k = len(images), self.num_rungs
         folds = self.coding_fold(images)
@@ -319,7 +322,8 @@ class HyperLanguage:
                     np.zeros((0, self._jz + self._jy), dtype=np.int64)
                 return self._reconstruct(f, lat, clusters[idx][sel], r)
 
-            chosen, ok, p, t = search_target(bits, decode, images[idx], psnr_db)
+            chosen, ok, p, t = (search_target(bits, decode, images[idx], psnr_db) if budget_bits is None
+                                else fit_budget(bits, budget_bits))
             met[idx], psnr[idx], tried[idx] = ok, p, t
             for r in np.unique(chosen):
                 sel = np.flatnonzero(chosen == r)
@@ -444,7 +448,7 @@ def fit_hyper_language(images: np.ndarray, clusters: np.ndarray, num_clusters: i
         fold[perm[n // 2:]] = 1
     meta = json.dumps({"num_clusters": int(num_clusters), "seed": int(ctx.seed), "zoo": sha, "arch": arch.as_dict(),
                        "torch": torch.__version__.split("+")[0], "threads": int(ctx.training_threads()),
-                       "cfg": cfg.model_dump(mode="json", by_alias=True)}, sort_keys=True)
+                       "cfg": cfg.training_dump()}, sort_keys=True)
     key = model_cache.digest(CODE_VERSION, meta, images, np.asarray(clusters, dtype=np.int64))
     path = ctx.cache_path("semantic", f"{key[:32]}.pt")
     fold_of = {model_cache.digest(im): int(f) for im, f in zip(images, fold)}

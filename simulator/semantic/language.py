@@ -37,7 +37,8 @@ from ..errors import InputError
 from ..progress import StepMeter
 from .codec import SemanticCodec, count_flops, param_count
 from .config import SemanticConfig
-from .coding import Representation, TargetCoding, check_items, rungs_of, search_target, to_net, to_uint8
+from .coding import (Representation, TargetCoding, check_items, fit_budget, rungs_of, search_target, to_net,
+                     to_uint8)
 from .entropy import CodingTable, build_table, coded_parameter_bits, decode_item, encode_item
 
 log = logging.getLogger(__name__)
@@ -153,7 +154,8 @@ class SemanticLanguage:
                 out[r, s: s + len(x)] = torch.round(y if g is None else y * g).reshape(len(x), -1).to(torch.int64).numpy()
         return out
 
-    def encode_to_target(self, images: np.ndarray, clusters: np.ndarray, psnr_db: float) -> TargetCoding:
+    def encode_to_target(self, images: np.ndarray, clusters: np.ndarray, psnr_db: float | None,
+                         budget_bits: int | None = None) -> TargetCoding:
         """Per item, the shortest bitstream over the operating points whose decode meets ``psnr_db``.
 
         Every rung's stream is entropy-coded (one analysis pass; coding is cheap); the rungs are
@@ -163,13 +165,16 @@ class SemanticLanguage:
         the apprentice's. An item no rung serves gets the highest rung with ``met = False``; the
         pipeline decides what to do with it. ``images`` ``(N, H, W, C)`` uint8, ``clusters``
         ``(N,)`` int.
+
+        With ``budget_bits`` (a bandwidth budget) the choice is instead the highest operating
+        point whose stream fits it, with no decode (:func:`~simulator.semantic.coding.fit_budget`).
         """
         images, clusters = self._check(images, clusters)
         n, k = len(images), self.num_rungs
         lat = self._latents_per_rung(images, clusters)
         streams = [self._code(lat[r], clusters, np.full(n, r)) for r in range(k)]
         bits = np.array([[8 * len(d) for d in streams[r]] for r in range(k)], dtype=np.int64).reshape(k, n)
-        chosen, met, psnr, tried = search_target(
+        chosen, met, psnr, tried = fit_budget(bits, budget_bits) if budget_bits is not None else search_target(
             bits, lambda r, sel: self.reconstruct(lat[r, sel], clusters[sel], r), images, psnr_db)
         est = {r: self.estimated_bits(lat[r][chosen == r]) for r in np.unique(chosen)}
         pos = {r: 0 for r in est}
@@ -274,7 +279,7 @@ def cache_key(images: np.ndarray, clusters: np.ndarray, num_clusters: int, cfg: 
     """sha256 of everything that determines a trained language (``threads``: torch's thread
     count during training, which changes float reductions)."""
     meta = json.dumps({"num_clusters": int(num_clusters), "seed": int(seed), "torch": torch.__version__.split("+")[0],
-                       "threads": int(threads), "cfg": cfg.model_dump(mode="json", by_alias=True)}, sort_keys=True)
+                       "threads": int(threads), "cfg": cfg.training_dump()}, sort_keys=True)
     return model_cache.digest(CODE_VERSION, meta, images, np.asarray(clusters, dtype=np.int64))
 
 
