@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .classical import source_coding
+from .classical.mosaic import groups, picture_shape, tiles
 from .classical.streams import classical_file
 from .bits import bits_to_bytes
 from .link.packets import reassemble
@@ -40,7 +41,8 @@ class Reconstruction:
 
 
 def reconstruct(shape: tuple[int, int, int], packets: list[np.ndarray], packet_ok: list[np.ndarray],
-                header_bits: int, coder: str, *, language=None, container: str = "file") -> Reconstruction:
+                header_bits: int, coder: str, *, language=None, container: str = "file",
+                mosaic: int = 1) -> Reconstruction:
     """Rebuild N items of ``shape = (H, W, C)`` from what the link delivered.
 
     Args:
@@ -53,6 +55,9 @@ def reconstruct(shape: tuple[int, int, int], packets: list[np.ndarray], packet_o
             file, or as minimal header and payload, which the apprentice rebuilds into the file
             from the link's configuration (:func:`~simulator.classical.streams.classical_file`).
         language: the language that decodes semantic items (``None``: no semantic item may arrive).
+        mosaic: ``classical.mosaic`` of the classical items: ``N > 1``, each item carries a chunk
+            of its picture's stream (:mod:`simulator.classical.mosaic`); a picture is rebuilt,
+            and its items delivered, only when every one of its items arrived.
     """
     n = len(packets)
     images = np.zeros((n, *shape), dtype=np.uint8)
@@ -60,6 +65,7 @@ def reconstruct(shape: tuple[int, int, int], packets: list[np.ndarray], packet_o
     route = np.full(n, "", dtype=object)
     n_bits = np.full(n, -1, dtype=np.int64)
     sem_idx, sem_streams = [], []
+    chunks: dict[int, np.ndarray] = {}
     for i in range(n):
         if not packet_ok[i].all():
             continue
@@ -70,6 +76,9 @@ def reconstruct(shape: tuple[int, int, int], packets: list[np.ndarray], packet_o
         n_bits[i] = len(bits)
         stream = bits_to_bytes(bits, (len(bits) + 7) // 8)
         route[i] = Route.from_header_bit(flag)
+        if mosaic > 1 and route[i] is Route.CLASSICAL:
+            chunks[i] = bits  # rebuilt with its picture below
+            continue
         if not len(bits):  # the teacher sent no stream (a bandwidth budget no operating point fits)
             continue
         if route[i] is Route.SEMANTIC:
@@ -83,6 +92,19 @@ def reconstruct(shape: tuple[int, int, int], packets: list[np.ndarray], packet_o
         except source_coding.CorruptStream:
             continue
         delivered[i] = True
+    for idx in (groups(n, mosaic) if chunks else []):
+        if not all(int(i) in chunks for i in idx):
+            continue
+        whole = np.concatenate([chunks[int(i)] for i in idx])
+        if not len(whole):
+            continue
+        pshape = picture_shape(shape, len(idx), mosaic)
+        try:
+            picture = source_coding.decode(classical_file(whole, coder, container, pshape), coder, pshape)
+        except source_coding.CorruptStream:
+            continue
+        images[idx] = tiles(picture, mosaic) if len(idx) > 1 else picture[None]
+        delivered[idx] = True
     if sem_idx:
         decoded, _ = language.decode(sem_streams)
         images[sem_idx] = decoded

@@ -11,14 +11,16 @@ seed, so their differences are the pipelines' own.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from .apprentice import Reconstruction, reconstruct
+from .classical.mosaic import groups
 from .classical.streams import ClassicalStreams, cached_classical
+from . import model_cache
 from .context import RunContext
 from .errors import InputError
 from .jscc.codec import JsccCodec, snr_from_noise, zoo_model
@@ -39,6 +41,7 @@ from .sources import ItemSet
 from .teacher import Encoded, encode_items, semantic_coding
 
 if TYPE_CHECKING:  # the pre-processor (torch models) is imported only when a pipeline needs it
+    from .jscc.finetune import JsccFolds
     from .preprocess import Preprocessor
 
 
@@ -55,7 +58,8 @@ class Models:
         languages: pipeline name -> its trained language (absent: no language, or no item to
             train it on).
         served: pipeline name -> ``(N,)`` bool, the items offered to its language.
-        jscc: the DeepJSCC network of the ``jscc`` pipelines (``None``: none runs).
+        jscc: the DeepJSCC networks of the ``jscc`` pipelines, per fold when fine-tuned
+            (:class:`~simulator.jscc.finetune.JsccFolds`; ``None``: none runs).
         notes, timings: what the run reports of the learning phase (meta.json).
     """
 
@@ -67,7 +71,7 @@ class Models:
     own_alphabet: int = 1
     languages: dict[str, SemanticLanguage] = field(default_factory=dict)
     served: dict[str, np.ndarray] = field(default_factory=dict)
-    jscc: JsccCodec | None = None
+    jscc: "JsccFolds | None" = None
     notes: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -112,9 +116,16 @@ def learning_phase(items: ItemSet, scenario: Scenario, ctx: RunContext, progress
     specs = {name: PIPELINES.get(name) for name in scenario.pipelines}
     models = Models()
     if any(s.jscc for s in specs.values()):
-        models.jscc = load_jscc(scenario, items.shape)
+        from .jscc.finetune import fine_tune
+
+        cfg = scenario.jscc
+        models.jscc = fine_tune(load_jscc(scenario, items.shape), items.images, cfg, scenario.link.channel,
+                                scenario.link.esn0_db, ctx)
+        on = "each half, coding the other" if len(models.jscc.codecs) > 1 else "every item"
+        tuned = f", fine-tuned {cfg.fine_tune_steps} steps on {on}" if models.jscc.fine_tuned else ""
         models.notes.append(f"DeepJSCC: zoo model {models.jscc.name} ({models.jscc.channel_uses(items.shape)} complex "
-                            f"channel uses per item, bandwidth ratio {models.jscc.bandwidth_ratio(items.shape):.6g})")
+                            f"channel uses per item, bandwidth ratio {models.jscc.bandwidth_ratio(items.shape):.6g}"
+                            f"{tuned})")
     if not any(s.needs_preprocessor for s in specs.values()) and not any(s.language for s in specs.values()):
         return models
     # the pre-processor also judges every language's reconstructions (semantic_ok), so a
@@ -190,11 +201,18 @@ class PointInputs:
     codings: dict[str, TargetCoding]
 
 
-def semantic_codings(items: ItemSet, models: Models, scenario: Scenario,
+#: Bump when a language's coding of items changes for the same trained language.
+CODINGS_VERSION = "semsim-semantic-codings/1"
+
+
+def semantic_codings(items: ItemSet, models: Models, scenario: Scenario, ctx: RunContext,
                      budget_bits: int | None = None) -> dict[str, TargetCoding]:
     """Per pipeline with a language, the rate-controlled coding of the items it offers
     (computed once per language, offered items, target and clusters); ``budget_bits``: the
-    item bits of a bandwidth budget (``rate_control = "budget"``)."""
+    item bits of a bandwidth budget (``rate_control = "budget"``). Each coding is kept in
+    ``ctx``'s cache (``semantic-codings/``, keyed by the trained language's key, the items,
+    their clusters, the target and the budget): the points of a sweep over the SNR or the
+    channel code the items once."""
     rc = scenario.semantic.rate_control
     target = scenario.fidelity.psnr_db if rc == "target-quality" else None
     budget_bits = budget_bits if rc == "budget" else None
@@ -208,7 +226,12 @@ def semantic_codings(items: ItemSet, models: Models, scenario: Scenario,
         clusters, _ = models.header_clusters(spec, len(items))
         key = (language.key, np.packbits(offered).tobytes(), target, budget_bits, clusters[offered].tobytes())
         if key not in shared:
-            shared[key] = semantic_coding(language, items.images[offered], clusters[offered], target, budget_bits)
+            images, cl = items.images[offered], clusters[offered]
+            digest = model_cache.digest(CODINGS_VERSION, language.key, target, budget_bits, images, cl)
+            shared[key], _ = model_cache.load_or_train(
+                ctx.cache_path("semantic-codings", f"{digest[:32]}.pt"), digest, CODINGS_VERSION, "semantic coding",
+                TargetCoding.from_payload,
+                lambda: (lambda c: (c, c.to_payload()))(semantic_coding(language, images, cl, target, budget_bits)))
         out[name] = shared[key]
     return out
 
@@ -279,7 +302,10 @@ def run_pipeline(name: str, items: ItemSet, models: Models, scenario: Scenario, 
     encoded = encode_items(items.images, offered, streams.bits, language=language, cluster=clusters,
                            flops_per_s=scenario.nodes.teacher_flop_per_s, extra_flops_per_item=pre_flops,
                            coding=shared.codings.get(name), on_miss=spec.on_miss,
-                           budget=link.bandwidth_ratio is not None)
+                           budget=link.bandwidth_ratio is not None,
+                           classical_sent=streams.met if link.bandwidth_ratio is not None else None)
+    if streams.mosaic > 1 and (encoded.route == Route.SEMANTIC).any():
+        raise RuntimeError(f"pipeline {name!r}: mosaics are coded for pipelines whose every item goes classically")
     semantic = encoded.route == Route.SEMANTIC
     app_flops = np.where(semantic, language.flops_decode if language is not None else 0, 0).astype(np.float64)
     handoff = Handoff(encoded.route, encoded.bits, shared.arrival_s, encoded.compute_s,
@@ -291,7 +317,12 @@ def run_pipeline(name: str, items: ItemSet, models: Models, scenario: Scenario, 
 
     # Apprentice: what arrived, read from the packet headers.
     recon = reconstruct(items.shape, arrival.received, arrival.intact, link.header_bits, streams.coder,
-                        language=language, container=streams.container)
+                        language=language, container=streams.container, mosaic=streams.mosaic)
+    if streams.mosaic > 1:  # a picture is rebuilt once its last chunk is in: its items are done then
+        done = arrival.timeline.done_s.copy()
+        for idx in groups(n, streams.mosaic):
+            done[idx] = done[idx].max()
+        arrival.timeline = replace(arrival.timeline, done_s=done)
     arrived = recon.n_bits >= 0
     if not (np.array_equal(recon.n_bits[arrived], encoded.n_bits[arrived])
             and np.array_equal(recon.route[arrived], encoded.route[arrived])):
@@ -322,15 +353,19 @@ def classical_streams(items: ItemSet, scenario: Scenario, ctx: RunContext, progr
     ``ctx``'s cache (:func:`~simulator.classical.streams.cached_classical`): the points of a
     sweep that code the same items the same way code them once."""
     cl = scenario.classical
-    names = {"pipeline": cl.coder, "memorizable": cl.memorizable_coder}
+    # (coder, mosaic) per role: only the classical pipeline's coder codes mosaics (its every
+    # item goes classically); the X_m route codes each item alone
+    names = {"pipeline": (cl.coder, cl.mosaic), "memorizable": (cl.memorizable_coder, 1)}
     roles = {PIPELINES.get(p).classical_coder for p in scenario.pipelines if not PIPELINES.get(p).jscc}
-    by_coder: dict[str, ClassicalStreams] = {}
+    by_coder: dict[tuple[str, int], ClassicalStreams] = {}
     for role in sorted(roles):
+        coder, side = names[role]
         if names[role] not in by_coder:
             by_coder[names[role]] = cached_classical(
-                items.images, names[role], cl.quality, scenario.fidelity.psnr_db,
+                items.images, coder, cl.quality, scenario.fidelity.psnr_db,
                 cache_dir_path=lambda name: ctx.cache_path("classical", name),
-                on_item=_coding_progress(progress, names[role]), container=cl.container, budget_bits=budget_bits)
+                on_item=_coding_progress(progress, coder), container=cl.container, budget_bits=budget_bits,
+                mosaic=side)
     return {role: by_coder[names[role]] for role in roles}
 
 
@@ -370,13 +405,14 @@ def run_point(items: ItemSet, scenario: Scenario, ctx: RunContext,
     else:
         arrival_s = poisson_arrivals(len(items), scenario.traffic.rate, ctx.rng("arrivals"))
     classical = classical_streams(items, scenario, ctx, progress, budget_bits)
-    known = {s.coder: s for s in classical.values()}
+    # reuse the lossless streams a pipeline already coded (not budget-fitted ones)
+    known = {} if scenario.classical.quality == "budget" else {s.coder: s for s in classical.values()}
     lossless = known.get(EQUIVALENT_CODER) or cached_classical(
         items.images, EQUIVALENT_CODER, "target", None, cache_dir_path=lambda name: ctx.cache_path("classical", name),
         on_item=_coding_progress(progress, EQUIVALENT_CODER), container=scenario.classical.container)
     lossless_bits = np.array([len(b) for b in lossless.bits], dtype=np.int64)
     shared = PointInputs(arrival_s, equivalent_classical_packets(lossless.bits, scenario.link.payload_bits),
-                         classical, lossless_bits, semantic_codings(items, models, scenario, budget_bits))
+                         classical, lossless_bits, semantic_codings(items, models, scenario, ctx, budget_bits))
     tables = [run_pipeline(name, items, models, scenario, ctx, shared) for name in scenario.pipelines]
     table = pd.concat(tables, ignore_index=True)
     model_bits = {name: float(lang.parameter_bits()) for name, lang in models.languages.items()}

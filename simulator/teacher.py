@@ -83,7 +83,7 @@ def semantic_coding(language, images: np.ndarray, clusters: np.ndarray, psnr_tar
 def encode_items(images: np.ndarray, semantic: np.ndarray, classical_bits: list[np.ndarray], *, language=None,
                  cluster: np.ndarray | None = None, flops_per_s: float = 1.0,
                  extra_flops_per_item: int = 0, coding=None, on_miss: str = "highest",
-                 budget: bool = False) -> Encoded:
+                 budget: bool = False, classical_sent: np.ndarray | None = None) -> Encoded:
     """Encode N items: those with ``semantic[i]`` through ``language``, the others classically.
 
     Args:
@@ -102,8 +102,8 @@ def encode_items(images: np.ndarray, semantic: np.ndarray, classical_bits: list[
             anyway at the ``"highest"`` operating point (then ``Encoded.missed``).
         budget: the items are coded to a bandwidth budget (``coding`` and ``classical_bits``
             were): an offered item that fits no operating point goes ``"classical"`` or, with
-            ``"highest"``, is not sent; an empty classical stream is an item nothing fits
-            (``Encoded.sent`` False for both).
+            ``"highest"``, is not sent; a classical item is sent where ``classical_sent``
+            (``(N,)`` bool, its picture fits; default: its stream is not empty).
 
     Compute time per item: the pre-processor's FLOPs, plus for an offered item the encoder and
     one decode per operating point the rate control tried (the teacher's own check).
@@ -140,5 +140,9 @@ def encode_items(images: np.ndarray, semantic: np.ndarray, classical_bits: list[
     for i in np.flatnonzero(~sem):
         bits[i] = classical_bits[i]
     route = np.array([Route.SEMANTIC if s_ else Route.CLASSICAL for s_ in sem], dtype=object)
-    sent = np.array([len(b) > 0 for b in bits], dtype=bool) if budget else np.ones(n, dtype=bool)
+    sent = np.ones(n, dtype=bool)
+    if budget:
+        sent = np.array([len(b) > 0 for b in bits], dtype=bool)
+        if classical_sent is not None:  # a mosaic's item may carry an empty chunk of a sent picture
+            sent[~sem] = np.asarray(classical_sent, dtype=bool)[~sem]
     return Encoded(route, bits, est, cluster, flops / flops_per_s, rung, missed, sent)

@@ -94,6 +94,7 @@ def _budget_scenario(data: str, pipelines: list[str], **link) -> dict:
             "classical": {"coder": "webp", "memorizable_coder": "best-lossless", "quality": "budget"},
             "link": {"bandwidth_ratio": 1 / 6, "max_retx": 0, "modulation": "qam16", "code": {"k": 512, "n": 1024},
                      **link},
+            "jscc": {"fine_tune_steps": 2, "fine_tune_batch": 4},
             "traffic": {"arrivals": "batch"}}
 
 
@@ -147,3 +148,37 @@ def test_adaptive_mcs_keeps_the_budget(tmp_path):
     it, s = res.items, res.summary.iloc[0]
     assert (it["channel_uses"] == 128).all() and (it["packets"] == 1).all()
     assert s["mcs_index"] >= 2 and (it["representation_bits"] <= s["code_rate"] * s["bits_per_symbol"] * 128).all()
+
+
+def test_a_mosaic_is_coded_at_its_items_budgets_and_lost_as_a_whole(tmp_path):
+    import simulator
+    from simulator.classical.mosaic import mosaic, tiles
+    from simulator.classical.payload import item_bits
+    from simulator.metrics import psnr_db
+
+    data = _folder(tmp_path / "img", n=18)
+    sc = _budget_scenario(data, ["classical"], mode="fixed-bler", bler=0.0, snr_db=12.0)
+    sc["source"]["max_items"] = 18
+    sc["classical"].update(mosaic=2, coder="webp")
+    res = simulator.run(parse_scenario(sc))
+    it = res.items.sort_values("item")
+    assert (it["channel_uses"] == 512).all() and it["delivered"].all() and it["sent"].all()
+    from simulator.classical.source_coding import decode
+    from simulator.context import RunContext
+    from simulator.sources import load_items
+
+    items = load_items(parse_scenario(sc).source, RunContext(seed=3, device="cpu"), {})  # as the run drew them
+    pic = mosaic(items.images[:4], 2)[0]
+    r = encode_to_budget("webp", pic, 4 * 992, lambda st, q: len(item_bits("webp", st, pic.shape, q)))
+    rec = tiles(decode(r.stream, "webp", pic.shape), 2)
+    for j in range(4):
+        assert it["psnr_db"].iloc[j] == pytest.approx(psnr_db(items.images[j], rec[j]))
+    assert it["representation_bits"].iloc[:4].sum() == len(item_bits("webp", r.stream, pic.shape, r.quality))
+    lossy = simulator.run(parse_scenario({**sc, "link": {**sc["link"], "bler": 0.3}}))
+    got = lossy.items.sort_values("item")
+    for g in range(4):  # a picture arrives whole or not at all, at one time
+        grp = got.iloc[4 * g: 4 * g + 4]
+        assert grp["delivered"].nunique() == 1
+        if grp["delivered"].all():
+            assert grp["delivery_time_s"].nunique() == 1
+    assert not got["delivered"].all() and got["delivered"].any()

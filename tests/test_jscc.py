@@ -229,3 +229,39 @@ def test_separation_delivers_well_above_threshold_and_fails_well_below():
     assert good.block_errors(64) == 0
     bad = Separation(qpsk, 512, "awgn", -8.0, seed=1)
     assert not bad.delivered(bits) and bad.block_errors(64) == 64
+
+
+def test_fine_tuning_never_codes_an_item_with_a_model_that_trained_on_it(tmp_path, monkeypatch):
+    from simulator.context import RunContext
+    from simulator.jscc import finetune
+    from simulator.jscc.config import JsccConfig
+
+    base = JsccCodec.from_zoo("deepjscc-1-12")
+    images = np.stack([np.full((32, 32, 3), 10 * i, dtype=np.uint8) for i in range(8)])
+    seen = []
+    real = finetune.train_steps
+
+    def spy(model, train, **kw):
+        seen.append((train.copy(), kw["snr_db"], kw["channel"], kw["told_db"]))
+        return real(model, train, **kw)
+
+    monkeypatch.setattr(finetune, "train_steps", spy)
+    ctx = RunContext(seed=4, device="cpu", cache_dir=tmp_path / "cache")
+    cfg = JsccConfig(fine_tune_steps=3, fine_tune_batch=4, snr_aware=False, design_snr_db=7.0)
+    folds = finetune.fine_tune(base, images, cfg, "rayleigh", 15.0, ctx)
+    assert len(folds.codecs) == 2 and sorted(np.bincount(folds.fold)) == [4, 4]
+    for f, (train, snr, channel, told) in enumerate(seen):
+        coded = {int(x[0, 0, 0]) for x in images[folds.fold == f]}
+        assert coded.isdisjoint({int(x[0, 0, 0]) for x in train}) and len(train) == 4
+        assert snr == (7.0, 7.0) and channel == "rayleigh" and told == 7.0  # a single-SNR model at its SNR
+    moved = [any(not torch.equal(a, b) for a, b in zip(c.model.state_dict().values(),
+                                                        base.model.state_dict().values())) for c in folds.codecs]
+    assert all(moved)
+    snr = np.full(8, 7.0, dtype=np.float32)
+    x = folds.encode(images, snr)
+    for f, c in enumerate(folds.codecs):
+        assert np.array_equal(x[folds.fold == f], c.encode(images[folds.fold == f], snr[folds.fold == f]))
+    again = finetune.fine_tune(base, images, cfg, "rayleigh", 15.0, ctx)  # from the cache, same weights
+    assert len(seen) == 2 and np.array_equal(again.encode(images, snr), x)
+    one = finetune.fine_tune(base, images, JsccConfig(fine_tune_steps=0), "awgn", 15.0, ctx)
+    assert one.codecs == [base] and not one.fine_tuned

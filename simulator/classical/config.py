@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from ..registry import CODERS
 from ..section import Section
@@ -30,6 +30,9 @@ class ClassicalConfig(Section):
     coder: Annotated[str, AfterValidator(CODERS.check)] = "best-lossless"
     memorizable_coder: Annotated[str, AfterValidator(CODERS.check)] = "best-lossless"
     quality: Literal["target", "budget"] | int = "target"
+    mosaic: int = Field(default=1, ge=1, le=16,
+                        description="N: the classical pipeline codes N x N consecutive items as one picture at their "
+                                    "budgets together (quality = \"budget\"; docs/jscc.md); 1: each item alone")
     container: Literal["none", "file"] = "none"
 
     @field_validator("quality", mode="before")
@@ -41,6 +44,10 @@ class ClassicalConfig(Section):
 
     @model_validator(mode="after")
     def _quality_in_range(self) -> "ClassicalConfig":
+        if self.mosaic > 1 and self.quality != "budget":
+            raise ValueError(f'mosaic = {self.mosaic} codes pictures of {self.mosaic}x{self.mosaic} items at a bandwidth '
+                             f'budget: it needs quality = "budget" and link.bandwidth_ratio (got quality = '
+                             f'{self.quality!r})')
         for key in ("coder", "memorizable_coder"):
             if getattr(self, key) == "best" and isinstance(self.quality, int):
                 raise ValueError(f'{key} = "best" codes each item to fidelity.psnr_db or to a bandwidth budget: it '

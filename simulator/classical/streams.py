@@ -14,6 +14,7 @@ import numpy as np
 from ..bits import bits_to_bytes, bytes_to_bits
 from ..registry import CODERS
 from . import payload, source_coding
+from .mosaic import groups, picture_of
 from .quality import best_to_budget, best_to_target, encode_at_quality, encode_to_budget, encode_to_target
 
 #: ``classical.container``: what the link carries for a classical item.
@@ -31,7 +32,11 @@ class ClassicalStreams:
             minimal header and the payload (:func:`~simulator.classical.payload.item_bits`).
         quality: ``(N,)`` float64 codec quality used (NaN for a lossless coder).
         met: ``(N,)`` bool, the decode meets the PSNR target (always True for a lossless coder;
-            False where no quality reaches it and the highest was sent).
+            False where no quality reaches it and the highest was sent); with
+            ``quality = "budget"``: the item's picture fits the budget (False: not sent).
+        container: ``classical.container``.
+        mosaic: ``N``: ``N x N`` items per picture, each item's bits a chunk of its picture's
+            stream (:mod:`simulator.classical.mosaic`); 1: every item alone.
     """
 
     coder: str
@@ -39,6 +44,39 @@ class ClassicalStreams:
     quality: np.ndarray
     met: np.ndarray
     container: str = "file"
+    mosaic: int = 1
+
+
+def _budget_streams(images: np.ndarray, coder: str, container: str, budget_bits: int, side: int,
+                    on_item: Callable[[int, int], None] | None) -> ClassicalStreams:
+    """:func:`encode_classical` with ``quality = "budget"``: per picture of :func:`groups`
+    (single items when ``side = 1``) the best decode whose link bits fit the picture's items'
+    budgets together, cut into one chunk per item (empty chunks: nothing fits, or the picture
+    needed fewer codewords)."""
+    n = len(images)
+    q = np.full(n, np.nan)
+    met = np.zeros(n, dtype=bool)
+    bits: list[np.ndarray] = [np.zeros(0, dtype=np.uint8)] * n
+    for idx in groups(n, side):
+        picture, pside = picture_of(images, idx, side)
+        pshape = tuple(picture.shape)
+
+        def size(stream: bytes, qq: int | None, member: str = coder, pshape=pshape) -> int:
+            return 8 * len(stream) if container == "file" else len(payload.item_bits(member, stream, pshape, qq))
+
+        budget = budget_bits * len(idx)
+        r = (best_to_budget(picture, budget, lambda m, st, qq: size(st, qq, m)) if coder == "best"
+             else encode_to_budget(coder, picture, budget, size))
+        if r.met:
+            whole = (bytes_to_bits(r.stream) if container == "file"
+                     else payload.item_bits(coder, r.stream, pshape, r.quality))
+            for j, i in enumerate(idx):
+                bits[i] = whole[j * budget_bits:(j + 1) * budget_bits]
+            met[idx] = True
+            q[idx] = np.nan if r.quality is None else r.quality
+        if on_item is not None:
+            on_item(int(idx[-1]) + 1, n)
+    return ClassicalStreams(coder, bits, q, met, container, side)
 
 
 def classical_file(bits: np.ndarray, coder: str, container: str, shape: tuple[int, int, int]) -> bytes:
@@ -54,7 +92,7 @@ def classical_file(bits: np.ndarray, coder: str, container: str, shape: tuple[in
 
 def encode_classical(images: np.ndarray, coder: str, quality: str | int = "target",
                      psnr_db: float | None = None, *, on_item: Callable[[int, int], None] | None = None,
-                     container: str = "file", budget_bits: int | None = None) -> ClassicalStreams:
+                     container: str = "file", budget_bits: int | None = None, mosaic: int = 1) -> ClassicalStreams:
     """Code each ``(H, W, C)`` uint8 image of ``images`` ``(N, H, W, C)`` with ``coder``.
 
     A lossless coder ignores ``quality``. A lossy one codes at the integer ``quality``, or
@@ -66,7 +104,10 @@ def encode_classical(images: np.ndarray, coder: str, quality: str | int = "targe
     With ``quality = "budget"`` (a bandwidth budget, :mod:`simulator.link.budget`) every coder,
     lossless ones included, codes each item at the best decode whose link bits fit
     ``budget_bits`` (:func:`~simulator.classical.quality.encode_to_budget`); an item nothing
-    fits gets an empty bit array with ``met = False`` (it is not sent).
+    fits gets an empty bit array with ``met = False`` (it is not sent). ``mosaic = N > 1``
+    (budget only): ``N x N`` consecutive items are coded as one picture at their budgets
+    together and its stream is cut into one chunk of at most ``budget_bits`` per item
+    (:mod:`simulator.classical.mosaic`).
     """
     if container not in CONTAINERS:
         raise ValueError(f"container must be one of {', '.join(CONTAINERS)} (got {container!r})")
@@ -87,18 +128,10 @@ def encode_classical(images: np.ndarray, coder: str, quality: str | int = "targe
     if quality == "budget":
         if budget_bits is None:
             raise ValueError('quality = "budget" needs budget_bits (the item bits a bandwidth budget carries)')
-
-        def size(stream: bytes, q: int | None, member: str = coder) -> int:
-            return 8 * len(stream) if container == "file" else len(payload.item_bits(member, stream, shape, q))
-
-        if coder == "best":
-            results = each(lambda img: best_to_budget(img, int(budget_bits), lambda m, st, q: size(st, q, m)))
-        else:
-            results = each(lambda img: encode_to_budget(coder, img, int(budget_bits), size))
-        streams = [r.stream for r in results]
-        q[:] = [np.nan if r.quality is None else r.quality for r in results]
-        met[:] = [r.met for r in results]
-    elif spec.lossless:
+        return _budget_streams(images, coder, container, int(budget_bits), mosaic, on_item)
+    if mosaic != 1:
+        raise ValueError('mosaics are coded at a bandwidth budget: quality = "budget"')
+    if spec.lossless:
         streams = each(lambda img: source_coding.encode(img, coder))
     elif coder == "best":
         if quality != "target" or psnr_db is None:
@@ -146,7 +179,7 @@ def _codec_versions() -> str:
 
 def cached_classical(images: np.ndarray, coder: str, quality: str | int, psnr_db: float | None, *,
                      cache_dir_path: Callable[[str], Path], on_item: Callable[[int, int], None] | None = None,
-                     container: str = "file", budget_bits: int | None = None) -> ClassicalStreams:
+                     container: str = "file", budget_bits: int | None = None, mosaic: int = 1) -> ClassicalStreams:
     """:func:`encode_classical`, kept on disk: a sweep whose points code the same items the same
     way (the SNR and the channel do not change a codec's streams) codes them once.
 
@@ -159,7 +192,7 @@ def cached_classical(images: np.ndarray, coder: str, quality: str | int, psnr_db
     from .. import model_cache
 
     key = model_cache.digest(STREAMS_VERSION, _codec_versions(), coder, quality,
-                             None if psnr_db is None else float(psnr_db), container, budget_bits, images)
+                             None if psnr_db is None else float(psnr_db), container, budget_bits, mosaic, images)
     path = cache_dir_path(f"{key[:32]}.pt")
 
     def rebuild(payload: dict) -> ClassicalStreams:
@@ -167,14 +200,15 @@ def cached_classical(images: np.ndarray, coder: str, quality: str | int, psnr_db
         starts = np.concatenate([[0], ends[:-1]]) if len(ends) else ends
         return ClassicalStreams(payload["coder"], [flat[a:b].copy() for a, b in zip(starts, ends)],
                                 payload["quality"].numpy().copy(), payload["met"].numpy().copy(),
-                                payload["container"])
+                                payload["container"], int(payload["mosaic"]))
 
     def code():
         s = encode_classical(images, coder, quality, psnr_db, on_item=on_item, container=container,
-                             budget_bits=budget_bits)
+                             budget_bits=budget_bits, mosaic=mosaic)
         flat = np.concatenate(s.bits) if s.bits else np.zeros(0, dtype=np.uint8)
         ends = np.cumsum([len(b) for b in s.bits]).astype(np.int64)
-        return s, {"coder": s.coder, "container": s.container, "bits": torch.from_numpy(flat.astype(np.uint8)),
+        return s, {"coder": s.coder, "container": s.container, "mosaic": s.mosaic,
+                   "bits": torch.from_numpy(flat.astype(np.uint8)),
                    "ends": torch.from_numpy(ends), "quality": torch.from_numpy(s.quality.astype(np.float64)),
                    "met": torch.from_numpy(s.met.astype(bool))}
 

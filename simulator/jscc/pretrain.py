@@ -29,7 +29,7 @@ from torch.nn import functional as F
 from ..errors import InputError
 from ..semantic.coding import to_net
 from ..semantic.pretrain import arguments, command, load_training_items, resume  # shared with the languages
-from .model import DeepJSCC, JsccShape, awgn
+from .model import DeepJSCC, JsccShape, awgn, rayleigh_block
 
 
 @dataclass(frozen=True)
@@ -96,10 +96,14 @@ def augment(x: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
 
 def train_steps(model: DeepJSCC, images: np.ndarray, *, start: int, stop: int, total: int, batch: int, lr: float,
                 seed: int, snr_db: tuple[float, float], opt: torch.optim.Optimizer, device: str = "cpu",
-                report=None) -> list[dict]:
+                report=None, channel: str = "awgn", told_db: float | None = None) -> list[dict]:
     """Run optimiser steps ``start .. stop-1`` of a ``total``-step schedule on ``images``
     ``(N, H, W, C)`` uint8 (module doc). Returns one record per 100 steps:
-    ``{"step", "mse", "psnr_db"}`` (batch means; PSNR of the mean MSE on 0..1 pixels)."""
+    ``{"step", "mse", "psnr_db"}`` (batch means; PSNR of the mean MSE on 0..1 pixels).
+
+    ``channel``: ``"awgn"`` (pretraining) or ``"rayleigh"`` (one gain per item, equalised; the
+    decoder is told the effective SNR). ``told_db``: a single-SNR model, both halves told this
+    SNR whatever the channel's (``None``: told the channel's)."""
     x_all = to_net(images)
     model.to(device).train()
     out, acc, count = [], 0.0, 0
@@ -111,8 +115,14 @@ def train_steps(model: DeepJSCC, images: np.ndarray, *, start: int, stop: int, t
         noise = torch.Generator(device=device).manual_seed(int(rng.integers(1 << 62)))
         for g in opt.param_groups:
             g["lr"] = lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * t / max(1, total))))
-        y = awgn(model.encode(x, snr), snr, noise)
-        mse = (model.decode(y, snr, x.shape[2:]) - x).square().mean()
+        told = snr if told_db is None else torch.full_like(snr, float(told_db))
+        z = model.encode(x, told)
+        if channel == "rayleigh":
+            y, eff = rayleigh_block(z, snr, noise)
+            told_rx = eff if told_db is None else told
+        else:
+            y, told_rx = awgn(z, snr, noise), told
+        mse = (model.decode(y, told_rx, x.shape[2:]) - x).square().mean()
         opt.zero_grad(set_to_none=True)
         mse.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

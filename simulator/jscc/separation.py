@@ -44,6 +44,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..classical.mosaic import mosaic, tiles
 from ..classical.payload import item_bits, payload_bits
 from ..registry import CODERS
 from ..classical import codecs  # noqa: F401  (registers the codecs)
@@ -51,23 +52,6 @@ from ..link.config import LinkConfig
 from ..link.mcs import MCS_TABLE, McsEntry, entry_code
 from ..link.phy import BitTrueLink
 from ..metrics import psnr_from_mse
-
-
-def mosaic(images: np.ndarray, side: int) -> np.ndarray:
-    """``(N, H, W, C)`` images, ``N`` a multiple of ``side^2`` -> ``(N / side^2, side H, side W, C)``
-    pictures, row-major: image ``j`` of a picture sits at row ``j // side``, column ``j % side``."""
-    n, h, w, c = images.shape
-    if n % (side * side):
-        raise ValueError(f"{n} images do not fill {side}x{side} mosaics")
-    return (images.reshape(n // side ** 2, side, side, h, w, c).transpose(0, 1, 3, 2, 4, 5)
-            .reshape(n // side ** 2, side * h, side * w, c))
-
-
-def tiles(picture: np.ndarray, side: int) -> np.ndarray:
-    """The inverse of :func:`mosaic` for one ``(side H, side W, C)`` picture -> ``(side^2, H, W, C)``."""
-    hh, ww, c = picture.shape
-    h, w = hh // side, ww // side
-    return picture.reshape(side, h, side, w, c).transpose(0, 2, 1, 3, 4).reshape(side * side, h, w, c)
 
 
 @dataclass(frozen=True)

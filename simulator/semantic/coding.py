@@ -56,6 +56,28 @@ class TargetCoding:
     psnr_db: np.ndarray
     rungs_tried: np.ndarray
 
+    def to_payload(self) -> dict:
+        """Plain tensors that :meth:`from_payload` turns back into an equal coding (the cache)."""
+        flat = b"".join(r.bitstream for r in self.reps)
+        return {"streams": torch.frombuffer(bytearray(flat), dtype=torch.uint8) if flat else torch.zeros(0, dtype=torch.uint8),
+                "ends": torch.tensor(np.cumsum([len(r.bitstream) for r in self.reps], dtype=np.int64)),
+                "n_bits": torch.tensor([r.n_bits for r in self.reps], dtype=torch.int64),
+                "est_bits": torch.tensor([r.est_bits for r in self.reps], dtype=torch.float64),
+                "cluster": torch.tensor([r.cluster for r in self.reps], dtype=torch.int64),
+                "rung": torch.tensor([r.rung for r in self.reps], dtype=torch.int64),
+                "met": torch.from_numpy(np.asarray(self.met, dtype=bool)),
+                "psnr_db": torch.from_numpy(np.asarray(self.psnr_db, dtype=np.float64)),
+                "rungs_tried": torch.from_numpy(np.asarray(self.rungs_tried, dtype=np.int64))}
+
+    @classmethod
+    def from_payload(cls, p: dict) -> "TargetCoding":
+        flat, ends = p["streams"].numpy().tobytes(), p["ends"].tolist()
+        starts = [0] + ends[:-1]
+        reps = [Representation(flat[a:b], int(nb), float(e), int(c), int(r))
+                for a, b, nb, e, c, r in zip(starts, ends, p["n_bits"].tolist(), p["est_bits"].tolist(),
+                                             p["cluster"].tolist(), p["rung"].tolist())]
+        return cls(reps, p["met"].numpy().copy(), p["psnr_db"].numpy().copy(), p["rungs_tried"].numpy().copy())
+
 
 def to_net(images: np.ndarray) -> torch.Tensor:
     """``(N, H, W, C)`` uint8 -> ``(N, C, H, W)`` float32 in ``[-1/2, 1/2]``."""
