@@ -49,9 +49,9 @@ __all__ = ["CalibrationKey", "BlerPoint", "BlerTable", "CalibrationProgress", "c
            "HARQ_TABLE_VERSION"]
 
 TABLE_FORMAT = "semsim-bler-table"
-TABLE_VERSION = 1
+TABLE_VERSION = 2  # 2: the chain scrambles its codewords (simulator.link.phy)
 HARQ_TABLE_FORMAT = "semsim-harq-bler-table"
-HARQ_TABLE_VERSION = 1
+HARQ_TABLE_VERSION = 2
 #: Combined attempts a HARQ table measures at most (one full IR cycle RV 0, 2, 3, 1). The
 #: abstraction draws attempts beyond it with the last measured conditional failure probability.
 HARQ_MAX_COMBINED = 4

@@ -68,7 +68,7 @@ __all__ = ["McsEntry", "MCS_TABLE", "MCS_TABLE_NAME", "MCS_TABLE_VERSION", "McsK
 MCS_TABLE_NAME = "TS 38.214 Table 5.1.3.1-2 (PDSCH MCS index table 2, 256QAM), R in [1/5, 948/1024]"
 MCS_TABLE_VERSION = 1
 FILE_FORMAT = "semsim-mcs-choice"
-FILE_VERSION = 1
+FILE_VERSION = 2  # 2: the chain scrambles its codewords (simulator.link.phy)
 PROGRESS_STEP = "link adaptation: MCS"
 
 #: An entry is "clearly good" once its Clopper-Pearson upper bound is below target / this.

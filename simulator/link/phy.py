@@ -1,7 +1,15 @@
 """The bit-true link: 5G LDPC + QAM over a registered channel, all in Sionna 2.x (PyTorch).
 
-``LDPC5GEncoder -> Mapper (QAM) -> channel (simulator.link.channels) -> Demapper("app")
--> LDPC5GDecoder`` (BP, with early stopping by default). :class:`BitTruePhy` is the
+``LDPC5GEncoder -> scrambler -> Mapper (QAM) -> channel (simulator.link.channels) ->
+Demapper("app") -> descrambler -> LDPC5GDecoder`` (BP, with early stopping by default).
+
+**Scrambling.** As in 5G (TS 38.211 7.3.1.1), every transmitted codeword's bits are XORed
+with the Gold sequence of TS 38.211 5.2.1 (Sionna's ``generate_prng_seq``) for
+``c_init = SCRAMBLING_C_INIT`` before mapping, and the LLRs' signs flipped back where it is 1
+after demapping. Without it, an item's zero padding maps to one constellation point (the
+lowest-energy one of 16- and 64-QAM), and real payloads lose codewords far more often than
+the random bits the BLER tables and the MCS choice are measured with (64-QAM, R 0.70, Es/N0
+15 dB: 0.43 % with random bits, 32 % with half the bits zero). :class:`BitTruePhy` is the
 ``bit-true`` link mode (simulator.link.modes); :class:`BitTrueLink` is the chain itself,
 also used by the calibration;
 
@@ -31,6 +39,7 @@ import numpy as np
 import torch
 from sionna.phy.fec.ldpc import LDPC5GDecoder, LDPC5GEncoder, LDPCBPDecoder
 from sionna.phy.mapping import Demapper, Mapper
+from sionna.phy.nr.utils import generate_prng_seq
 
 from ..context import RunContext
 from .channels import build_channel
@@ -38,7 +47,11 @@ from .config import LinkConfig
 from .phy_base import HarqState, check_bits, check_harq, harq_rv, noise_variance, torch_device
 
 __all__ = ["BitTrueLink", "BitTruePhy", "EarlyStopLDPC5GDecoder", "SIONNA_FAST_DECODER_VERSIONS",
-           "sionna_version", "fast_decoder_supported"]
+           "sionna_version", "fast_decoder_supported", "SCRAMBLING_C_INIT"]
+
+#: ``c_init`` of the scrambling sequence: ``n_RNTI 2^15 + q 2^14 + n_ID`` (TS 38.211 7.3.1.1)
+#: with ``n_RNTI = 1``, codeword ``q = 0`` and ``n_ID = 1``.
+SCRAMBLING_C_INIT = (1 << 15) + 1
 
 #: ``[lowest, first unsupported)`` versions of ``sionna-no-rt`` whose private BP-decoder
 #: attributes (``_bp_iter``, ``_v2c_perm``, ``_cn_gather_idx``, ``_vn_gather_idx``,
@@ -410,6 +423,8 @@ class BitTrueLink:
         self.demapper = Demapper("app", "qam", self.bits_per_symbol, precision="single", device=dev)
         self.channel = build_channel(link.channel, dev, noise_gen, fading_gen)
         self.chunk_blocks = _chunk_blocks(self.n, self.bits_per_symbol, dev)
+        seq = torch.from_numpy(generate_prng_seq(self.n, SCRAMBLING_C_INIT)).to(dev, torch.float32)
+        self._scrambling, self._unscramble = seq, 1.0 - 2.0 * seq  # XOR bits; LLR signs back
         # The encoder's arithmetic is on 0/1 values (exact in float32), so the compiled encoder
         # gives Sionna's codewords bit for bit, about 5x faster on the CPU.
         self._encode = self.encoder
@@ -420,10 +435,13 @@ class BitTrueLink:
 
     @torch.inference_mode()
     def run(self, u: torch.Tensor, esn0_db: float) -> torch.Tensor:
-        c = self._encode(u)
-        x = self.mapper(c)
+        x = self.mapper(self._scramble(self._encode(u)))
         y, no_eff = self.channel.apply(x, noise_variance(esn0_db))
-        return self.decoder(self._demap(y, no_eff))
+        return self.decoder(self._demap(y, no_eff) * self._unscramble)
+
+    def _scramble(self, c: torch.Tensor) -> torch.Tensor:
+        """Coded bits ``[B, n]`` {0, 1} XOR the scrambling sequence."""
+        return torch.abs(c - self._scrambling)
 
     # -- HARQ: soft values per attempt, decoding of combined attempts
 
@@ -437,8 +455,8 @@ class BitTrueLink:
             c = self._encode(u)
         else:
             c = self.encoder(u, rv=[rv]).reshape(u.shape[0], self.n)
-        y, no_eff = self.channel.apply(self.mapper(c), noise_variance(esn0_db))
-        return self._demap(y, no_eff)
+        y, no_eff = self.channel.apply(self.mapper(self._scramble(c)), noise_variance(esn0_db))
+        return self._demap(y, no_eff) * self._unscramble
 
     @property
     def harq_decoder(self):
