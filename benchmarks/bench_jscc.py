@@ -141,6 +141,8 @@ def main(argv=None) -> int:
     p.add_argument("--rd-bpp", type=float, nargs="*", default=[],
                    help="also report the codec's PSNR at these payload bits per pixel (no channel)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--blocks", type=int, default=8192,
+                   help="random codewords per MCS entry that estimate its block error rate for the choice")
     p.add_argument("--out")
     p.add_argument("--plot", help="draw PSNR against SNR from the --from CSVs into this PNG, and stop")
     p.add_argument("--from", dest="sources", nargs="*", default=[])
@@ -186,7 +188,8 @@ def main(argv=None) -> int:
             row(f"{a.coder}-payload", coding, float("nan"), mse, 1.0, extra={"bits_per_pixel": bpp})
         fixed = None
         if a.fixed_at is not None:
-            fixed, _ = choose_entry(dcs, uses_img, side, a.channel, a.fixed_at, dfill, seed=a.seed + 1)
+            fixed, _ = choose_entry(dcs, uses_img, side, a.channel, a.fixed_at, dfill, blocks=a.blocks,
+                                    seed=a.seed + 1)
         for snr in a.snrs:
             if fixed is not None:
                 mse, share = separation_mse(cs, fixed, uses_img, side, a.channel, snr, fill, a.seed)
@@ -199,7 +202,7 @@ def main(argv=None) -> int:
                 if any(c.bits[-1] <= cap for c in cs):
                     echo(f"  warning: quality {a.qmax} fits the capacity at {snr:g} dB: raise --qmax")
                 row(f"{a.coder}-capacity", coding, snr, mse, 1.0)
-            e, expected = choose_entry(dcs, uses_img, side, a.channel, snr, dfill, seed=a.seed + 1)
+            e, expected = choose_entry(dcs, uses_img, side, a.channel, snr, dfill, blocks=a.blocks, seed=a.seed + 1)
             mse, share = separation_mse(cs, e, uses_img, side, a.channel, snr, fill, a.seed)
             row(f"{a.coder}+ldpc", coding, snr, mse, share, f"MCS {e.index} ({e.modulation}, R={e.rate:.3f})",
                 extra={"development_expected_psnr_db": expected})
