@@ -72,7 +72,8 @@ class PipelineSpec:
         semantic: items that may go on the semantic route (only if a language was trained).
         on_miss: with ``rate_control = "target-quality"``, an item whose decode misses the
             target at every operating point is sent at the highest one (``"highest"``, missing
-            fidelity) or classically (``"classical"``).
+            fidelity) or classically (``"classical"``); with ``"budget"``, an item no operating
+            point fits is not sent (``"highest"``) or sent classically (``"classical"``).
         memorizable: items the pipeline declares memorizable (``None``: none).
         reads_ground_truth: whether the masks read ``PointView.true_memorizable`` (an oracle).
         default: part of a scenario's default ``pipelines`` list.
