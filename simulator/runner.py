@@ -299,10 +299,9 @@ def check_models(points: list, datasets: dict) -> None:
     for _, sc in points:
         if any(PIPELINES.get(p).jscc for p in sc.pipelines):
             zoo_model(sc.jscc.model, sc.link.bandwidth_ratio, preloaded(sc.source, datasets).shape)
-        budget = Budget.of(sc.link, preloaded(sc.source, datasets).shape) \
-            if any(not PIPELINES.get(p).jscc for p in sc.pipelines) else None
-        if budget is None:
+        if sc.link.bandwidth_ratio is None or all(PIPELINES.get(p).jscc for p in sc.pipelines):
             continue
+        budget = Budget.of(sc.link, preloaded(sc.source, datasets).shape)
         if sc.link.mcs == "fixed":
             try:
                 budget.fixed_link(sc.link)
