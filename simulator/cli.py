@@ -280,12 +280,28 @@ def cmd_calibrate(args, out: Console, err: Console) -> int:
         except ValueError as bad:
             raise InputError(str(bad), where="--snr-grid") from None
     link = scenario.link
+    budget = None
+    if link.bandwidth_ratio is not None and scenario.classical.quality == "budget":
+        from .link.budget import Budget
+        from .registry import PIPELINES
+        from .sources import inspect_dataset
+
+        src = scenario.source  # the codeword the run uses is sized to the items
+        budget = Budget.of(link, inspect_dataset(src.dataset, src.convert, src.max_pixels).shape)
+        if link.mcs == "fixed":
+            try:
+                link = budget.fixed_link(link)
+            except ValueError as bad:
+                raise InputError(str(bad), where="link.bandwidth_ratio") from None
+            err.print(f"bandwidth budget: {budget.uses} channel uses per item, one codeword of k/n = "
+                      f"{link.code.k}/{link.code.n}; its table:", soft_wrap=True)
     with _sweep_progress(err, args.quiet, points=False) as (progress, _), ctx.threads():
         if link.mcs == "adaptive":  # the table the run uses is the chosen code's
             from .link.mcs import adapted, choose_mcs
 
-            choice = choose_mcs(link, ctx.with_progress(progress))
-            link = adapted(link, choice)
+            symbols = budget.uses if budget is not None else None
+            choice = choose_mcs(link, ctx.with_progress(progress), symbols=symbols)
+            link = adapted(link, choice, symbols)
             err.print(f"adaptive MCS at Es/N0 {link.esn0_db:g} dB: entry {choice.index}, {choice.modulation}, "
                       f"k/n = {choice.k}/{choice.n} (BLER {choice.bler:.3g}); its table:", soft_wrap=True)
         measure = calibrate_harq if link.harq != "none" else calibrate  # HARQ: a row per combined attempt

@@ -182,3 +182,16 @@ def test_a_mosaic_is_coded_at_its_items_budgets_and_lost_as_a_whole(tmp_path):
         if grp["delivered"].all():
             assert grp["delivery_time_s"].nunique() == 1
     assert not got["delivered"].all() and got["delivered"].any()
+
+
+def test_calibrate_measures_the_codeword_the_budget_sizes(tmp_path, capsys):
+    from simulator.cli import main
+
+    path = tmp_path / "cal.toml"
+    path.write_text('name = "cal"\npipelines = ["classical"]\n[source]\ndataset = "digits"\n'
+                    '[classical]\ncoder = "jpeg"\nquality = "budget"\n'
+                    '[link]\nmode = "abstraction"\nbandwidth_ratio = 4.0\nmax_retx = 0\nmodulation = "qam16"\n'
+                    'code = { k = 256, n = 512 }\nheader_bits = 16\n')
+    assert main(["calibrate", str(path), "--snr-grid", "6,8", "--cache-dir", str(tmp_path / "c")]) == 0
+    got = capsys.readouterr()
+    assert "256 channel uses per item, one codeword of k/n = 512/1024" in got.err and "esn0_db" in got.out
