@@ -52,6 +52,20 @@ def digest(*parts) -> str:
     return h.hexdigest()
 
 
+def pack_ragged(arrays: list[np.ndarray], dtype) -> dict[str, torch.Tensor]:
+    """N one-dimensional arrays as two plain tensors for a payload: ``flat`` (their
+    concatenation, ``dtype``) and ``ends`` (int64 end offsets); :func:`unpack_ragged` inverts it."""
+    flat = np.concatenate([np.asarray(a, dtype=dtype) for a in arrays]) if arrays else np.zeros(0, dtype=dtype)
+    return {"flat": torch.from_numpy(flat), "ends": torch.from_numpy(np.cumsum([len(a) for a in arrays],
+                                                                               dtype=np.int64))}
+
+
+def unpack_ragged(packed: dict[str, torch.Tensor]) -> list[np.ndarray]:
+    """The arrays :func:`pack_ragged` packed (copies)."""
+    flat, ends = packed["flat"].numpy(), packed["ends"].tolist()
+    return [flat[a:b].copy() for a, b in zip([0] + ends[:-1], ends)]
+
+
 def lock_file(path: Path) -> Path:
     """``<path>.lock``: the lock under which the cache file ``path`` is filled."""
     return Path(str(path) + ".lock")

@@ -201,8 +201,8 @@ class PointInputs:
     codings: dict[str, TargetCoding]
 
 
-#: Bump when a language's coding of items changes for the same trained language.
-CODINGS_VERSION = "semsim-semantic-codings/1"
+#: Bump when a language's coding of items, or the cached file's layout, changes.
+CODINGS_VERSION = "semsim-semantic-codings/2"
 
 
 def semantic_codings(items: ItemSet, models: Models, scenario: Scenario, ctx: RunContext,
@@ -228,10 +228,14 @@ def semantic_codings(items: ItemSet, models: Models, scenario: Scenario, ctx: Ru
         if key not in shared:
             images, cl = items.images[offered], clusters[offered]
             digest = model_cache.digest(CODINGS_VERSION, language.key, target, budget_bits, images, cl)
+
+            def code(language=language, images=images, cl=cl):
+                coding = semantic_coding(language, images, cl, target, budget_bits)
+                return coding, coding.to_payload()
+
             shared[key], _ = model_cache.load_or_train(
                 ctx.cache_path("semantic-codings", f"{digest[:32]}.pt"), digest, CODINGS_VERSION, "semantic coding",
-                TargetCoding.from_payload,
-                lambda: (lambda c: (c, c.to_payload()))(semantic_coding(language, images, cl, target, budget_bits)))
+                TargetCoding.from_payload, code)
         out[name] = shared[key]
     return out
 
@@ -302,7 +306,6 @@ def run_pipeline(name: str, items: ItemSet, models: Models, scenario: Scenario, 
     encoded = encode_items(items.images, offered, streams.bits, language=language, cluster=clusters,
                            flops_per_s=scenario.nodes.teacher_flop_per_s, extra_flops_per_item=pre_flops,
                            coding=shared.codings.get(name), on_miss=spec.on_miss,
-                           budget=link.bandwidth_ratio is not None,
                            classical_sent=streams.met if link.bandwidth_ratio is not None else None)
     if streams.mosaic > 1 and (encoded.route == Route.SEMANTIC).any():
         raise RuntimeError(f"pipeline {name!r}: mosaics are coded for pipelines whose every item goes classically")
@@ -362,9 +365,7 @@ def classical_streams(items: ItemSet, scenario: Scenario, ctx: RunContext, progr
         coder, side = names[role]
         if names[role] not in by_coder:
             by_coder[names[role]] = cached_classical(
-                items.images, coder, cl.quality, scenario.fidelity.psnr_db,
-                cache_dir_path=lambda name: ctx.cache_path("classical", name),
-                on_item=_coding_progress(progress, coder), container=cl.container, budget_bits=budget_bits,
+                items.images, coder, cl.quality, scenario.fidelity.psnr_db, ctx, on_item=_coding_progress(progress, coder), container=cl.container, budget_bits=budget_bits,
                 mosaic=side)
     return {role: by_coder[names[role]] for role in roles}
 
@@ -408,7 +409,7 @@ def run_point(items: ItemSet, scenario: Scenario, ctx: RunContext,
     # reuse the lossless streams a pipeline already coded (not budget-fitted ones)
     known = {} if scenario.classical.quality == "budget" else {s.coder: s for s in classical.values()}
     lossless = known.get(EQUIVALENT_CODER) or cached_classical(
-        items.images, EQUIVALENT_CODER, "target", None, cache_dir_path=lambda name: ctx.cache_path("classical", name),
+        items.images, EQUIVALENT_CODER, "target", None, ctx,
         on_item=_coding_progress(progress, EQUIVALENT_CODER), container=scenario.classical.container)
     lossless_bits = np.array([len(b) for b in lossless.bits], dtype=np.int64)
     shared = PointInputs(arrival_s, equivalent_classical_packets(lossless.bits, scenario.link.payload_bits),

@@ -83,7 +83,7 @@ def semantic_coding(language, images: np.ndarray, clusters: np.ndarray, psnr_tar
 def encode_items(images: np.ndarray, semantic: np.ndarray, classical_bits: list[np.ndarray], *, language=None,
                  cluster: np.ndarray | None = None, flops_per_s: float = 1.0,
                  extra_flops_per_item: int = 0, coding=None, on_miss: str = "highest",
-                 budget: bool = False, classical_sent: np.ndarray | None = None) -> Encoded:
+                 classical_sent: np.ndarray | None = None) -> Encoded:
     """Encode N items: those with ``semantic[i]`` through ``language``, the others classically.
 
     Args:
@@ -100,15 +100,16 @@ def encode_items(images: np.ndarray, semantic: np.ndarray, classical_bits: list[
             here without a target).
         on_miss: an offered item whose coding missed the target goes ``"classical"`` or is sent
             anyway at the ``"highest"`` operating point (then ``Encoded.missed``).
-        budget: the items are coded to a bandwidth budget (``coding`` and ``classical_bits``
-            were): an offered item that fits no operating point goes ``"classical"`` or, with
-            ``"highest"``, is not sent; a classical item is sent where ``classical_sent``
-            (``(N,)`` bool, its picture fits; default: its stream is not empty).
+        classical_sent: given when the items are coded to a bandwidth budget (``coding`` and
+            ``classical_bits`` were): ``(N,)`` bool, the item's classical picture fits. Then an
+            offered item that fits no operating point goes ``"classical"`` or, with
+            ``"highest"``, is not sent, and a classical item is sent where ``classical_sent``.
 
     Compute time per item: the pre-processor's FLOPs, plus for an offered item the encoder and
     one decode per operating point the rate control tried (the teacher's own check).
     """
     n = len(images)
+    budget = classical_sent is not None
     offered = np.asarray(semantic, dtype=bool)
     cluster = np.full(n, -1, dtype=np.int64) if cluster is None else np.asarray(cluster, dtype=np.int64)
     bits: list[np.ndarray] = [None] * n  # type: ignore[list-item]
@@ -141,8 +142,7 @@ def encode_items(images: np.ndarray, semantic: np.ndarray, classical_bits: list[
         bits[i] = classical_bits[i]
     route = np.array([Route.SEMANTIC if s_ else Route.CLASSICAL for s_ in sem], dtype=object)
     sent = np.ones(n, dtype=bool)
-    if budget:
-        sent = np.array([len(b) > 0 for b in bits], dtype=bool)
-        if classical_sent is not None:  # a mosaic's item may carry an empty chunk of a sent picture
-            sent[~sem] = np.asarray(classical_sent, dtype=bool)[~sem]
+    if budget:  # a semantic item with an empty stream fitted nothing; a mosaic's item may carry
+        sent = np.array([len(b) > 0 for b in bits], dtype=bool)  # an empty chunk of a sent picture
+        sent[~sem] = np.asarray(classical_sent, dtype=bool)[~sem]
     return Encoded(route, bits, est, cluster, flops / flops_per_s, rung, missed, sent)

@@ -38,11 +38,10 @@ def groups(n: int, side: int) -> list[np.ndarray]:
     return out + [np.array([i]) for i in range(full, n)]
 
 
-def picture_of(images: np.ndarray, idx: np.ndarray, side: int) -> tuple[np.ndarray, int]:
-    """The picture of the items ``idx`` of ``images`` ``(N, H, W, C)`` and its side (1: one item)."""
-    if len(idx) == 1:
-        return images[idx[0]], 1
-    return mosaic(images[idx], side)[0], side
+def picture_of(images: np.ndarray, idx: np.ndarray, side: int) -> np.ndarray:
+    """The picture of the items ``idx`` of ``images`` ``(N, H, W, C)``: one item itself, or the
+    ``side x side`` mosaic of ``side^2`` items."""
+    return images[idx[0]] if len(idx) == 1 else mosaic(images[idx], side)[0]
 
 
 def picture_shape(shape: tuple[int, int, int], count: int, side: int) -> tuple[int, int, int]:

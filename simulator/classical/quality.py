@@ -202,8 +202,10 @@ def encode_to_budget(coder_name: str, image: np.ndarray, max_bits: int,
     """
     coder = _coder(coder_name)
     image = _image(image)
-    if coder_name == "best":
-        return best_to_budget(image, max_bits, None if size is None else (lambda m, st, q: size(st, q)))
+    if coder_name == "best":  # a member-aware size goes to best_to_budget itself
+        if size is not None:
+            raise ValueError("best: give best_to_budget a size(member, stream, quality)")
+        return best_to_budget(image, max_bits)
     size = size or (lambda stream, q: 8 * len(stream))
     if coder.lossless or coder.encode_at is None:
         stream = coder.encode(image)
@@ -282,4 +284,3 @@ def best_to_target(image: np.ndarray, psnr_db: float, size: Callable[[str, bytes
             best = (bits, tag, r)
     _, tag, r = best  # best-lossless always meets the target
     return TargetResult(bytes([tag]) + r.stream, r.quality, r.psnr_db, True, tried)
-

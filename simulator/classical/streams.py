@@ -6,8 +6,7 @@ pre-processor's cost model.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
@@ -16,6 +15,9 @@ from ..registry import CODERS
 from . import payload, source_coding
 from .mosaic import groups, picture_of
 from .quality import best_to_budget, best_to_target, encode_at_quality, encode_to_budget, encode_to_target
+
+if TYPE_CHECKING:
+    from ..context import RunContext
 
 #: ``classical.container``: what the link carries for a classical item.
 CONTAINERS = ("none", "file")
@@ -58,7 +60,7 @@ def _budget_streams(images: np.ndarray, coder: str, container: str, budget_bits:
     met = np.zeros(n, dtype=bool)
     bits: list[np.ndarray] = [np.zeros(0, dtype=np.uint8)] * n
     for idx in groups(n, side):
-        picture, pside = picture_of(images, idx, side)
+        picture = picture_of(images, idx, side)
         pshape = tuple(picture.shape)
 
         def size(stream: bytes, qq: int | None, member: str = coder, pshape=pshape) -> int:
@@ -154,17 +156,14 @@ def encode_classical(images: np.ndarray, coder: str, quality: str | int = "targe
         if psnr_db is not None:
             met[:] = [r.psnr_db >= psnr_db for r in results]
     if container == "none":
-        bits = [payload.item_bits(coder, b, shape, None if np.isnan(qi) else int(qi)) if len(b)
-                else np.zeros(0, dtype=np.uint8) for b, qi in zip(streams, q)]
+        bits = [payload.item_bits(coder, b, shape, None if np.isnan(qi) else int(qi)) for b, qi in zip(streams, q)]
     else:
         bits = [bytes_to_bits(b) for b in streams]
     return ClassicalStreams(coder, bits, q, met, container)
 
 
-
-
-#: Bump when the coding of :func:`encode_classical` changes what it returns.
-STREAMS_VERSION = "semsim-classical-streams/1"
+#: Bump when the coding of :func:`encode_classical` or the cached file's layout changes.
+STREAMS_VERSION = "semsim-classical-streams/2"
 
 
 def _codec_versions() -> str:
@@ -177,14 +176,14 @@ def _codec_versions() -> str:
             f"(libheif {pillow_heif.libheif_version()}); pillow {version('pillow')}")
 
 
-def cached_classical(images: np.ndarray, coder: str, quality: str | int, psnr_db: float | None, *,
-                     cache_dir_path: Callable[[str], Path], on_item: Callable[[int, int], None] | None = None,
-                     container: str = "file", budget_bits: int | None = None, mosaic: int = 1) -> ClassicalStreams:
+def cached_classical(images: np.ndarray, coder: str, quality: str | int, psnr_db: float | None, ctx: RunContext, *,
+                     on_item: Callable[[int, int], None] | None = None, container: str = "file",
+                     budget_bits: int | None = None, mosaic: int = 1) -> ClassicalStreams:
     """:func:`encode_classical`, kept on disk: a sweep whose points code the same items the same
     way (the SNR and the channel do not change a codec's streams) codes them once.
 
-    ``cache_dir_path(name)``: the cache file's path for a name (``lambda n: ctx.cache_path(
-    "classical", n)``). The key hashes the items, every argument that changes the streams, the
+    ``ctx``: the :class:`~simulator.context.RunContext` whose cache holds the file
+    (``<cache_dir>/classical/``). The key hashes the items, every argument that changes the streams, the
     codec libraries' versions and :data:`STREAMS_VERSION` (:mod:`simulator.model_cache`: a
     corrupt or foreign file is refused with its name, never silently used)."""
     import torch
@@ -193,26 +192,22 @@ def cached_classical(images: np.ndarray, coder: str, quality: str | int, psnr_db
 
     key = model_cache.digest(STREAMS_VERSION, _codec_versions(), coder, quality,
                              None if psnr_db is None else float(psnr_db), container, budget_bits, mosaic, images)
-    path = cache_dir_path(f"{key[:32]}.pt")
 
     def rebuild(payload: dict) -> ClassicalStreams:
-        flat, ends = payload["bits"].numpy(), payload["ends"].numpy()
-        starts = np.concatenate([[0], ends[:-1]]) if len(ends) else ends
-        return ClassicalStreams(payload["coder"], [flat[a:b].copy() for a, b in zip(starts, ends)],
+        return ClassicalStreams(payload["coder"], model_cache.unpack_ragged(payload["bits"]),
                                 payload["quality"].numpy().copy(), payload["met"].numpy().copy(),
                                 payload["container"], int(payload["mosaic"]))
 
     def code():
         s = encode_classical(images, coder, quality, psnr_db, on_item=on_item, container=container,
                              budget_bits=budget_bits, mosaic=mosaic)
-        flat = np.concatenate(s.bits) if s.bits else np.zeros(0, dtype=np.uint8)
-        ends = np.cumsum([len(b) for b in s.bits]).astype(np.int64)
         return s, {"coder": s.coder, "container": s.container, "mosaic": s.mosaic,
-                   "bits": torch.from_numpy(flat.astype(np.uint8)),
-                   "ends": torch.from_numpy(ends), "quality": torch.from_numpy(s.quality.astype(np.float64)),
+                   "bits": model_cache.pack_ragged(s.bits, np.uint8),
+                   "quality": torch.from_numpy(s.quality.astype(np.float64)),
                    "met": torch.from_numpy(s.met.astype(bool))}
 
-    streams, _ = model_cache.load_or_train(path, key, STREAMS_VERSION, "classical streams", rebuild, code)
+    streams, _ = model_cache.load_or_train(ctx.cache_path("classical", f"{key[:32]}.pt"), key, STREAMS_VERSION,
+                                           "classical streams", rebuild, code)
     return streams
 
 

@@ -25,6 +25,7 @@ import torch
 
 from .. import model_cache
 from ..context import RunContext
+from ..folds import two_folds
 from .codec import JsccCodec
 from .model import DeepJSCC
 from .pretrain import train_steps
@@ -75,11 +76,7 @@ def fine_tune(base: JsccCodec, images: np.ndarray, cfg, channel: str, esn0_db: f
     n = len(images)
     if cfg.fine_tune_steps == 0:
         return JsccFolds([base], np.zeros(n, dtype=np.int64))
-    fold = np.zeros(n, dtype=np.int64)
-    folds = 2 if (cfg.fit_on == "disjoint" and n >= 2) else 1
-    if folds == 2:
-        perm = ctx.rng("jscc.folds").permutation(n)
-        fold[perm[n // 2:]] = 1
+    folds, fold = two_folds(n, cfg.fit_on == "disjoint", ctx.rng("jscc.folds"))
     snr = float(esn0_db) if cfg.snr_aware else float(cfg.design_snr_db)
     told = None if cfg.snr_aware else float(cfg.design_snr_db)
     codecs = []

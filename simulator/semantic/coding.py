@@ -17,6 +17,7 @@ import torch
 
 from ..errors import InputError
 from ..metrics import psnr_from_mse
+from ..model_cache import pack_ragged, unpack_ragged
 
 @dataclass(frozen=True)
 class Representation:
@@ -58,9 +59,7 @@ class TargetCoding:
 
     def to_payload(self) -> dict:
         """Plain tensors that :meth:`from_payload` turns back into an equal coding (the cache)."""
-        flat = b"".join(r.bitstream for r in self.reps)
-        return {"streams": torch.frombuffer(bytearray(flat), dtype=torch.uint8) if flat else torch.zeros(0, dtype=torch.uint8),
-                "ends": torch.tensor(np.cumsum([len(r.bitstream) for r in self.reps], dtype=np.int64)),
+        return {"streams": pack_ragged([np.frombuffer(r.bitstream, dtype=np.uint8) for r in self.reps], np.uint8),
                 "n_bits": torch.tensor([r.n_bits for r in self.reps], dtype=torch.int64),
                 "est_bits": torch.tensor([r.est_bits for r in self.reps], dtype=torch.float64),
                 "cluster": torch.tensor([r.cluster for r in self.reps], dtype=torch.int64),
@@ -71,11 +70,9 @@ class TargetCoding:
 
     @classmethod
     def from_payload(cls, p: dict) -> "TargetCoding":
-        flat, ends = p["streams"].numpy().tobytes(), p["ends"].tolist()
-        starts = [0] + ends[:-1]
-        reps = [Representation(flat[a:b], int(nb), float(e), int(c), int(r))
-                for a, b, nb, e, c, r in zip(starts, ends, p["n_bits"].tolist(), p["est_bits"].tolist(),
-                                             p["cluster"].tolist(), p["rung"].tolist())]
+        reps = [Representation(s.tobytes(), int(nb), float(e), int(c), int(r))
+                for s, nb, e, c, r in zip(unpack_ragged(p["streams"]), p["n_bits"].tolist(), p["est_bits"].tolist(),
+                                          p["cluster"].tolist(), p["rung"].tolist())]
         return cls(reps, p["met"].numpy().copy(), p["psnr_db"].numpy().copy(), p["rungs_tried"].numpy().copy())
 
 

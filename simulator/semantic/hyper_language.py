@@ -40,6 +40,7 @@ from .. import model_cache, zoo
 from ..context import RunContext
 from ..errors import InputError
 from ..flops import forward_flops
+from ..folds import two_folds
 from ..metrics import psnr_from_mse
 from ..progress import StepMeter
 from .config import SemanticConfig
@@ -441,11 +442,7 @@ def fit_hyper_language(images: np.ndarray, clusters: np.ndarray, num_clusters: i
         raise InputError("no items to train the language on", where=where)
     n, h, w, c = images.shape
     name, arch, lambdas, state, sha = pre_distribution(cfg, c)
-    folds = 2 if (cfg.fit_on == "disjoint" and n >= 2) else 1
-    fold = np.zeros(n, dtype=np.int64)
-    if folds == 2:
-        perm = ctx.rng("semantic.folds").permutation(n)
-        fold[perm[n // 2:]] = 1
+    folds, fold = two_folds(n, cfg.fit_on == "disjoint", ctx.rng("semantic.folds"))
     meta = json.dumps({"num_clusters": int(num_clusters), "seed": int(ctx.seed), "zoo": sha, "arch": arch.as_dict(),
                        "torch": torch.__version__.split("+")[0], "threads": int(ctx.training_threads()),
                        "cfg": cfg.training_dump()}, sort_keys=True)
