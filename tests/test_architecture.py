@@ -23,7 +23,8 @@ STAGES = {
 }
 SHARED = {"simulator.context", "simulator.errors", "simulator.files", "simulator.registry",
           "simulator.route", "simulator.bits", "simulator.section", "simulator.progress", "simulator.flops",
-          "simulator.model_cache", "simulator.metrics", "simulator.version", "simulator.sweep", "simulator.zoo"}
+          "simulator.model_cache", "simulator.metrics", "simulator.version", "simulator.sweep", "simulator.zoo",
+          "simulator.folds"}
 
 
 def stage(module: str) -> int | None:
