@@ -32,6 +32,7 @@ ITEM_COLUMNS = [
     "bits_on_air", "channel_uses", "arrival_s", "queue_wait_s", "delivery_time_s", "delivered", "psnr_db",
     "semantic_ok", "meets_fidelity", "equiv_classical_packets", "semantic_impact",
     "coder", "quality", "quality_target_missed", "mse", "msssim", "rung", "lossless_bits", "sent",
+    "teacher_compute_s", "apprentice_compute_s",
 ]
 
 
@@ -108,6 +109,8 @@ class PipelineRun:
         quality: ``(N,)`` float, its codec quality (NaN: lossless or semantic).
         quality_target_missed: ``(N,)`` bool, no quality met the PSNR target and the highest
             was sent (classically), or no operating point of the language did (semantically).
+        apprentice_compute_s: ``(N,)`` the apprentice's modelled compute time per item (s;
+            the teacher's is ``encoded.compute_s``; :mod:`simulator.flops`).
     """
 
     pipeline: str
@@ -119,6 +122,7 @@ class PipelineRun:
     coder: np.ndarray
     quality: np.ndarray
     quality_target_missed: np.ndarray
+    apprentice_compute_s: np.ndarray
 
 
 def item_records(run: PipelineRun, items, equiv_packets: np.ndarray, lossless_bits: np.ndarray) -> pd.DataFrame:
@@ -165,6 +169,8 @@ def item_records(run: PipelineRun, items, equiv_packets: np.ndarray, lossless_bi
         "rung": encoded.rung,
         "lossless_bits": np.asarray(lossless_bits, dtype=np.int64),
         "sent": np.asarray(encoded.sent, dtype=bool),
+        "teacher_compute_s": np.asarray(encoded.compute_s, dtype=np.float64),
+        "apprentice_compute_s": np.asarray(run.apprentice_compute_s, dtype=np.float64),
     })
     return df[ITEM_COLUMNS]
 
@@ -226,6 +232,8 @@ def summarize(items: pd.DataFrame, complexity_nats: float, model_bits: dict[str,
             "delivered_share": _mean(g["delivered"].astype(float)),
             "avg_delivery_time_s": _mean(g["delivery_time_s"][g["delivered"]]),
             "avg_queue_wait_s": _mean(g["queue_wait_s"]),
+            "teacher_compute_s_per_item": _mean(g["teacher_compute_s"]),
+            "apprentice_compute_s_per_item": _mean(g["apprentice_compute_s"]),
             "avg_psnr_semantic_db": _mean(finite_psnr),
             "msssim_all": _mean(g["msssim"]),
             "fidelity_share": _mean(g["meets_fidelity"].astype(float)),

@@ -20,6 +20,7 @@ import pandas as pd
 from .apprentice import Reconstruction, reconstruct
 from .classical.mosaic import groups
 from .classical.streams import ClassicalStreams, cached_classical
+from .flops import ENTROPY_COST
 from . import model_cache
 from .context import RunContext
 from .errors import InputError
@@ -281,7 +282,7 @@ def run_jscc_pipeline(name: str, items: ItemSet, models: Models, scenario: Scena
     scores = _scores(items, recon, arrival, models, scenario, shared)
     run = PipelineRun(name, encoded, arrival, recon, scores, np.zeros(n, dtype=bool),
                       coder=np.full(n, "", dtype=object), quality=np.full(n, np.nan),
-                      quality_target_missed=np.zeros(n, dtype=bool))
+                      quality_target_missed=np.zeros(n, dtype=bool), apprentice_compute_s=handoff.apprentice_compute_s)
     return item_records(run, items, shared.equiv_packets, shared.lossless_bits)
 
 
@@ -306,11 +307,15 @@ def run_pipeline(name: str, items: ItemSet, models: Models, scenario: Scenario, 
     encoded = encode_items(items.images, offered, streams.bits, language=language, cluster=clusters,
                            flops_per_s=scenario.nodes.teacher_flop_per_s, extra_flops_per_item=pre_flops,
                            coding=shared.codings.get(name), on_miss=spec.on_miss,
-                           classical_sent=streams.met if link.bandwidth_ratio is not None else None)
+                           classical_sent=streams.met if link.bandwidth_ratio is not None else None,
+                           classical_flops=streams.teacher_flops,
+                           rungs_coded=1 if scenario.semantic.rate_control == "lambda" or language is None
+                           else language.num_rungs)
     if streams.mosaic > 1 and (encoded.route == Route.SEMANTIC).any():
         raise RuntimeError(f"pipeline {name!r}: mosaics are coded for pipelines whose every item goes classically")
     semantic = encoded.route == Route.SEMANTIC
-    app_flops = np.where(semantic, language.flops_decode if language is not None else 0, 0).astype(np.float64)
+    sem_decode = (language.flops_decode + ENTROPY_COST.decode(language.symbols_per_item)) if language is not None else 0
+    app_flops = np.where(semantic, sem_decode, streams.apprentice_flops).astype(np.float64)
     handoff = Handoff(encoded.route, encoded.bits, shared.arrival_s, encoded.compute_s,
                       app_flops / scenario.nodes.apprentice_flop_per_s)
 
@@ -337,7 +342,8 @@ def run_pipeline(name: str, items: ItemSet, models: Models, scenario: Scenario, 
     run = PipelineRun(name, encoded, arrival, recon, scores, predicted,
                       coder=np.where(sent_classically, streams.coder, "").astype(object),
                       quality=np.where(sent_classically, streams.quality, np.nan),
-                      quality_target_missed=(sent_classically & ~streams.met) | encoded.missed)
+                      quality_target_missed=(sent_classically & ~streams.met) | encoded.missed,
+                      apprentice_compute_s=handoff.apprentice_compute_s)
     return item_records(run, items, shared.equiv_packets, shared.lossless_bits)
 
 

@@ -22,6 +22,7 @@ from .classical.config import ClassicalConfig
 from .link.config import CODE_RATE_MAX, CODE_RATE_MIN, MODULATIONS, CalibrationConfig, CodeConfig, LinkConfig, check_snr_grid
 from .link.mcs import candidate_entries
 from .errors import InputError
+from .flops import REFERENCE_FLOP_PER_S
 from .jscc.config import JsccConfig
 from .preprocess.config import PreprocessConfig
 from .registry import PIPELINES, TRANSPORTS
@@ -48,12 +49,14 @@ class TrafficConfig(Section):
 class NodesConfig(Section):
     """Compute speed of each node, for the deterministic compute-time model (FLOP/s).
 
-    Compute time of an item = counted forward FLOPs of the networks run on it / FLOP/s.
-    Classical source coding is not counted (its cost is negligible next to airtime).
+    Compute time of an item = the FLOPs of every stage the node runs on it (networks counted,
+    codec calls and entropy coding in measured FLOP-equivalents; :mod:`simulator.flops`) /
+    FLOP/s. The default is :data:`~simulator.flops.REFERENCE_FLOP_PER_S`, one core of the
+    reference machine: modelled compute times are then about that core's measured times.
     """
 
-    teacher_flop_per_s: float = Field(default=1e10, gt=0.0)
-    apprentice_flop_per_s: float = Field(default=1e10, gt=0.0)
+    teacher_flop_per_s: float = Field(default=REFERENCE_FLOP_PER_S, gt=0.0)
+    apprentice_flop_per_s: float = Field(default=REFERENCE_FLOP_PER_S, gt=0.0)
 
 
 class FidelityConfig(Section):

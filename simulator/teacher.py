@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .bits import bytes_to_bits
+from .flops import ENTROPY_COST
 from .route import Route
 
 
@@ -83,7 +84,8 @@ def semantic_coding(language, images: np.ndarray, clusters: np.ndarray, psnr_tar
 def encode_items(images: np.ndarray, semantic: np.ndarray, classical_bits: list[np.ndarray], *, language=None,
                  cluster: np.ndarray | None = None, flops_per_s: float = 1.0,
                  extra_flops_per_item: int = 0, coding=None, on_miss: str = "highest",
-                 classical_sent: np.ndarray | None = None) -> Encoded:
+                 classical_sent: np.ndarray | None = None, classical_flops: np.ndarray | None = None,
+                 rungs_coded: int = 1) -> Encoded:
     """Encode N items: those with ``semantic[i]`` through ``language``, the others classically.
 
     Args:
@@ -104,9 +106,16 @@ def encode_items(images: np.ndarray, semantic: np.ndarray, classical_bits: list[
             ``classical_bits`` were): ``(N,)`` bool, the item's classical picture fits. Then an
             offered item that fits no operating point goes ``"classical"`` or, with
             ``"highest"``, is not sent, and a classical item is sent where ``classical_sent``.
+        classical_flops: ``(N,)`` FLOP-equivalents of coding each item classically (its codec
+            search, :attr:`~simulator.classical.streams.ClassicalStreams.teacher_flops`);
+            default 0.
+        rungs_coded: operating points the rate control entropy-codes per offered item (all of
+            them for ``"target-quality"`` and ``"budget"``, one for ``"lambda"``).
 
-    Compute time per item: the pre-processor's FLOPs, plus for an offered item the encoder and
-    one decode per operating point the rate control tried (the teacher's own check).
+    Compute time per item (:mod:`simulator.flops`, one rule for every pipeline): the
+    pre-processor's FLOPs; for an offered item the encoder, the entropy coding of
+    ``rungs_coded`` operating points and one decode per operating point the rate control tried
+    (the teacher's own check); for an item sent classically its codec search.
     """
     n = len(images)
     budget = classical_sent is not None
@@ -126,7 +135,8 @@ def encode_items(images: np.ndarray, semantic: np.ndarray, classical_bits: list[
             coding = semantic_coding(language, images[off_idx], cluster[off_idx], None)
         if len(coding.reps) != len(off_idx):
             raise ValueError(f"coding holds {len(coding.reps)} items, {len(off_idx)} are offered")
-        flops[off_idx] += language.flops_encode + np.asarray(coding.rungs_tried, dtype=np.float64) * language.flops_decode
+        flops[off_idx] += (language.flops_encode + ENTROPY_COST.encode(language.symbols_per_item, rungs_coded)
+                           + np.asarray(coding.rungs_tried, dtype=np.float64) * language.flops_decode)
         for i, rep, ok in zip(off_idx, coding.reps, coding.met):
             if not ok and on_miss == Route.CLASSICAL:
                 continue
@@ -140,6 +150,8 @@ def encode_items(images: np.ndarray, semantic: np.ndarray, classical_bits: list[
             rung[i] = rep.rung
     for i in np.flatnonzero(~sem):
         bits[i] = classical_bits[i]
+    if classical_flops is not None:
+        flops[~sem] += np.asarray(classical_flops, dtype=np.float64)[~sem]
     route = np.array([Route.SEMANTIC if s_ else Route.CLASSICAL for s_ in sem], dtype=object)
     sent = np.ones(n, dtype=bool)
     if budget:  # a semantic item with an empty stream fitted nothing; a mosaic's item may carry

@@ -42,7 +42,8 @@ def test_every_metric_column_is_documented():
     text = (DOCS / "metrics.md").read_text()
     summary_cols = ["reads_ground_truth", "items", "semantic_items", "complexity_nats", "avg_representation_bits", "avg_estimated_bits",
                     "avg_item_bits", "system_bits_per_item", "avg_channel_uses", "avg_bits_on_air", "avg_packets", "transmissions_per_packet",
-                    "delivered_share", "avg_delivery_time_s", "avg_queue_wait_s", "avg_psnr_semantic_db", "msssim_all",
+                    "delivered_share", "avg_delivery_time_s", "avg_queue_wait_s", "teacher_compute_s_per_item",
+                    "apprentice_compute_s_per_item", "avg_psnr_semantic_db", "msssim_all",
                     "fidelity_share", "semantic_impact", "semantic_impact_semantic", "semantic_impact_at_20db",
                     "language_complexity_per_item_nats", "model_bits", "undelivered_items", "unsent_items",
                     "psnr_delivered_db", "psnr_all_db", "quality_target_missed_items", "esn0_db", "ebn0_db", "code_rate",

@@ -106,11 +106,14 @@ def test_deepjscc_pipeline_fits_the_budget_and_reads_its_snr(tmp_path):
     assert (it["bits_on_air"] == 0).all() and it["delivered"].all() and (it["transmissions"] == 1).all()
     assert math.isclose(s["channel_uses_per_dimension"], 1 / 6) and math.isclose(s["real_symbols_per_dimension"], 1 / 3)
     assert math.isnan(s["avg_representation_bits"]) and s["avg_channel_uses"] == 512
-    # airtime: 512 uses at 1e6 symbols/s, plus the networks' FLOPs at 1e10 FLOP/s; the items
-    # arrive together and wait for the teacher's encoder one after another
+    # airtime: 512 uses at 1e6 symbols/s, plus the networks' FLOPs at the nodes' default speed;
+    # the items arrive together and wait for the teacher's encoder one after another
+    from simulator.flops import REFERENCE_FLOP_PER_S as speed
+
     enc, dec = JsccCodec.from_zoo("deepjscc-1-6").flops((32, 32, 3))
     t = it["delivery_time_s"].to_numpy()
-    assert math.isclose(t[0], 512 / 1e6 + (enc + dec) / 1e10) and np.allclose(np.diff(t), enc / 1e10)
+    assert math.isclose(t[0], 512 / 1e6 + (enc + dec) / speed) and np.allclose(np.diff(t), enc / speed)
+    assert np.allclose(it["teacher_compute_s"], enc / speed) and np.allclose(it["apprentice_compute_s"], dec / speed)
     # the same scenario and seed give the same rows
     again = simulator.run(parse_scenario(_scenario(data, snr_db=5.0, symbol_rate=1e6)))
     assert again.items.equals(res.items)

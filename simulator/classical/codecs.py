@@ -43,6 +43,7 @@ import imagecodecs
 import numpy as np
 import pillow_heif
 
+from ..flops import CodecCost, OpCost, codec_cost
 from ..registry import CODERS
 from .source_coding import Coder, quality_in_range
 
@@ -153,27 +154,36 @@ def _heif_decode(data: bytes) -> np.ndarray:
     return np.asarray(heif)
 
 
-def _lossy(name: str, encode_at, decode, lo: int, hi: int, default: int, description: str) -> Coder:
+def _lossy(name: str, encode_at, decode, lo: int, hi: int, default: int, description: str,
+           cost: CodecCost) -> Coder:
     def at(image: np.ndarray, quality: int) -> bytes:
         return encode_at(image, quality_in_range(name, quality, (lo, hi)))
 
     return Coder(encode=partial(at, quality=default), decode=_decoder(name, decode), lossless=False,
-                 description=description, encode_at=at, qualities=(lo, hi), default_quality=default)
+                 description=description, encode_at=at, qualities=(lo, hi), default_quality=default, cost=cost)
 
 
+# Each coder's cost (simulator.flops): FLOP-equivalents per call and per sample of an encode
+# and a decode, measured by benchmarks/measure_op_costs.py on the reference machine (one core;
+# 64 / 3072 / 12288-sample items, lossy coders averaged over qualities 10 to 90).
 LOSSY = {
     "jpeg": _lossy("jpeg", _jpeg, imagecodecs.jpeg8_decode, 1, 100, 75,
                    f"JPEG (libjpeg-turbo), optimized Huffman, {JPEG_SUBSAMPLING[0]}:{JPEG_SUBSAMPLING[1]}:"
-                   f"{JPEG_SUBSAMPLING[2]} chroma, quality 1..100"),
+                   f"{JPEG_SUBSAMPLING[2]} chroma, quality 1..100",
+                   codec_cost(encode=(4.3e5, 261), decode=(3.81e5, 129))),
     "webp": _lossy("webp", _webp, imagecodecs.webp_decode, 0, 100, 75,
-                   f"WebP lossy (libwebp, VP8 intra, 4:2:0), method {WEBP_LOSSY_METHOD}, quality 0..100"),
+                   f"WebP lossy (libwebp, VP8 intra, 4:2:0), method {WEBP_LOSSY_METHOD}, quality 0..100",
+                   codec_cost(encode=(7.15e6, 8.71e3), decode=(1.21e6, 270))),
     "avif": _lossy("avif", _avif, imagecodecs.avif_decode, 0, 100, 60,
-                   f"AVIF (libavif + libaom, AV1 intra, 4:4:4), speed {AVIF_SPEED}, quality 0..100"),
+                   f"AVIF (libavif + libaom, AV1 intra, 4:4:4), speed {AVIF_SPEED}, quality 0..100",
+                   codec_cost(encode=(4.2e7, 2.42e4), decode=(2.08e6, 532))),
     "heif": _lossy("heif", _heif, _heif_decode, 0, 100, 50,
                    f"HEIF (libheif + x265, HEVC intra as in BPG, {HEIF_CHROMA_RGB[0]}:{HEIF_CHROMA_RGB[1]}:"
-                   f"{HEIF_CHROMA_RGB[2]}), preset slow, quality 0..100"),
+                   f"{HEIF_CHROMA_RGB[2]}), preset slow, quality 0..100",
+                   codec_cost(encode=(3.37e8, 4.15e4), decode=(2.47e7, 315))),
     "heif-420": _lossy("heif-420", partial(_heif, chroma="420"), _heif_decode, 0, 100, 50,
-                       "HEIF with 4:2:0 chroma, BPG's default (bpgenc -f 420); otherwise as heif"),
+                       "HEIF with 4:2:0 chroma, BPG's default (bpgenc -f 420); otherwise as heif",
+                       codec_cost(encode=(3.34e8, 3.32e4), decode=(2.51e7, 0))),
 }
 
 
@@ -196,12 +206,15 @@ def _brotli(image: np.ndarray) -> bytes:
 
 LOSSLESS = {
     "webp-lossless": Coder(_webp_lossless, _decoder("webp-lossless", imagecodecs.webp_decode),
-                           description=f"WebP lossless (libwebp VP8L), method {WEBP_LOSSLESS_METHOD}"),
+                           description=f"WebP lossless (libwebp VP8L), method {WEBP_LOSSLESS_METHOD}",
+                           cost=codec_cost(encode=(6.73e6, 2.79e4), decode=(2.15e6, 681))),
     "jpegxl-lossless": Coder(_jpegxl_lossless,
                              _decoder("jpegxl-lossless", partial(imagecodecs.jpegxl_decode, numthreads=1)),
-                             description=f"JPEG XL lossless (libjxl), effort {JPEGXL_EFFORT}"),
+                             description=f"JPEG XL lossless (libjxl), effort {JPEGXL_EFFORT}",
+                             cost=codec_cost(encode=(7.79e6, 4.85e4), decode=(9.24e6, 4.98e3))),
     "brotli": Coder(_brotli, lambda data, shape: _brotli_decode(data),
-                    description=f"Brotli (quality {BROTLI_LEVEL}) of the raw pixels"),
+                    description=f"Brotli (quality {BROTLI_LEVEL}) of the raw pixels",
+                    cost=codec_cost(encode=(3.2e7, 1.09e5), decode=(3.49e5, 795))),
 }
 
 
@@ -262,7 +275,10 @@ for _name, _coder in {**LOSSY, **LOSSLESS}.items():
     CODERS.register(_name, _coder)
 CODERS.register("best-lossless", Coder(
     best_lossless_encode, best_lossless_decode,
-    description="per image the shortest of " + ", ".join(BEST_LOSSLESS_MEMBERS) + " (1-byte tag first)"))
+    description="per image the shortest of " + ", ".join(BEST_LOSSLESS_MEMBERS) + " (1-byte tag first)",
+    # every member encodes; a decode is the tagged member's (simulator.classical.quality.decode_flops)
+    cost=CodecCost(OpCost(*(sum(getattr(CODERS.get(m).cost.encode, f) for m in BEST_LOSSLESS_MEMBERS)
+                            for f in ("per_call", "per_unit"))), OpCost(0.0, 0.0))))
 CODERS.register("best", Coder(
     _best_needs_target, best_decode, lossless=False,
     description="per item the shortest of the lossy codecs at the PSNR target and best-lossless (1-byte tag first)"))

@@ -62,6 +62,9 @@ class TargetResult:
         met: :func:`encode_to_target`: ``psnr_db >=`` the target; :func:`encode_at_quality`
             (no target): True.
         encodes: how many encodes the search ran.
+        flops: FLOP-equivalents of every encode and decode the coding ran (the teacher's
+            compute, :mod:`simulator.flops`): a search's every encode and its decodes for the
+            PSNR check; a lossless coder or a fixed quality: one encode.
     """
 
     stream: bytes
@@ -69,6 +72,7 @@ class TargetResult:
     psnr_db: float
     met: bool
     encodes: int = 1
+    flops: float = 0.0
 
     @property
     def bits(self) -> int:
@@ -78,6 +82,30 @@ class TargetResult:
 
 def _coder(coder_name: str) -> Coder:
     return CODERS.get(coder_name)  # ValueError listing the registered names
+
+
+def encode_flops(coder_name: str, samples: int, encodes: int = 1, decodes: int = 0) -> float:
+    """FLOP-equivalents of ``encodes`` encodes and ``decodes`` decodes of an item of ``samples``
+    (``H * W * C``) by ``coder_name`` (its :attr:`~simulator.classical.source_coding.Coder.cost`;
+    0 for a coder registered without one)."""
+    cost = _coder(coder_name).cost
+    if cost is None:
+        return 0.0
+    return cost.encode(samples, encodes) + cost.decode(samples, decodes)
+
+
+def decode_flops(coder_name: str, stream: bytes, samples: int) -> float:
+    """FLOP-equivalents of the receiver's decode of ``stream`` (an item of ``samples``): for
+    ``best`` and ``best-lossless`` the member its tag names; 0 for an empty stream (not sent)."""
+    from .codecs import best_lossless_tag, best_tag
+
+    if not stream:
+        return 0.0
+    if coder_name in ("best", "best-lossless"):
+        member = best_tag(stream) if coder_name == "best" else best_lossless_tag(stream)
+        return decode_flops(member, stream[1:], samples)
+    cost = _coder(coder_name).cost
+    return 0.0 if cost is None else cost.decode(samples)
 
 
 def _image(image: np.ndarray) -> np.ndarray:
@@ -107,7 +135,7 @@ def encode_at_quality(coder_name: str, image: np.ndarray, quality: int | None) -
     coder = _coder(coder_name)
     image = _image(image)
     stream = coder.encode(image) if q is None else coder.encode_at(image, q)
-    return TargetResult(stream, q, _decode_psnr(coder, stream, image), True, 1)
+    return TargetResult(stream, q, _decode_psnr(coder, stream, image), True, 1, encode_flops(coder_name, image.size))
 
 
 def encode_to_target(coder_name: str, image: np.ndarray, psnr_db: float) -> TargetResult:
@@ -132,8 +160,8 @@ def encode_to_target(coder_name: str, image: np.ndarray, psnr_db: float) -> Targ
     target = float(psnr_db)
     if coder.lossless or coder.encode_at is None:
         stream = coder.encode(image)
-        p = _decode_psnr(coder, stream, image)
-        return TargetResult(stream, None, p, p >= target, 1)
+        p = _decode_psnr(coder, stream, image)  # a lossless coder's is not charged: it is exact
+        return TargetResult(stream, None, p, p >= target, 1, encode_flops(coder_name, image.size))
 
     lo, hi = coder.qualities
     psnr = _PsnrMemo(coder, image)
@@ -144,10 +172,11 @@ def encode_to_target(coder_name: str, image: np.ndarray, psnr_db: float) -> Targ
 
     tried = _visit(coder, coder_name, image, centre)
     ok = [q for q, st in tried.items() if psnr(q, st) >= target]
+    flops = encode_flops(coder_name, image.size, len(tried), len(psnr.done))
     if not ok:
-        return TargetResult(tried[hi], hi, psnr(hi, tried[hi]), False, len(tried))
+        return TargetResult(tried[hi], hi, psnr(hi, tried[hi]), False, len(tried), flops)
     best = min(ok, key=lambda q: (len(tried[q]), -psnr(q, tried[q]), q))
-    return TargetResult(tried[best], best, psnr(best, tried[best]), True, len(tried))
+    return TargetResult(tried[best], best, psnr(best, tried[best]), True, len(tried), flops)
 
 
 class _PsnrMemo:
@@ -209,9 +238,10 @@ def encode_to_budget(coder_name: str, image: np.ndarray, max_bits: int,
     size = size or (lambda stream, q: 8 * len(stream))
     if coder.lossless or coder.encode_at is None:
         stream = coder.encode(image)
+        flops = encode_flops(coder_name, image.size)
         if size(stream, None) > max_bits:
-            return TargetResult(b"", None, float("nan"), False, 1)
-        return TargetResult(stream, None, _decode_psnr(coder, stream, image), True, 1)
+            return TargetResult(b"", None, float("nan"), False, 1, flops)
+        return TargetResult(stream, None, _decode_psnr(coder, stream, image), True, 1, flops)
     lo, _ = coder.qualities
     bits: dict[int, int] = {}
     psnr = _PsnrMemo(coder, image)
@@ -228,9 +258,10 @@ def encode_to_budget(coder_name: str, image: np.ndarray, max_bits: int,
     tried = _visit(coder, coder_name, image, centre)
     ok = [q for q, st in tried.items() if fits(q, st)]  # only these are decoded
     if not ok:
-        return TargetResult(b"", None, float("nan"), False, len(tried))
+        return TargetResult(b"", None, float("nan"), False, len(tried), encode_flops(coder_name, image.size, len(tried)))
     best = min(ok, key=lambda q: (-psnr(q, tried[q]), bits[q], q))
-    return TargetResult(tried[best], best, psnr(best, tried[best]), True, len(tried))
+    return TargetResult(tried[best], best, psnr(best, tried[best]), True, len(tried),
+                        encode_flops(coder_name, image.size, len(tried), len(psnr.done)))
 
 
 def best_to_budget(image: np.ndarray, max_bits: int, size: Callable[[str, bytes, int | None], int] | None = None
@@ -244,18 +275,18 @@ def best_to_budget(image: np.ndarray, max_bits: int, size: Callable[[str, bytes,
 
     size = size or (lambda member, stream, q: 8 * len(stream))
     best = None
-    tried = 0
+    tried, flops = 0, 0.0
     for tag, member in enumerate(BEST_MEMBERS):
         r = encode_to_budget(member, image, max_bits - 8, lambda st, q, m=member: size(m, st, q))
-        tried += r.encodes
+        tried, flops = tried + r.encodes, flops + r.flops
         if r.met and (best is None or r.psnr_db > best[1].psnr_db):
             best = (tag, r)
         if best is not None and best[1].psnr_db == float("inf"):
             break  # exact: nothing decodes better
     if best is None:
-        return TargetResult(b"", None, float("nan"), False, tried)
+        return TargetResult(b"", None, float("nan"), False, tried, flops)
     tag, r = best
-    return TargetResult(bytes([tag]) + r.stream, r.quality, r.psnr_db, True, tried)
+    return TargetResult(bytes([tag]) + r.stream, r.quality, r.psnr_db, True, tried, flops)
 
 
 def best_to_target(image: np.ndarray, psnr_db: float, size: Callable[[str, bytes, int | None], int] | None = None
@@ -267,20 +298,20 @@ def best_to_target(image: np.ndarray, psnr_db: float, size: Callable[[str, bytes
     ``size(member, stream, quality)``: the bits the link would carry for a member's stream
     (default: the whole file, ``8 * len``); the choice minimizes it (ties: the lower tag).
     ``quality`` of the result is the member's (``None`` for best-lossless); ``encodes`` counts
-    every encode of every member (the search's cost).
+    every encode of every member and ``flops`` their cost with their decodes (the search's).
     """
     from .codecs import BEST_MEMBERS
 
     size = size or (lambda member, stream, q: 8 * len(stream))
     best = None
-    tried = 0
+    tried, flops = 0, 0.0
     for tag, member in enumerate(BEST_MEMBERS):
         r = encode_to_target(member, image, psnr_db)
-        tried += r.encodes
+        tried, flops = tried + r.encodes, flops + r.flops
         if not r.met:
             continue
         bits = size(member, r.stream, r.quality)
         if best is None or bits < best[0]:
             best = (bits, tag, r)
     _, tag, r = best  # best-lossless always meets the target
-    return TargetResult(bytes([tag]) + r.stream, r.quality, r.psnr_db, True, tried)
+    return TargetResult(bytes([tag]) + r.stream, r.quality, r.psnr_db, True, tried, flops)

@@ -16,6 +16,7 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
+from ..flops import CodecCost, codec_cost
 from ..registry import CODERS
 
 
@@ -35,6 +36,9 @@ class Coder:
         encode_at: lossy coders: ``(image, quality) -> bytes`` at an integer quality.
         qualities: lossy coders: the valid ``(lowest, highest)`` quality, higher = better.
         default_quality: lossy coders: the quality of :attr:`encode`.
+        cost: FLOP-equivalents of one encode and one decode (:mod:`simulator.flops`, units:
+            samples ``H * W * C``), measured by ``benchmarks/measure_op_costs.py``; ``None``
+            (a coder registered without one, or ``best``, whose cost is its members'): not charged.
     """
 
     encode: Callable[[np.ndarray], bytes]
@@ -44,6 +48,7 @@ class Coder:
     encode_at: Callable[[np.ndarray, int], bytes] | None = None
     qualities: tuple[int, int] | None = None
     default_quality: int | None = None
+    cost: CodecCost | None = None
 
 
 def _png_encode(image: np.ndarray) -> bytes:
@@ -59,11 +64,15 @@ def _png_decode(data: bytes, shape) -> bytes:
         return np.asarray(im, dtype=np.uint8).tobytes()
 
 
+# costs: benchmarks/measure_op_costs.py on the reference machine (simulator.flops)
 CODERS.register("raw", Coder(lambda img: img.tobytes(), lambda data, shape: data,
-                             description="8 bits per pixel and channel, no compression"))
-CODERS.register("png", Coder(_png_encode, _png_decode, description="PNG (lossless, compression level 9)"))
+                             description="8 bits per pixel and channel, no compression",
+                             cost=codec_cost(encode=(1.69e4, 0.825), decode=(1.14e4, 0))))
+CODERS.register("png", Coder(_png_encode, _png_decode, description="PNG (lossless, compression level 9)",
+                             cost=codec_cost(encode=(2.42e6, 3.6e3), decode=(3.74e6, 943))))
 CODERS.register("zlib", Coder(lambda img: zlib.compress(img.tobytes(), 9), lambda data, shape: zlib.decompress(data),
-                              description="zlib (DEFLATE level 9) of the raw pixels"))
+                              description="zlib (DEFLATE level 9) of the raw pixels",
+                              cost=codec_cost(encode=(2.68e5, 1.37e3), decode=(2.77e4, 457))))
 
 
 def quality_in_range(name: str, quality, qualities: tuple[int, int]) -> int:

@@ -14,7 +14,8 @@ from ..bits import bits_to_bytes, bytes_to_bits
 from ..registry import CODERS
 from . import payload, source_coding
 from .mosaic import groups, picture_of
-from .quality import best_to_budget, best_to_target, encode_at_quality, encode_to_budget, encode_to_target
+from .quality import (best_to_budget, best_to_target, decode_flops, encode_at_quality, encode_flops, encode_to_budget,
+                      encode_to_target)
 
 if TYPE_CHECKING:
     from ..context import RunContext
@@ -39,6 +40,11 @@ class ClassicalStreams:
         container: ``classical.container``.
         mosaic: ``N``: ``N x N`` items per picture, each item's bits a chunk of its picture's
             stream (:mod:`simulator.classical.mosaic`); 1: every item alone.
+        teacher_flops: ``(N,)`` float64 FLOP-equivalents the teacher spent coding each item:
+            every encode and decode of its quality search (:mod:`simulator.flops`; a mosaic's
+            cost shared equally by its items).
+        apprentice_flops: ``(N,)`` float64 FLOP-equivalents of the apprentice's decode of
+            each item's stream (0 for an item not sent).
     """
 
     coder: str
@@ -47,6 +53,14 @@ class ClassicalStreams:
     met: np.ndarray
     container: str = "file"
     mosaic: int = 1
+    teacher_flops: np.ndarray | None = None
+    apprentice_flops: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        n = len(self.bits)
+        self.teacher_flops = np.zeros(n) if self.teacher_flops is None else np.asarray(self.teacher_flops, np.float64)
+        self.apprentice_flops = (np.zeros(n) if self.apprentice_flops is None
+                                 else np.asarray(self.apprentice_flops, np.float64))
 
 
 def _budget_streams(images: np.ndarray, coder: str, container: str, budget_bits: int, side: int,
@@ -58,6 +72,7 @@ def _budget_streams(images: np.ndarray, coder: str, container: str, budget_bits:
     n = len(images)
     q = np.full(n, np.nan)
     met = np.zeros(n, dtype=bool)
+    t_flops, a_flops = np.zeros(n), np.zeros(n)
     bits: list[np.ndarray] = [np.zeros(0, dtype=np.uint8)] * n
     for idx in groups(n, side):
         picture = picture_of(images, idx, side)
@@ -69,6 +84,8 @@ def _budget_streams(images: np.ndarray, coder: str, container: str, budget_bits:
         budget = budget_bits * len(idx)
         r = (best_to_budget(picture, budget, lambda m, st, qq: size(st, qq, m)) if coder == "best"
              else encode_to_budget(coder, picture, budget, size))
+        t_flops[idx] = r.flops / len(idx)
+        a_flops[idx] = decode_flops(coder, r.stream, picture.size) / len(idx)
         if r.met:
             whole = (bytes_to_bits(r.stream) if container == "file"
                      else payload.item_bits(coder, r.stream, pshape, r.quality))
@@ -78,7 +95,7 @@ def _budget_streams(images: np.ndarray, coder: str, container: str, budget_bits:
             q[idx] = np.nan if r.quality is None else r.quality
         if on_item is not None:
             on_item(int(idx[-1]) + 1, n)
-    return ClassicalStreams(coder, bits, q, met, container, side)
+    return ClassicalStreams(coder, bits, q, met, container, side, t_flops, a_flops)
 
 
 def classical_file(bits: np.ndarray, coder: str, container: str, shape: tuple[int, int, int]) -> bytes:
@@ -133,37 +150,40 @@ def encode_classical(images: np.ndarray, coder: str, quality: str | int = "targe
         return _budget_streams(images, coder, container, int(budget_bits), mosaic, on_item)
     if mosaic != 1:
         raise ValueError('mosaics are coded at a bandwidth budget: quality = "budget"')
+    samples = int(np.prod(shape))
     if spec.lossless:
         streams = each(lambda img: source_coding.encode(img, coder))
+        t_flops = np.full(n, encode_flops(coder, samples))
     elif coder == "best":
         if quality != "target" or psnr_db is None:
             raise ValueError("the 'best' coder codes each item to a PSNR target: quality = \"target\" and psnr_db")
         size = None if container == "file" else (lambda m, s, qm: len(payload.item_bits(m, s, shape, qm)))
         results = each(lambda img: best_to_target(img, psnr_db, size))
-        streams = [r.stream for r in results]
         q[:] = [np.nan if r.quality is None else r.quality for r in results]
     elif quality == "target":
         if psnr_db is None:
             raise ValueError("a quality target needs psnr_db")
         results = each(lambda img: encode_to_target(coder, img, psnr_db))
-        streams = [r.stream for r in results]
         q[:] = [r.quality for r in results]
         met[:] = [r.met for r in results]
     else:
         results = each(lambda img: encode_at_quality(coder, img, int(quality)))
-        streams = [r.stream for r in results]
         q[:] = int(quality)
         if psnr_db is not None:
             met[:] = [r.psnr_db >= psnr_db for r in results]
+    if not spec.lossless:
+        streams = [r.stream for r in results]
+        t_flops = np.array([r.flops for r in results], dtype=np.float64)
+    a_flops = np.array([decode_flops(coder, st, samples) for st in streams], dtype=np.float64)
     if container == "none":
         bits = [payload.item_bits(coder, b, shape, None if np.isnan(qi) else int(qi)) for b, qi in zip(streams, q)]
     else:
         bits = [bytes_to_bits(b) for b in streams]
-    return ClassicalStreams(coder, bits, q, met, container)
+    return ClassicalStreams(coder, bits, q, met, container, 1, t_flops, a_flops)
 
 
 #: Bump when the coding of :func:`encode_classical` or the cached file's layout changes.
-STREAMS_VERSION = "semsim-classical-streams/2"
+STREAMS_VERSION = "semsim-classical-streams/3"
 
 
 def _codec_versions() -> str:
@@ -196,7 +216,8 @@ def cached_classical(images: np.ndarray, coder: str, quality: str | int, psnr_db
     def rebuild(payload: dict) -> ClassicalStreams:
         return ClassicalStreams(payload["coder"], model_cache.unpack_ragged(payload["bits"]),
                                 payload["quality"].numpy().copy(), payload["met"].numpy().copy(),
-                                payload["container"], int(payload["mosaic"]))
+                                payload["container"], int(payload["mosaic"]),
+                                payload["teacher_flops"].numpy().copy(), payload["apprentice_flops"].numpy().copy())
 
     def code():
         s = encode_classical(images, coder, quality, psnr_db, on_item=on_item, container=container,
@@ -204,7 +225,9 @@ def cached_classical(images: np.ndarray, coder: str, quality: str | int, psnr_db
         return s, {"coder": s.coder, "container": s.container, "mosaic": s.mosaic,
                    "bits": model_cache.pack_ragged(s.bits, np.uint8),
                    "quality": torch.from_numpy(s.quality.astype(np.float64)),
-                   "met": torch.from_numpy(s.met.astype(bool))}
+                   "met": torch.from_numpy(s.met.astype(bool)),
+                   "teacher_flops": torch.from_numpy(s.teacher_flops.astype(np.float64)),
+                   "apprentice_flops": torch.from_numpy(s.apprentice_flops.astype(np.float64))}
 
     streams, _ = model_cache.load_or_train(ctx.cache_path("classical", f"{key[:32]}.pt"), key, STREAMS_VERSION,
                                            "classical streams", rebuild, code)

@@ -133,6 +133,7 @@ class HyperLanguage:
         self._dens64 = [copy.deepcopy(c.side_density).double() for c in self.codecs]  # est_bits in float64
         self._param_bits: int | None = None
         self.flops_encode, self.flops_decode = self._flops()
+        self.symbols_per_item = self._jz + self._jy
 
     def __repr__(self) -> str:
         return (f"HyperLanguage(tag={self.tag!r}, shape={self.shape}, pretrained={self.pretrained!r}, "

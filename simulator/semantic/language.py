@@ -62,6 +62,8 @@ class SemanticLanguage:
         from_cache: whether it was loaded rather than trained.
         history: per-epoch training means ``{"epoch", "loss", "bits", "sse"}``.
         flops_encode, flops_decode: forward FLOPs per item (see :func:`codec.count_flops`).
+        symbols_per_item: entropy-coded symbols per item (the latent's elements), for the
+            entropy coder's cost (:data:`simulator.flops.ENTROPY_COST`).
         lambdas: the operating points (lambda per rung; one without rate control).
         num_rungs: ``len(lambdas)``.
         header_bits: ``log2(num_clusters * num_rungs)``, the header's share of ``est_bits``.
@@ -86,6 +88,7 @@ class SemanticLanguage:
         self.table: CodingTable = build_table(codec.density, cfg.tail_mass, cfg.max_support)
         self._rows = codec.element_rows()
         self.flops_encode, self.flops_decode = count_flops(self.codec)
+        self.symbols_per_item = int(codec.num_elements)
         self._param_bits: int | None = None
         self._codec64 = copy.deepcopy(self.codec).double()  # est_bits in float64
 

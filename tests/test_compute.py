@@ -1,0 +1,93 @@
+"""Compute charged alike (simulator.flops): a codec search is charged every encode and decode
+it runs, counted independently here, and a classical item's delivery time includes it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from simulator.classical.quality import best_to_target, decode_flops, encode_at_quality, encode_to_target
+from simulator.registry import CODERS
+from simulator.scenario import parse_scenario
+
+
+def _digits(n: int = 4) -> np.ndarray:
+    from sklearn.datasets import load_digits
+
+    return np.round(load_digits().images[:n] * 255 / 16).astype(np.uint8)[..., None]
+
+
+def _counting(monkeypatch, name: str) -> dict[str, int]:
+    """Wrap coder ``name``'s encode and decode with call counters (the registry's object)."""
+    from dataclasses import replace
+
+    coder = CODERS.get(name)
+    calls = {"encode": 0, "decode": 0}
+
+    def enc_at(img, q):
+        calls["encode"] += 1
+        return coder.encode_at(img, q)
+
+    def dec(data, shape):
+        calls["decode"] += 1
+        return coder.decode(data, shape)
+
+    wrapped = replace(coder, encode_at=enc_at, decode=dec)
+    monkeypatch.setattr(CODERS, "get", lambda n, _get=CODERS.get: wrapped if n == name else _get(n))
+    return calls
+
+
+@pytest.mark.parametrize("coder", ["jpeg", "webp"])
+def test_a_search_is_charged_each_encode_and_decode_it_ran(monkeypatch, coder):
+    img = _digits(1)[0]
+    cost = CODERS.get(coder).cost
+    calls = _counting(monkeypatch, coder)
+    r = encode_to_target(coder, img, 24.0)
+    assert calls["encode"] == r.encodes == 101 - CODERS.get(coder).qualities[0]  # an 8x8 image: every quality
+    assert calls["decode"] > 0
+    assert r.flops == pytest.approx(cost.encode(64, calls["encode"]) + cost.decode(64, calls["decode"]), rel=1e-12)
+    # a fixed quality is one encode (its decode only reports the PSNR: not charged)
+    assert encode_at_quality(coder, img, 50).flops == pytest.approx(cost.encode(64))
+
+
+def test_best_is_charged_its_members_searches_and_decoded_as_its_member():
+    img = _digits(2)[1]
+    r = best_to_target(img, 22.0)
+    members = ["best-lossless", "jpeg", "webp", "avif", "heif"]
+    assert r.flops == pytest.approx(sum(encode_to_target(m, img, 22.0).flops for m in members), rel=1e-12)
+    member, stream = members[r.stream[0]], r.stream[1:]
+    if member == "best-lossless":  # the decode is the member its own tag names
+        from simulator.classical.codecs import BEST_LOSSLESS_MEMBERS
+
+        member = BEST_LOSSLESS_MEMBERS[stream[0]]
+    assert decode_flops("best", r.stream, 64) == pytest.approx(CODERS.get(member).cost.decode(64))
+    assert decode_flops("best", b"", 64) == 0.0  # not sent: nothing to decode
+
+
+def _scenario(teacher: float) -> dict:
+    return {"name": "compute", "seed": 1, "device": "cpu", "pipelines": ["classical"],
+            "source": {"dataset": "digits", "max_items": 6},
+            "classical": {"coder": "jpeg", "quality": "target"},
+            "fidelity": {"psnr_db": 24.0},
+            "nodes": {"teacher_flop_per_s": teacher, "apprentice_flop_per_s": 1e9},
+            "link": {"mode": "fixed-bler", "bler": 0.0, "max_retx": 0},
+            "traffic": {"arrivals": "batch"}}
+
+
+def test_a_classical_items_delivery_time_includes_its_codec_search(tmp_path):
+    import simulator
+
+    slow = simulator.run(parse_scenario(_scenario(1e8)), cache_dir=tmp_path, progress=False).items
+    fast = simulator.run(parse_scenario(_scenario(1e12)), cache_dir=tmp_path, progress=False).items
+    images = _digits(6)
+    searches = [encode_to_target("jpeg", img, 24.0) for img in images]
+    expected = np.array([r.flops for r in searches]) / 1e8
+    assert np.allclose(slow["teacher_compute_s"], expected, rtol=1e-12)
+    assert (slow["teacher_compute_s"] > 0.5).all(), "about 100 JPEG encodes and decodes per 8x8 item at 1e8 FLOP/s"
+    decode = np.array([CODERS.get("jpeg").cost.decode(64)] * 6) / 1e9
+    assert np.allclose(slow["apprentice_compute_s"], decode, rtol=1e-12)
+    # the first item's delivery time differs between a slow and a fast teacher by its own
+    # search time; the last item waited for every search before it
+    d = slow["delivery_time_s"].to_numpy() - fast["delivery_time_s"].to_numpy()
+    assert d[0] == pytest.approx(slow["teacher_compute_s"].iloc[0] - fast["teacher_compute_s"].iloc[0], rel=1e-9)
+    assert slow["delivery_time_s"].iloc[-1] > slow["teacher_compute_s"].sum()
