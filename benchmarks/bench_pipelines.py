@@ -1,18 +1,32 @@
-"""Benchmark: the pipelines side by side over several seeds, with the paper's two ratios.
+"""Benchmark: the pipelines side by side over several seeds on disjoint items, with the paper's
+two ratios and 95 % intervals.
 
-Runs a scenario (its own sweep replaced by one over ``--seeds``) and prints, per pipeline,
-the mean and standard deviation over seeds of: average representation length (semantic items),
-system bits per item (all items), bits on air per item, PSNR of semantic items, MS-SSIM, share
-meeting fidelity, semantic impact (all items and per semantic representation), language
-complexity per item. Then the paper's comparisons, contrastive against vanilla-semantic and
-against vanilla-fallback: how much shorter the representation is (paper: 57.22%), and how
-much higher the semantic impact (paper: 71.9%).
+Each seed runs the scenario on its own part of the source (``source.folds`` = the number of
+seeds, ``source.fold`` = the seed's position; ``--same-items`` runs every seed on the same
+items instead), so seeds differ in their items as well as their randomness. Per pipeline it
+prints the mean of: average representation length (semantic items), system bits per item
+(all items), bits on air per item, PSNR of semantic items and over all items (PSNR of the
+mean MSE), MS-SSIM, share meeting fidelity, semantic impact (all items, and per semantic
+representation), each with a 95 % interval from a two-level bootstrap over seeds and the
+items in them (:func:`simulator.paired.seeds_and_items_means`). Then the paper's comparisons,
+contrastive against vanilla-semantic, vanilla-fallback and classical, with intervals from the
+same bootstrap of the items both pipelines coded (paired: the same resampled items for both):
+how much shorter the representation is (the paper's unpaired averages over each pipeline's
+own semantic items, 57.22 % in the paper, and paired on the items both send semantically),
+the system bits per item (paired, all items) and the semantic impact (paired, all items;
+paper 71.9 %).
 
-With ``--rd`` the run is ``semsim rd``'s (its default operating points,
-:data:`simulator.rd.DEFAULT_VALUES` of ``fidelity.psnr_db``, for every seed): the tables are then at the scenario's own target and the BD-rate
-table of the curves (mean over seeds) follows.
+``--speeds F ...`` runs every seed again with both nodes at each FLOP/s (the models, streams
+and codings come from the cache: only the link and the ledger run again) and prints the
+impact comparisons at each speed, with ``impact_vs_speed.png`` in the output folder: where the
+sign of "impact higher" changes.
 
-Usage: python benchmarks/bench_pipelines.py scenarios/bench-digits.toml --seeds 1 2 3 [--rd] [--out DIR]
+With ``--rd`` each seed's run is ``semsim rd``'s (its default operating points,
+:data:`simulator.rd.DEFAULT_VALUES` of ``fidelity.psnr_db``): the tables are then at the
+scenario's own target and the BD-rates of each seed follow, with their mean and range.
+
+Usage: python benchmarks/bench_pipelines.py scenarios/bench-digits.toml [--seeds 1 2 3 4 5]
+       [--speeds 1e9 1e10 1e11 1e12] [--rd] [--same-items] [--out DIR]
 """
 
 from __future__ import annotations
@@ -21,91 +35,224 @@ import argparse
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from simulator.context import RunContext, default_cache_dir, resolve_device
+from simulator.metrics import psnr_from_mse
+from simulator.paired import interval, seeds_and_items_means
 from simulator.rd import DEFAULT_KEY, DEFAULT_VALUES, run_rd
 from simulator.runner import run_scenario
 from simulator.scenario import load_scenario, parse_scenario
 
-METRICS = [("avg_representation_bits", "avg |Z| (bits, semantic items)"),
-           ("system_bits_per_item", "system bits / item (all items)"), ("avg_bits_on_air", "bits on air / item"),
-           ("avg_psnr_semantic_db", "PSNR semantic (dB)"), ("psnr_all_db", "PSNR all items (dB)"),
-           ("msssim_all", "MS-SSIM all items"), ("fidelity_share", "share meeting fidelity"),
-           ("semantic_impact", "impact, all items"), ("semantic_impact_semantic", "impact per semantic repr."),
-           ("language_complexity_per_item_nats", "language complexity / item (nats)")]
+RESAMPLES = 2000
+REFERENCES = ("vanilla-semantic", "vanilla-fallback", "classical")
 
 
-def table(summary: pd.DataFrame) -> str:
-    rows = []
-    for pipeline, g in summary.groupby("pipeline", sort=False):
-        row = {"pipeline": pipeline}
-        for col, name in METRICS:
-            row[name] = f"{g[col].mean():.4g} ± {g[col].std(ddof=1) if len(g) > 1 else 0.0:.2g}"
-        rows.append(row)
-    return pd.DataFrame(rows).set_index("pipeline").T.to_string()
+def _column(items: pd.DataFrame, what: str, header_bits: float) -> np.ndarray:
+    """Per item, the value a summary metric averages (NaN: the item does not count in it)."""
+    digital = (items["bits_on_air"] > 0) & items["sent"].astype(bool)
+    semantic = items["route"] == "semantic"
+    if what == "representation_bits":
+        return np.where(semantic & digital, items["representation_bits"], np.nan)
+    if what == "system_bits":
+        return np.where(digital, items["representation_bits"] + header_bits * items["packets"], np.nan)
+    if what == "psnr_semantic":
+        ok = semantic & items["delivered"].astype(bool) & np.isfinite(items["psnr_db"])
+        return np.where(ok, items["psnr_db"], np.nan)
+    if what == "meets_fidelity":
+        return items["meets_fidelity"].astype(float).to_numpy()
+    if what == "semantic_impact_semantic":
+        return np.where(semantic, items["semantic_impact"], np.nan)
+    return items[what].astype(float).to_numpy()
 
 
-def _pm(x: pd.Series) -> str:
-    return f"{x.mean():+.2f}% ± {x.std(ddof=1) if len(x) > 1 else 0.0:.2f} (per seed: {', '.join(f'{v:+.1f}' for v in x)})"
+#: (label, items column or derived value, how the bootstrap means become the figure)
+METRICS = [("avg |Z| (bits, semantic items)", "representation_bits", None),
+           ("system bits / item (all items)", "system_bits", None),
+           ("bits on air / item", "bits_on_air", None),
+           ("PSNR semantic (dB)", "psnr_semantic", None),
+           ("PSNR all items (dB, of the mean MSE)", "mse", "psnr"),
+           ("MS-SSIM all items", "msssim", None),
+           ("share meeting fidelity", "meets_fidelity", None),
+           ("impact, all items", "semantic_impact", None),
+           ("impact per semantic repr.", "semantic_impact_semantic", None)]
 
 
-def ratios(summary: pd.DataFrame) -> str:
-    s = summary.set_index(["seed", "pipeline"])
-    names = set(summary["pipeline"])
+def _fmt(value: float, lo: float, hi: float) -> str:
+    return f"{value:.4g} [{lo:.4g}, {hi:.4g}]"
+
+
+def _psnr(v):
+    return np.array([psnr_from_mse(x) for x in np.atleast_1d(v)])
+
+
+def table(items: list[pd.DataFrame], header_bits: float, seed: int = 0) -> str:
+    """Per pipeline and metric: the pooled mean over seeds and items with its 95 % interval."""
+    names = list(dict.fromkeys(items[0]["pipeline"]))
+    rows = {}
+    for p, name in enumerate(names):
+        groups = [np.stack([_column(it[it["pipeline"] == name], col, header_bits) for _, col, _ in METRICS], axis=1)
+                  for it in items]
+        boot = seeds_and_items_means(groups, np.random.default_rng([seed, p]), RESAMPLES)
+        pooled = np.nanmean(np.concatenate(groups), axis=0) if np.concatenate(groups).size else np.full(len(METRICS), np.nan)
+        col = {}
+        for m, (label, _, how) in enumerate(METRICS):
+            v, b = pooled[m], boot[:, m]
+            if how == "psnr":
+                v, b = _psnr(v)[0], _psnr(b)
+            col[label] = "-" if np.isnan(v) else _fmt(v, *interval(b))
+        rows[name] = col
+    return pd.DataFrame(rows).to_string()
+
+
+def _pair(items: list[pd.DataFrame], test: str, ref: str, what: str, header_bits: float, *, both_semantic=False):
+    """Per seed an ``(n, 2)`` array of the test's and the reference's values on the same items."""
+    out = []
+    for it in items:
+        a = it[it["pipeline"] == test].set_index("item").sort_index()
+        b = it[it["pipeline"] == ref].set_index("item").sort_index()
+        x, y = _column(a, what, header_bits), _column(b, what, header_bits)
+        if both_semantic:
+            keep = ~np.isnan(x) & ~np.isnan(y)
+            x, y = x[keep], y[keep]
+        out.append(np.stack([x, y], axis=1))
+    return out
+
+
+def comparisons(items: list[pd.DataFrame], header_bits: float, seed: int = 0, only_impact: bool = False) -> str:
+    """Contrastive against each reference: the paper's ratios with 95 % seed-and-item intervals."""
+    names = set(items[0]["pipeline"])
     if "contrastive" not in names:
         return "(the contrastive pipeline is needed for the paper's ratios)"
-    c = s.xs("contrastive", level="pipeline")
-    out = []
-    for ref in ("vanilla-semantic", "vanilla-fallback", "classical"):
-        if ref not in names:
-            continue
-        r = s.xs(ref, level="pipeline")
-        out.append(f"contrastive against {ref}:")
-        if ref != "classical":
-            out.append("  representation shorter (semantic items; paper: 57.22%): "
-                       + _pm(100 * (1 - c["avg_representation_bits"] / r["avg_representation_bits"])))
-        out.append("  system bits per item shorter (all items):               "
-                   + _pm(100 * (1 - c["system_bits_per_item"] / r["system_bits_per_item"])))
-        out.append("  semantic impact higher (all items; paper: 71.9%):        "
-                   + _pm(100 * (c["semantic_impact"] / r["semantic_impact"] - 1)))
-        if ref != "classical":
-            out.append("  impact per semantic representation higher:             "
-                       + _pm(100 * (c["semantic_impact_semantic"] / r["semantic_impact_semantic"] - 1)))
-    return "\n".join(out)
+    lines = []
+    for r, ref in enumerate(x for x in REFERENCES if x in names):
+        lines.append(f"contrastive against {ref}:")
+        rows = [("semantic impact higher (all items, paired; paper 71.9%)", "semantic_impact", "higher", False)]
+        if not only_impact:
+            rows.insert(0, ("system bits per item shorter (all items, paired)", "system_bits", "shorter", False))
+            if ref != "classical":
+                rows[:0] = [("|Z| shorter, unpaired own semantic items (paper 57.22%)", "representation_bits", "shorter",
+                             None),
+                            ("|Z| shorter, paired on items both send semantically", "representation_bits", "shorter",
+                             True)]
+        for k, (label, what, sense, both) in enumerate(rows):
+            groups = _pair(items, "contrastive", ref, what, header_bits, both_semantic=bool(both))
+            boot = seeds_and_items_means(groups, np.random.default_rng([seed, 100 + r, k]), RESAMPLES)
+            pooled = np.nanmean(np.concatenate(groups), axis=0)
+            sign = -1.0 if sense == "shorter" else 1.0
+            rel = sign * 100 * (pooled[0] / pooled[1] - 1)
+            lo, hi = sorted(sign * 100 * (v - 1) for v in interval(boot[:, 0] / boot[:, 1]))
+            n = int(sum(np.sum(~np.isnan(g).any(axis=1)) for g in groups))
+            lines.append(f"  {label:58s} {rel:+.2f}% [{lo:+.2f}, {hi:+.2f}]  ({n} item pairs)")
+    return "\n".join(lines)
+
+
+def impact_figure(rows: pd.DataFrame, path: Path) -> None:
+    """Impact higher (contrastive against each reference, %) against the nodes' FLOP/s."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for ref, g in rows.groupby("reference", sort=False):
+        g = g.sort_values("flop_per_s")
+        ax.plot(g["flop_per_s"], g["higher"], marker="o", label=f"against {ref}")
+        ax.fill_between(g["flop_per_s"], g["low"], g["high"], alpha=0.2)
+    ax.axhline(0.0, color="k", lw=0.8)
+    ax.set_xscale("log")
+    ax.set_xlabel("teacher and apprentice speed (FLOP/s)")
+    ax.set_ylabel("contrastive's semantic impact higher by (%)")
+    ax.set_title("impact against node speed (95% intervals over seeds and items)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _speed_rows(items: list[pd.DataFrame], speed: float, seed: int) -> list[dict]:
+    names = set(items[0]["pipeline"])
+    rows = []
+    for r, ref in enumerate(x for x in REFERENCES if x in names and "contrastive" in names):
+        groups = _pair(items, "contrastive", ref, "semantic_impact", 0.0)
+        boot = seeds_and_items_means(groups, np.random.default_rng([seed, 200 + r]), RESAMPLES)
+        pooled = np.nanmean(np.concatenate(groups), axis=0)
+        lo, hi = interval(100 * (boot[:, 0] / boot[:, 1] - 1))
+        rows.append({"flop_per_s": speed, "reference": ref, "higher": 100 * (pooled[0] / pooled[1] - 1),
+                     "low": lo, "high": hi})
+    return rows
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("scenario")
-    ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
+    ap.add_argument("--same-items", action="store_true", help="every seed on the same items (default: disjoint parts)")
+    ap.add_argument("--speeds", type=float, nargs="*", default=[], help="node FLOP/s at which to repeat the impact")
     ap.add_argument("--rd", action="store_true", help="run over the operating points of semsim rd and print BD-rates")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     base = load_scenario(args.scenario)
-    data = base.resolved()
-    data["sweep"] = {"seed": args.seeds}
-    scenario = parse_scenario(data, where=args.scenario)
-    ctx = RunContext(seed=scenario.seed, device=resolve_device(scenario.device), cache_dir=default_cache_dir(), progress=False)
+    where = Path(args.out) if args.out else Path("results") / "bench" / (base.name + ("-rd" if args.rd else ""))
     t0 = time.perf_counter()
-    where = Path(args.out) if args.out else Path("results") / "bench" / (scenario.name + ("-rd" if args.rd else ""))
-    if args.rd:
-        out = run_rd(scenario, ctx, DEFAULT_KEY, list(DEFAULT_VALUES), out=where)
-    else:
-        out = run_scenario(scenario, ctx, out=where, fresh=True)
+
+    def scenario_of(j: int, seed: int, speed: float | None = None):
+        data = base.resolved()
+        data.pop("sweep", None)
+        data["seed"] = seed
+        if not args.same_items:
+            data["source"] = {**data["source"], "folds": len(args.seeds), "fold": j}
+        if speed is not None:
+            data["nodes"] = {"teacher_flop_per_s": speed, "apprentice_flop_per_s": speed}
+        return parse_scenario(data, where=args.scenario)
+
+    items, bd = [], []
+    for j, seed in enumerate(args.seeds):
+        sc = scenario_of(j, seed)
+        ctx = RunContext(seed=sc.seed, device=resolve_device(sc.device), cache_dir=default_cache_dir(), progress=False)
+        if args.rd:
+            out = run_rd(sc, ctx, DEFAULT_KEY, list(DEFAULT_VALUES), out=where / f"seed-{seed}", fresh=True)
+            it = pd.read_csv(out / "items.csv")
+            it = it[it[DEFAULT_KEY] == base.fidelity.psnr_db]
+            bd.append(pd.read_csv(out / "bd_rate.csv").assign(seed=seed))
+        else:
+            out = run_scenario(sc, ctx, out=where / f"seed-{seed}", fresh=True)
+            it = pd.read_csv(out / "items.csv")
+        items.append(it)
+        print(f"seed {seed}: {len(it) // it['pipeline'].nunique()} items, {out}", flush=True)
     wall = time.perf_counter() - t0
-    summary = pd.read_csv(out / "summary.csv")
-    if args.rd:
-        summary = summary[summary[DEFAULT_KEY] == base.fidelity.psnr_db]
-    print(f"{scenario.name}: seeds {args.seeds}, wall {wall:.0f} s, results {out}\n")
-    print(f"at fidelity.psnr_db = {base.fidelity.psnr_db:g} dB:")
-    print(table(summary))
+    header = float(base.link.header_bits)
+    split = "the same items" if args.same_items else f"disjoint parts (source.folds = {len(args.seeds)})"
+    print(f"\n{base.name}: seeds {args.seeds} on {split}, wall {wall:.0f} s, results {where}\n")
+    print(f"at fidelity.psnr_db = {base.fidelity.psnr_db:g} dB, nodes at {base.nodes.teacher_flop_per_s:.3g} FLOP/s;"
+          " mean [95% interval over seeds and items]:")
+    print(table(items, header))
     print()
-    print(ratios(summary))
+    print(comparisons(items, header))
     if args.rd:
-        bd = pd.read_csv(out / "bd_rate.csv")
-        print("\nBD-rate (rate = system bits per item; negative: the pipeline needs fewer bits than the reference)")
-        print(bd.to_string(index=False))
+        bd = pd.concat(bd, ignore_index=True)
+        print("\nBD-rate per seed (rate = system bits per item; negative: fewer bits than the reference)")
+        agg = bd.groupby(["pipeline", "reference", "metric"], sort=False)["bd_rate_percent"].agg(
+            ["mean", "min", "max", "count"])
+        print(agg.to_string())
+    if args.speeds:
+        rows = _speed_rows(items, base.nodes.teacher_flop_per_s, 0)
+        for speed in args.speeds:
+            at = []
+            for j, seed in enumerate(args.seeds):
+                sc = scenario_of(j, seed, speed)
+                ctx = RunContext(seed=sc.seed, device=resolve_device(sc.device), cache_dir=default_cache_dir(),
+                                 progress=False)
+                out = run_scenario(sc, ctx, out=where / f"seed-{seed}-speed-{speed:.0e}", fresh=True)
+                at.append(pd.read_csv(out / "items.csv"))
+            rows += _speed_rows(at, speed, 0)
+            print(f"\nnodes at {speed:.3g} FLOP/s:")
+            print(comparisons(at, header, only_impact=True))
+        table_ = pd.DataFrame(rows).drop_duplicates(["flop_per_s", "reference"]).sort_values(["reference", "flop_per_s"])
+        table_.to_csv(where / "impact_vs_speed.csv", index=False)
+        impact_figure(table_, where / "impact_vs_speed.png")
+        print(f"\n{where / 'impact_vs_speed.png'}")
 
 
 if __name__ == "__main__":

@@ -19,12 +19,12 @@ from .errors import InputError, SemsimError, Terminated, one_line
 
 # The console table: (column, header, format). CORE columns always show; OPTIONAL ones are
 # dropped, first ones first, until the table fits the console (80 columns at least).
-CORE = [("avg_representation_bits", "|Z| bits", "{:.1f}"), ("avg_psnr_semantic_db", "PSNR dB", "{:.2f}"),
+CORE = [("avg_representation_bits", "|Z| bits", "{:.1f}"), ("psnr_delivered_db", "PSNR dB", "{:.2f}"),
         ("fidelity_share", "fidelity", "{:.3f}"), ("semantic_impact", "impact", "{:.4g}")]
 OPTIONAL = [("transmissions_per_packet", "tx/pkt", "{:.3f}"), ("avg_bits_on_air", "air bits", "{:.0f}"),
             ("avg_delivery_time_s", "delay ms", "ms"), ("system_bits_per_item", "sys bits", "{:.1f}")]
 DISPLAY = ["avg_representation_bits", "system_bits_per_item", "avg_bits_on_air", "transmissions_per_packet",
-           "avg_delivery_time_s", "avg_psnr_semantic_db", "fidelity_share", "semantic_impact"]
+           "avg_delivery_time_s", "psnr_delivered_db", "fidelity_share", "semantic_impact"]
 #: Most rows the console table shows one per sweep point and pipeline; beyond, it averages.
 MAX_ROWS = 60
 TABLE_WIDTH = 80

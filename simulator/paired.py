@@ -38,6 +38,36 @@ def bootstrap_means(test: np.ndarray, reference: np.ndarray, rng: np.random.Gene
     return test[pick].mean(axis=1), reference[pick].mean(axis=1)
 
 
+def seeds_and_items_means(groups: list[np.ndarray], rng: np.random.Generator, resamples: int = RESAMPLES
+                          ) -> np.ndarray:
+    """Two-level bootstrap over seeds and items: ``groups`` holds one ``(n_s, k)`` float array
+    per seed (its items' k aligned values, e.g. two pipelines' bits on the same items; NaN
+    where an item has no value for a column). Each resample draws the seeds with replacement,
+    then within each drawn seed its items with replacement, and takes each column's mean over
+    all drawn items (NaN skipped). Returns ``(resamples, k)``: the means to take intervals and
+    ratios from, the spread of both the seeds and the items in them."""
+    if not groups:
+        raise ValueError("no seed to resample")
+    k = groups[0].shape[1]
+    sums = np.zeros((resamples, k))
+    counts = np.zeros((resamples, k))
+    picks = rng.integers(0, len(groups), size=(resamples, len(groups)))
+    for r in range(resamples):
+        for g in picks[r]:
+            values = groups[g]
+            drawn = values[rng.integers(0, len(values), size=len(values))]
+            ok = ~np.isnan(drawn)
+            sums[r] += np.where(ok, drawn, 0.0).sum(axis=0)
+            counts[r] += ok.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return sums / counts
+
+
+def interval(values: np.ndarray) -> tuple[float, float]:
+    """The two-sided :data:`LEVEL` percentile interval of bootstrap ``values`` (NaN skipped)."""
+    return _interval(values[~np.isnan(values)]) if np.isnan(values).any() else _interval(values)
+
+
 def _interval(values: np.ndarray) -> tuple[float, float]:
     tail = (1.0 - LEVEL) / 2 * 100
     lo, hi = np.percentile(values, [tail, 100 - tail])
@@ -100,4 +130,5 @@ def _relative(test, reference):
         return 100.0 * (np.asarray(test, dtype=np.float64) / np.asarray(reference, dtype=np.float64) - 1.0)
 
 
-__all__ = ["paired_table", "bootstrap_means", "COLUMNS", "METRICS", "RESAMPLES", "LEVEL"]
+__all__ = ["paired_table", "bootstrap_means", "seeds_and_items_means", "interval", "COLUMNS", "METRICS", "RESAMPLES",
+           "LEVEL"]

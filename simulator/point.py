@@ -371,8 +371,8 @@ def classical_streams(items: ItemSet, scenario: Scenario, ctx: RunContext, progr
         coder, side = names[role]
         if names[role] not in by_coder:
             by_coder[names[role]] = cached_classical(
-                items.images, coder, cl.quality, scenario.fidelity.psnr_db, ctx, on_item=_coding_progress(progress, coder), container=cl.container, budget_bits=budget_bits,
-                mosaic=side)
+                items.images, coder, cl.quality, scenario.fidelity.psnr_db, ctx, on_item=_coding_progress(progress, coder),
+                container=cl.container, budget_bits=budget_bits, mosaic=side, search=cl.search)
     return {role: by_coder[names[role]] for role in roles}
 
 

@@ -91,3 +91,27 @@ def test_a_classical_items_delivery_time_includes_its_codec_search(tmp_path):
     d = slow["delivery_time_s"].to_numpy() - fast["delivery_time_s"].to_numpy()
     assert d[0] == pytest.approx(slow["teacher_compute_s"].iloc[0] - fast["teacher_compute_s"].iloc[0], rel=1e-9)
     assert slow["delivery_time_s"].iloc[-1] > slow["teacher_compute_s"].sum()
+
+
+@pytest.mark.parametrize("coder", ["jpeg", "webp"])
+def test_bisection_finds_the_quality_a_bisection_of_the_brute_force_table_finds(coder):
+    lo, hi = CODERS.get(coder).qualities
+    cost = CODERS.get(coder).cost
+    for img in _digits(3):
+        table = {q: encode_at_quality(coder, img, q) for q in range(lo, hi + 1)}
+        for target in (18.0, 24.0, 30.0):
+            r = encode_to_target(coder, img, target, search="bisect")
+            seen = [hi]
+            if table[hi].psnr_db < target:
+                assert not r.met and r.quality == hi
+                continue
+            a, b = lo, hi
+            while a < b:
+                m = (a + b) // 2
+                seen.append(m)
+                a, b = (a, m) if table[m].psnr_db >= target else (m + 1, b)
+            assert r.met and r.quality == b and r.stream == table[b].stream and r.psnr_db >= target
+            assert r.encodes == len(set(seen)) <= 8
+            assert r.flops == pytest.approx(cost.encode(64, r.encodes) + cost.decode(64, r.encodes), rel=1e-12)
+            scan = encode_to_target(coder, img, target)
+            assert scan.bits <= r.bits  # the scan's is the shortest stream meeting the target

@@ -206,7 +206,7 @@ def _summary(points: int, pipelines=("classical", "vanilla-semantic", "vanilla-f
             rows.append({"point": p, "seed": p % 3, "link.snr_db": 1.5 * (p // 3), "pipeline": name,
                          "avg_representation_bits": rng.uniform(50, 5000), "system_bits_per_item": rng.uniform(50, 5e4),
                          "avg_bits_on_air": rng.uniform(100, 1e5), "transmissions_per_packet": rng.uniform(1, 4),
-                         "avg_delivery_time_s": rng.uniform(1e-4, 10), "avg_psnr_semantic_db": rng.uniform(10, 40),
+                         "avg_delivery_time_s": rng.uniform(1e-4, 10), "psnr_delivered_db": rng.uniform(10, 40),
                          "fidelity_share": rng.uniform(0, 1), "semantic_impact": rng.uniform(0, 1e5)})
     return pd.DataFrame(rows)
 

@@ -61,3 +61,29 @@ def test_the_table_is_the_same_on_every_call():
     items = _items({"a": bits, "b": bits[::-1].copy(), "c": bits + 1})
     assert paired_table(items, seed=5).equals(paired_table(items, seed=5))
     assert len(paired_table(items, seed=5)) == 3 * 2  # pairs (b, a), (c, a), (c, b) x two metrics
+
+
+def test_the_seed_and_item_bootstrap_covers_the_spread_of_seeds_and_of_items():
+    from simulator.paired import interval, seeds_and_items_means
+
+    rng = np.random.default_rng(5)
+    # identical pipelines: every resampled difference is 0
+    same = [np.repeat(rng.normal(100, 20, size=(150, 1)), 2, axis=1) for _ in range(5)]
+    m = seeds_and_items_means(same, np.random.default_rng(0), 500)
+    assert np.array_equal(m[:, 0], m[:, 1]) and interval(m[:, 0] - m[:, 1]) == (0.0, 0.0)
+    # seeds far apart (sd 10 between seeds, 1 within): the interval is the seeds' bootstrap,
+    # half-width about 1.96 sqrt((S - 1) / S) s / sqrt(S) over the S = 8 seed means
+    offsets = rng.normal(0, 10, size=8)
+    groups = [rng.normal(o, 1, size=(300, 1)) for o in offsets]
+    lo, hi = interval(seeds_and_items_means(groups, np.random.default_rng(1), 4000)[:, 0])
+    means = np.array([g.mean() for g in groups])
+    half = 1.96 * np.sqrt(7 / 8) * means.std(ddof=1) / np.sqrt(8)
+    assert abs((hi - lo) / 2 - half) < 0.2 * half and lo < means.mean() < hi
+    # one seed: the items' bootstrap, half-width about 1.96 sd / sqrt(n)
+    one = [rng.normal(0, 3, size=(2000, 1))]
+    lo, hi = interval(seeds_and_items_means(one, np.random.default_rng(2), 2000)[:, 0])
+    assert abs((hi - lo) / 2 - 1.96 * one[0].std(ddof=1) / np.sqrt(2000)) < 0.1 * 1.96 * 3 / np.sqrt(2000)
+    # NaN: an item without a value in a column counts in no mean of that column
+    with_gaps = [np.array([[1.0, np.nan], [3.0, 5.0]])]
+    m = seeds_and_items_means(with_gaps, np.random.default_rng(3), 200)
+    assert np.nanmax(m[:, 1]) == 5.0 and np.nanmin(m[:, 1]) == 5.0

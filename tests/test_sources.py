@@ -219,3 +219,20 @@ def test_skip_per_class_leaves_out_the_first_items_of_each_class(ctx):
         assert all(tuple(full.images[i].ravel()) in kept for i in at[skip:])
     with pytest.raises(InputError, match="skip_per_class = 100000 leaves no item"):
         load_items(SourceConfig(dataset="digits", skip_per_class=100000), ctx)
+
+
+def test_folds_are_disjoint_parts_of_each_class_that_cover_it(ctx):
+    full = load_dataset("digits")
+    counts = np.bincount(full.labels)
+    parts = [load_items(SourceConfig(dataset="digits", skip_per_class=10, folds=4, fold=f), ctx) for f in range(4)]
+    for f, part in enumerate(parts):  # part f of a class: its positions 10 + f, 14 + f, ... in the loader's order
+        assert np.array_equal(np.bincount(part.labels, minlength=len(counts)), -(-(counts - 10 - f) // 4))
+    position = {}
+    for k in range(len(counts)):
+        for r, i in enumerate(np.flatnonzero(full.labels == k)):
+            position.setdefault(full.images[i].tobytes(), set()).add(r)
+    for f, part in enumerate(parts):
+        assert all(any(r >= 10 and (r - 10) % 4 == f for r in position[x.tobytes()]) for x in part.images)
+    assert sum(len(p) for p in parts) == int((counts - 10).sum())
+    with pytest.raises(ValueError, match="fold = 4 must be below folds = 4"):
+        SourceConfig(dataset="digits", folds=4, fold=4)

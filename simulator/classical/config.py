@@ -22,7 +22,8 @@ class ClassicalConfig(Section):
     item's codec quality for the shortest stream whose decode meets ``fidelity.psnr_db``
     (docs/codecs.md); ``"budget"`` codes each item, lossless coders included, at the best decode
     that fits the bandwidth budget's codeword (``link.bandwidth_ratio``, docs/jscc.md); an
-    integer fixes the quality (within the codec's range). ``container``:
+    integer fixes the quality (within the codec's range). ``search`` (``quality = "target"``):
+    ``"scan"`` or ``"bisect"`` (:func:`~simulator.classical.quality.encode_to_target`). ``container``:
     ``"none"`` sends each item's minimal header and payload (the codec's coded data, without the
     file container and tables a link configures once; docs/codecs.md "Payload without
     containers"), ``"file"`` the codec's whole file."""
@@ -34,6 +35,10 @@ class ClassicalConfig(Section):
                         description="N: the classical pipeline codes N x N consecutive items as one picture at their "
                                     "budgets together (quality = \"budget\"; docs/jscc.md); 1: each item alone")
     container: Literal["none", "file"] = "none"
+    search: Literal["scan", "bisect"] = Field(
+        default="scan", description='quality = "target": "scan" finds the shortest stream meeting the target (every '
+                                    'quality of a small image, a coarse grid and a window otherwise: 30 to 101 encodes '
+                                    'per codec); "bisect" the lowest quality meeting it by bisection (8 encodes)')
 
     @field_validator("quality", mode="before")
     @classmethod

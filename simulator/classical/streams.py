@@ -111,12 +111,14 @@ def classical_file(bits: np.ndarray, coder: str, container: str, shape: tuple[in
 
 def encode_classical(images: np.ndarray, coder: str, quality: str | int = "target",
                      psnr_db: float | None = None, *, on_item: Callable[[int, int], None] | None = None,
-                     container: str = "file", budget_bits: int | None = None, mosaic: int = 1) -> ClassicalStreams:
+                     container: str = "file", budget_bits: int | None = None, mosaic: int = 1,
+                     search: str = "scan") -> ClassicalStreams:
     """Code each ``(H, W, C)`` uint8 image of ``images`` ``(N, H, W, C)`` with ``coder``.
 
     A lossless coder ignores ``quality``. A lossy one codes at the integer ``quality``, or
     with ``quality = "target"`` at the shortest stream whose decode meets ``psnr_db`` (dB)
-    (:func:`~simulator.classical.quality.encode_to_target`). ``on_item(done, n)`` is told
+    (:func:`~simulator.classical.quality.encode_to_target`, its quality ``search``: ``"scan"`` or
+    ``"bisect"``). ``on_item(done, n)`` is told
     after each item (progress). ``container``: ``"file"`` (the link carries the codec's whole
     stream) or ``"none"`` (its minimal header and payload, docs/codecs.md).
 
@@ -158,12 +160,12 @@ def encode_classical(images: np.ndarray, coder: str, quality: str | int = "targe
         if quality != "target" or psnr_db is None:
             raise ValueError("the 'best' coder codes each item to a PSNR target: quality = \"target\" and psnr_db")
         size = None if container == "file" else (lambda m, s, qm: len(payload.item_bits(m, s, shape, qm)))
-        results = each(lambda img: best_to_target(img, psnr_db, size))
+        results = each(lambda img: best_to_target(img, psnr_db, size, search))
         q[:] = [np.nan if r.quality is None else r.quality for r in results]
     elif quality == "target":
         if psnr_db is None:
             raise ValueError("a quality target needs psnr_db")
-        results = each(lambda img: encode_to_target(coder, img, psnr_db))
+        results = each(lambda img: encode_to_target(coder, img, psnr_db, search))
         q[:] = [r.quality for r in results]
         met[:] = [r.met for r in results]
     else:
@@ -198,7 +200,7 @@ def _codec_versions() -> str:
 
 def cached_classical(images: np.ndarray, coder: str, quality: str | int, psnr_db: float | None, ctx: RunContext, *,
                      on_item: Callable[[int, int], None] | None = None, container: str = "file",
-                     budget_bits: int | None = None, mosaic: int = 1) -> ClassicalStreams:
+                     budget_bits: int | None = None, mosaic: int = 1, search: str = "scan") -> ClassicalStreams:
     """:func:`encode_classical`, kept on disk: a sweep whose points code the same items the same
     way (the SNR and the channel do not change a codec's streams) codes them once.
 
@@ -211,7 +213,8 @@ def cached_classical(images: np.ndarray, coder: str, quality: str | int, psnr_db
     from .. import model_cache
 
     key = model_cache.digest(STREAMS_VERSION, _codec_versions(), coder, quality,
-                             None if psnr_db is None else float(psnr_db), container, budget_bits, mosaic, images)
+                             None if psnr_db is None else float(psnr_db), container, budget_bits, mosaic, search,
+                             images)
 
     def rebuild(payload: dict) -> ClassicalStreams:
         return ClassicalStreams(payload["coder"], model_cache.unpack_ragged(payload["bits"]),
@@ -221,7 +224,7 @@ def cached_classical(images: np.ndarray, coder: str, quality: str | int, psnr_db
 
     def code():
         s = encode_classical(images, coder, quality, psnr_db, on_item=on_item, container=container,
-                             budget_bits=budget_bits, mosaic=mosaic)
+                             budget_bits=budget_bits, mosaic=mosaic, search=search)
         return s, {"coder": s.coder, "container": s.container, "mosaic": s.mosaic,
                    "bits": model_cache.pack_ragged(s.bits, np.uint8),
                    "quality": torch.from_numpy(s.quality.astype(np.float64)),

@@ -113,13 +113,18 @@ def check_source(cfg, dataset: ItemSet | DatasetInfo) -> int:
                              f"use at most {info.num_classes} or leave classes unset", where="source.classes")
         counts = counts[: cfg.classes]
     skip = getattr(cfg, "skip_per_class", 0)
-    available = int(sum(max(0, int(c) - skip) for c in counts))
+    folds, fold = getattr(cfg, "folds", 1), getattr(cfg, "fold", 0)
+    # per class: the items left after skip whose position r has r mod folds == fold
+    available = int(sum(max(0, -(-(int(c) - skip - fold) // folds)) for c in counts))
     if skip and not available:
         raise InputError(f"skip_per_class = {skip} leaves no item of the dataset {cfg.dataset} (its largest class has "
                          f"{max(int(c) for c in counts)})", where="source.skip_per_class")
+    if folds > 1 and not available:
+        raise InputError(f"fold {fold} of {folds} holds no item of the dataset {cfg.dataset}", where="source.fold")
     if cfg.max_items is not None and cfg.max_items > available:
         after = "".join([f", classes = {cfg.classes}" if cfg.classes is not None else "",
-                         f", skip_per_class = {skip}" if skip else ""])
+                         f", skip_per_class = {skip}" if skip else "",
+                         f", fold {fold} of {folds}" if folds > 1 else ""])
         after = f" (after {after[2:]})" if after else ""
         raise InputError(f"{cfg.max_items} items asked for but the dataset {cfg.dataset} has {available}{after}; "
                          f"use at most {available} or leave max_items unset", where="source.max_items")
@@ -142,7 +147,9 @@ def load_items(cfg, ctx: RunContext, datasets: dict | None = None) -> ItemSet:
     """The items of a scenario's ``[source]`` section (a :class:`~simulator.scenario.SourceConfig`).
 
     Steps: load the dataset (converted per ``source.convert``); keep the first ``classes``
-    classes; leave out the first ``skip_per_class`` items of each class; draw ``max_items``
+    classes; leave out the first ``skip_per_class`` items of each class; keep the part ``fold``
+    of ``folds`` (the items at positions ``r`` with ``r mod folds == fold`` of what is left of
+    each class); draw ``max_items``
     items at random (without replacement); inject memorizable items at
     ``memorizable.fraction``; put everything in a random arrival order. All randomness comes
     from ``ctx.rng("source")``. ``datasets``: datasets already loaded (see :func:`preload`).
@@ -161,12 +168,13 @@ def load_items(cfg, ctx: RunContext, datasets: dict | None = None) -> ItemSet:
     if cfg.classes is not None:
         base = base.subset(base.labels < cfg.classes)
         base.class_names = base.class_names[: cfg.classes]
-    if cfg.skip_per_class:
+    if cfg.skip_per_class or cfg.folds > 1:
         rank = np.zeros(len(base), dtype=np.int64)
         for k in np.unique(base.labels):
             at = np.flatnonzero(base.labels == k)
             rank[at] = np.arange(len(at))
-        base = base.subset(rank >= cfg.skip_per_class)
+        keep = (rank >= cfg.skip_per_class) & ((rank - cfg.skip_per_class) % cfg.folds == cfg.fold)
+        base = base.subset(keep)
     if cfg.max_items is not None and cfg.max_items < len(base):
         base = base.subset(np.sort(rng.choice(len(base), size=cfg.max_items, replace=False)))
     mem = cfg.memorizable

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, Field, model_validator
 
 from ..registry import MEMORIZABLE_KINDS
 from ..section import Section
@@ -32,9 +32,19 @@ class SourceConfig(Section):
     max_items: int | None = Field(default=None, ge=1)
     skip_per_class: int = Field(default=0, ge=0, description="leave out the first N items of each class (in the "
                                 "loader's order), e.g. the items a zoo model was trained on")
+    folds: int = Field(default=1, ge=1, description="split each class (after skip_per_class) into this many "
+                       "disjoint parts by position: item r of a class is in part r mod folds")
+    fold: int = Field(default=0, ge=0, description="the part kept (0 .. folds - 1): disjoint item sets for "
+                      "repeated runs, e.g. one per seed")
     convert: Literal["none", "grey", "rgb"] = "none"
     max_pixels: int = Field(default=MAX_PIXELS, ge=1)
     memorizable: MemorizableConfig = Field(default_factory=MemorizableConfig)
+
+    @model_validator(mode="after")
+    def _fold_in_range(self) -> "SourceConfig":
+        if self.fold >= self.folds:
+            raise ValueError(f"fold = {self.fold} must be below folds = {self.folds} (parts 0 .. {self.folds - 1})")
+        return self
 
 
 __all__ = ["MemorizableConfig", "SourceConfig"]
