@@ -113,8 +113,9 @@ def encode_items(images: np.ndarray, semantic: np.ndarray, classical_bits: list[
             them for ``"target-quality"`` and ``"budget"``, one for ``"lambda"``).
 
     Compute time per item (:mod:`simulator.flops`, one rule for every pipeline): the
-    pre-processor's FLOPs; for an offered item the encoder, the entropy coding of
-    ``rungs_coded`` operating points and one decode per operating point the rate control tried
+    pre-processor's FLOPs; for an offered item the encoder at ``rungs_coded`` operating points
+    (its part that runs per rung: ``language.flops_per_extra_rung``), their entropy coding, and
+    one decode per operating point the rate control tried
     (the teacher's own check); for an item sent classically its codec search.
     """
     n = len(images)
@@ -135,7 +136,8 @@ def encode_items(images: np.ndarray, semantic: np.ndarray, classical_bits: list[
             coding = semantic_coding(language, images[off_idx], cluster[off_idx], None)
         if len(coding.reps) != len(off_idx):
             raise ValueError(f"coding holds {len(coding.reps)} items, {len(off_idx)} are offered")
-        flops[off_idx] += (language.flops_encode + ENTROPY_COST.encode(language.symbols_per_item, rungs_coded)
+        flops[off_idx] += (language.flops_encode + (rungs_coded - 1) * language.flops_per_extra_rung
+                           + ENTROPY_COST.encode(language.symbols_per_item, rungs_coded)
                            + np.asarray(coding.rungs_tried, dtype=np.float64) * language.flops_decode)
         for i, rep, ok in zip(off_idx, coding.reps, coding.met):
             if not ok and on_miss == Route.CLASSICAL:

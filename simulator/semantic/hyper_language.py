@@ -132,7 +132,7 @@ class HyperLanguage:
         self._ytable = gaussian_table(SCALES, cfg.tail_mass)
         self._dens64 = [copy.deepcopy(c.side_density).double() for c in self.codecs]  # est_bits in float64
         self._param_bits: int | None = None
-        self.flops_encode, self.flops_decode = self._flops()
+        self.flops_encode, self.flops_decode, self.flops_per_extra_rung = self._flops()
         self.symbols_per_item = self._jz + self._jy
 
     def __repr__(self) -> str:
@@ -380,7 +380,10 @@ class HyperLanguage:
     def complexity_nats(self, images: np.ndarray, clusters: np.ndarray) -> float:
         return self.complexity_breakdown(images, clusters)["total_nats"]
 
-    def _flops(self) -> tuple[int, int]:
+    def _flops(self) -> tuple[int, int, int]:
+        """Forward FLOPs per item: the encoder at one rung (analysis, hyper-analysis, hyper-
+        synthesis), the decoder, and what each further rung the rate control codes adds (the
+        analysis runs once; the hyper networks once per rung)."""
         codec = self.codecs[0]
         h, w, c = self.shape
         x = torch.zeros(1, c, h, w)
@@ -398,7 +401,10 @@ class HyperLanguage:
                 mu, _ = codec.hyper(z)
                 codec.synthesis(y, r, cl, (h, w))
 
-            return forward_flops(enc), forward_flops(dec)
+            def side():
+                codec.hyper(torch.round(codec.h_a(y)))
+
+            return forward_flops(enc), forward_flops(dec), forward_flops(side)
 
 
 # --------------------------------------------------------------------------- fitting

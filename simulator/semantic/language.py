@@ -64,6 +64,8 @@ class SemanticLanguage:
         flops_encode, flops_decode: forward FLOPs per item (see :func:`codec.count_flops`).
         symbols_per_item: entropy-coded symbols per item (the latent's elements), for the
             entropy coder's cost (:data:`simulator.flops.ENTROPY_COST`).
+        flops_per_extra_rung: FLOPs each operating point beyond the first adds when the rate
+            control codes several (0: the gains are element-wise).
         lambdas: the operating points (lambda per rung; one without rate control).
         num_rungs: ``len(lambdas)``.
         header_bits: ``log2(num_clusters * num_rungs)``, the header's share of ``est_bits``.
@@ -89,6 +91,7 @@ class SemanticLanguage:
         self._rows = codec.element_rows()
         self.flops_encode, self.flops_decode = count_flops(self.codec)
         self.symbols_per_item = int(codec.num_elements)
+        self.flops_per_extra_rung = 0  # one analysis pass serves every rung (the gains are element-wise)
         self._param_bits: int | None = None
         self._codec64 = copy.deepcopy(self.codec).double()  # est_bits in float64
 
