@@ -3,7 +3,8 @@ two ratios and 95 % intervals.
 
 Each seed runs the scenario on its own part of the source (``source.folds`` = the number of
 seeds, ``source.fold`` = the seed's position; ``--same-items`` runs every seed on the same
-items instead), so seeds differ in their items as well as their randomness. Per pipeline it
+items instead, and its intervals, which resample each seed's items on their own, are then too
+narrow), so seeds differ in their items as well as their randomness. Per pipeline it
 prints the mean of: average representation length (semantic items), system bits per item
 (all items), bits on air per item, PSNR of semantic items and over all items (PSNR of the
 mean MSE), MS-SSIM, share meeting fidelity, semantic impact (all items, and per semantic
@@ -142,7 +143,7 @@ def ratio(items: list[pd.DataFrame], ref: str, k: int, header_bits: float, seed:
     pooled = np.nanmean(np.concatenate(groups), axis=0)
     sign = -1.0 if sense == "shorter" else 1.0
     lo, hi = sorted(sign * 100 * (v - 1) for v in interval(boot[:, 0] / boot[:, 1]))
-    n = int(sum(np.sum(~np.isnan(g).any(axis=1)) for g in groups))
+    n = int(sum(np.sum(~np.isnan(g[:, 0])) for g in groups))  # the test pipeline's items in the figure
     return sign * 100 * (pooled[0] / pooled[1] - 1), lo, hi, n
 
 
@@ -158,7 +159,7 @@ def comparisons(items: list[pd.DataFrame], header_bits: float, seed: int = 0, on
             if (only_impact and what != "semantic_impact") or (ref == "classical" and what == "representation_bits"):
                 continue
             rel, lo, hi, n = ratio(items, ref, k, header_bits, seed)
-            lines.append(f"  {label:58s} {rel:+.2f}% [{lo:+.2f}, {hi:+.2f}]  ({n} item pairs)")
+            lines.append(f"  {label:58s} {rel:+.2f}% [{lo:+.2f}, {hi:+.2f}]  ({n} items of contrastive)")
     return "\n".join(lines)
 
 

@@ -45,7 +45,9 @@ def seeds_and_items_means(groups: list[np.ndarray], rng: np.random.Generator, re
     where an item has no value for a column). Each resample draws the seeds with replacement,
     then within each drawn seed its items with replacement, and takes each column's mean over
     all drawn items (NaN skipped). Returns ``(resamples, k)``: the means to take intervals and
-    ratios from, the spread of both the seeds and the items in them."""
+    ratios from, the spread of both the seeds and the items in them. Each seed's items are
+    resampled on their own: seeds that share items (the same source, other randomness) are
+    treated as independent, and the intervals then understate the items' share of the spread."""
     if not groups:
         raise ValueError("no seed to resample")
     k = groups[0].shape[1]
@@ -64,8 +66,10 @@ def seeds_and_items_means(groups: list[np.ndarray], rng: np.random.Generator, re
 
 
 def interval(values: np.ndarray) -> tuple[float, float]:
-    """The two-sided :data:`LEVEL` percentile interval of bootstrap ``values`` (NaN skipped)."""
-    return _interval(values[~np.isnan(values)]) if np.isnan(values).any() else _interval(values)
+    """The two-sided :data:`LEVEL` percentile interval of bootstrap ``values`` (NaN skipped;
+    ``(nan, nan)`` when no resample has a value)."""
+    finite = values[~np.isnan(values)]
+    return _interval(finite) if len(finite) else (float("nan"), float("nan"))
 
 
 def _interval(values: np.ndarray) -> tuple[float, float]:

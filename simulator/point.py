@@ -309,13 +309,13 @@ def run_pipeline(name: str, items: ItemSet, models: Models, scenario: Scenario, 
                            coding=shared.codings.get(name), on_miss=spec.on_miss,
                            classical_sent=streams.met if link.bandwidth_ratio is not None else None,
                            classical_flops=streams.teacher_flops,
-                           rungs_coded=1 if scenario.semantic.rate_control == "lambda" or language is None
-                           else language.num_rungs)
+                           rungs_coded=1 if language is None else language.num_rungs)
     if streams.mosaic > 1 and (encoded.route == Route.SEMANTIC).any():
         raise RuntimeError(f"pipeline {name!r}: mosaics are coded for pipelines whose every item goes classically")
     semantic = encoded.route == Route.SEMANTIC
     sem_decode = (language.flops_decode + ENTROPY_COST.decode(language.symbols_per_item)) if language is not None else 0
-    app_flops = np.where(semantic, sem_decode, streams.apprentice_flops).astype(np.float64)
+    # an item not sent (a bandwidth budget no operating point fits) is not decoded
+    app_flops = np.where(semantic, np.where(encoded.sent, sem_decode, 0.0), streams.apprentice_flops).astype(np.float64)
     handoff = Handoff(encoded.route, encoded.bits, shared.arrival_s, encoded.compute_s,
                       app_flops / scenario.nodes.apprentice_flop_per_s)
 

@@ -115,3 +115,26 @@ def test_bisection_finds_the_quality_a_bisection_of_the_brute_force_table_finds(
             assert r.flops == pytest.approx(cost.encode(64, r.encodes) + cost.decode(64, r.encodes), rel=1e-12)
             scan = encode_to_target(coder, img, target)
             assert scan.bits <= r.bits  # the scan's is the shortest stream meeting the target
+
+
+def test_a_mosaic_charges_its_search_to_its_first_item_and_its_decode_to_its_last():
+    from simulator.classical.mosaic import groups, picture_of
+    from simulator.classical.quality import encode_to_budget
+    from simulator.classical.streams import encode_classical
+
+    images = np.repeat(np.repeat(_digits(9), 2, axis=1), 2, axis=2)  # 16x16 grey, 9 items: 2 pictures of 4 and 1 alone
+    s = encode_classical(images, "webp", "budget", budget_bits=600, mosaic=2)
+    cost = CODERS.get("webp").cost
+    for idx in groups(len(images), 2):
+        picture = picture_of(images, idx, 2)
+        r = encode_to_budget("webp", picture, 600 * len(idx))
+        assert s.teacher_flops[idx[0]] == pytest.approx(r.flops, rel=1e-12) and not s.teacher_flops[idx[1:]].any()
+        assert s.apprentice_flops[idx[-1]] == pytest.approx(cost.decode(picture.size) if r.met else 0.0)
+        assert not s.apprentice_flops[idx[:-1]].any()
+
+
+def test_an_interval_of_no_value_is_nan():
+    from simulator.paired import interval
+
+    assert all(np.isnan(interval(np.full(10, np.nan))))
+    assert interval(np.array([np.nan, 1.0, 1.0])) == (1.0, 1.0)

@@ -6,7 +6,9 @@ PSNR is :func:`simulator.metrics.psnr_db`: in dB, over all pixels and channels o
 **The search** (:func:`encode_to_target`). Neither stream length nor PSNR is monotone in the
 quality of these codecs on small images (measured on CIFAR-10: a PSNR drop from one quality
 to the next occurs several times per image and curve; and JPEG re-encoding of JPEG sources
-reaches a PSNR spike at the source's own quality), so a binary search is not used. Instead:
+reaches a PSNR spike at the source's own quality), so the default search (``search =
+"scan"``) is not a binary search; ``search = "bisect"`` is one, cheaper and not always the
+shortest (:func:`encode_to_target`). The scan:
 
 - an **exhaustive scan** of every quality for codecs that are cheap to run (``jpeg``,
   about 30 microseconds per encode of a 32x32 image) and for any lossy coder not listed in

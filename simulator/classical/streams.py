@@ -41,10 +41,11 @@ class ClassicalStreams:
         mosaic: ``N``: ``N x N`` items per picture, each item's bits a chunk of its picture's
             stream (:mod:`simulator.classical.mosaic`); 1: every item alone.
         teacher_flops: ``(N,)`` float64 FLOP-equivalents the teacher spent coding each item:
-            every encode and decode of its quality search (:mod:`simulator.flops`; a mosaic's
-            cost shared equally by its items).
+            every encode and decode of its quality search (:mod:`simulator.flops`); a mosaic's
+            whole search on its first item (exact when its items arrive together: the picture
+            is coded as the first is handled), 0 on the others.
         apprentice_flops: ``(N,)`` float64 FLOP-equivalents of the apprentice's decode of
-            each item's stream (0 for an item not sent).
+            each item's stream (0 for an item not sent); a mosaic's decode on its last item.
     """
 
     coder: str
@@ -84,8 +85,10 @@ def _budget_streams(images: np.ndarray, coder: str, container: str, budget_bits:
         budget = budget_bits * len(idx)
         r = (best_to_budget(picture, budget, lambda m, st, qq: size(st, qq, m)) if coder == "best"
              else encode_to_budget(coder, picture, budget, size))
-        t_flops[idx] = r.flops / len(idx)
-        a_flops[idx] = decode_flops(coder, r.stream, picture.size) / len(idx)
+        # no chunk leaves before the picture's search, and the picture decodes once its last
+        # chunk is in: the first item carries the search, the last one the decode
+        t_flops[idx[0]] = r.flops
+        a_flops[idx[-1]] = decode_flops(coder, r.stream, picture.size)
         if r.met:
             whole = (bytes_to_bits(r.stream) if container == "file"
                      else payload.item_bits(coder, r.stream, pshape, r.quality))
@@ -198,6 +201,12 @@ def _codec_versions() -> str:
             f"(libheif {pillow_heif.libheif_version()}); pillow {version('pillow')}")
 
 
+def _costs() -> str:
+    """Every registered coder's cost (:attr:`~simulator.classical.source_coding.Coder.cost`):
+    the cached FLOP-equivalents follow a remeasured table."""
+    return repr(sorted((name, CODERS.get(name).cost) for name in CODERS.names()))
+
+
 def cached_classical(images: np.ndarray, coder: str, quality: str | int, psnr_db: float | None, ctx: RunContext, *,
                      on_item: Callable[[int, int], None] | None = None, container: str = "file",
                      budget_bits: int | None = None, mosaic: int = 1, search: str = "scan") -> ClassicalStreams:
@@ -206,15 +215,16 @@ def cached_classical(images: np.ndarray, coder: str, quality: str | int, psnr_db
 
     ``ctx``: the :class:`~simulator.context.RunContext` whose cache holds the file
     (``<cache_dir>/classical/``). The key hashes the items, every argument that changes the streams, the
-    codec libraries' versions and :data:`STREAMS_VERSION` (:mod:`simulator.model_cache`: a
+    codec libraries' versions, the coders' costs and :data:`STREAMS_VERSION` (:mod:`simulator.model_cache`: a
     corrupt or foreign file is refused with its name, never silently used)."""
     import torch
 
     from .. import model_cache
 
-    key = model_cache.digest(STREAMS_VERSION, _codec_versions(), coder, quality,
-                             None if psnr_db is None else float(psnr_db), container, budget_bits, mosaic, search,
-                             images)
+    searched = quality == "target" and not CODERS.get(coder).lossless  # the only coding ``search`` changes
+    key = model_cache.digest(STREAMS_VERSION, _codec_versions(), _costs(), coder, quality,
+                             None if psnr_db is None else float(psnr_db), container, budget_bits, mosaic,
+                             search if searched else None, images)
 
     def rebuild(payload: dict) -> ClassicalStreams:
         return ClassicalStreams(payload["coder"], model_cache.unpack_ragged(payload["bits"]),
