@@ -62,8 +62,6 @@ def _column(items: pd.DataFrame, what: str, header_bits: float) -> np.ndarray:
     if what == "psnr_semantic":
         ok = semantic & items["delivered"].astype(bool) & np.isfinite(items["psnr_db"])
         return np.where(ok, items["psnr_db"], np.nan)
-    if what == "meets_fidelity":
-        return items["meets_fidelity"].astype(float).to_numpy()
     if what == "semantic_impact_semantic":
         return np.where(semantic, items["semantic_impact"], np.nan)
     return items[what].astype(float).to_numpy()

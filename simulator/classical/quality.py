@@ -176,7 +176,7 @@ def encode_to_target(coder_name: str, image: np.ndarray, psnr_db: float, search:
         return TargetResult(stream, None, p, p >= target, 1, encode_flops(coder_name, image.size))
 
     lo, hi = coder.qualities
-    psnr = _PsnrMemo(coder, image)
+    psnr = _PsnrMemo(coder_name, image)
     if search == "bisect":
         return _bisect(coder, coder_name, image, target, psnr)
 
@@ -186,7 +186,7 @@ def encode_to_target(coder_name: str, image: np.ndarray, psnr_db: float, search:
 
     tried = _visit(coder, coder_name, image, centre)
     ok = [q for q, st in tried.items() if psnr(q, st) >= target]
-    flops = encode_flops(coder_name, image.size, len(tried), len(psnr.done))
+    flops = psnr.flops(len(tried))
     if not ok:
         return TargetResult(tried[hi], hi, psnr(hi, tried[hi]), False, len(tried), flops)
     best = min(ok, key=lambda q: (len(tried[q]), -psnr(q, tried[q]), q))
@@ -206,7 +206,7 @@ def _bisect(coder: Coder, coder_name: str, image: np.ndarray, target: float, psn
 
     if not meets(hi):
         return TargetResult(tried[hi], hi, psnr(hi, tried[hi]), False, len(tried),
-                            encode_flops(coder_name, image.size, len(tried), len(psnr.done)))
+                            psnr.flops(len(tried)))
     a, b = lo, hi
     while a < b:
         m = (a + b) // 2
@@ -215,19 +215,23 @@ def _bisect(coder: Coder, coder_name: str, image: np.ndarray, target: float, psn
         else:
             a = m + 1
     return TargetResult(tried[b], b, psnr(b, tried[b]), True, len(tried),
-                        encode_flops(coder_name, image.size, len(tried), len(psnr.done)))
+                        psnr.flops(len(tried)))
 
 
 class _PsnrMemo:
-    """``psnr(quality, stream)``: the decode's PSNR (dB) against ``image``, decoded once per quality."""
+    """``psnr(quality, stream)``: the decode's PSNR (dB) against ``image``, decoded once per
+    quality; ``flops(encodes)``: the search's cost, those encodes and the decodes run so far."""
 
-    def __init__(self, coder: Coder, image: np.ndarray):
-        self.coder, self.image, self.done = coder, image, {}
+    def __init__(self, coder_name: str, image: np.ndarray):
+        self.name, self.coder, self.image, self.done = coder_name, _coder(coder_name), image, {}
 
     def __call__(self, q: int, stream: bytes) -> float:
         if q not in self.done:
             self.done[q] = _decode_psnr(self.coder, stream, self.image)
         return self.done[q]
+
+    def flops(self, encodes: int) -> float:
+        return encode_flops(self.name, self.image.size, encodes, len(self.done))
 
 
 def _visit(coder: Coder, coder_name: str, image: np.ndarray,
@@ -283,7 +287,7 @@ def encode_to_budget(coder_name: str, image: np.ndarray, max_bits: int,
         return TargetResult(stream, None, _decode_psnr(coder, stream, image), True, 1, flops)
     lo, _ = coder.qualities
     bits: dict[int, int] = {}
-    psnr = _PsnrMemo(coder, image)
+    psnr = _PsnrMemo(coder_name, image)
 
     def fits(q: int, stream: bytes) -> bool:
         if q not in bits:
@@ -300,7 +304,7 @@ def encode_to_budget(coder_name: str, image: np.ndarray, max_bits: int,
         return TargetResult(b"", None, float("nan"), False, len(tried), encode_flops(coder_name, image.size, len(tried)))
     best = min(ok, key=lambda q: (-psnr(q, tried[q]), bits[q], q))
     return TargetResult(tried[best], best, psnr(best, tried[best]), True, len(tried),
-                        encode_flops(coder_name, image.size, len(tried), len(psnr.done)))
+                        psnr.flops(len(tried)))
 
 
 def best_to_budget(image: np.ndarray, max_bits: int, size: Callable[[str, bytes, int | None], int] | None = None

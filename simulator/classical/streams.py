@@ -52,16 +52,10 @@ class ClassicalStreams:
     bits: list[np.ndarray]
     quality: np.ndarray
     met: np.ndarray
+    teacher_flops: np.ndarray
+    apprentice_flops: np.ndarray
     container: str = "file"
     mosaic: int = 1
-    teacher_flops: np.ndarray | None = None
-    apprentice_flops: np.ndarray | None = None
-
-    def __post_init__(self) -> None:
-        n = len(self.bits)
-        self.teacher_flops = np.zeros(n) if self.teacher_flops is None else np.asarray(self.teacher_flops, np.float64)
-        self.apprentice_flops = (np.zeros(n) if self.apprentice_flops is None
-                                 else np.asarray(self.apprentice_flops, np.float64))
 
 
 def _budget_streams(images: np.ndarray, coder: str, container: str, budget_bits: int, side: int,
@@ -98,7 +92,7 @@ def _budget_streams(images: np.ndarray, coder: str, container: str, budget_bits:
             q[idx] = np.nan if r.quality is None else r.quality
         if on_item is not None:
             on_item(int(idx[-1]) + 1, n)
-    return ClassicalStreams(coder, bits, q, met, container, side, t_flops, a_flops)
+    return ClassicalStreams(coder, bits, q, met, t_flops, a_flops, container, side)
 
 
 def classical_file(bits: np.ndarray, coder: str, container: str, shape: tuple[int, int, int]) -> bytes:
@@ -184,7 +178,7 @@ def encode_classical(images: np.ndarray, coder: str, quality: str | int = "targe
         bits = [payload.item_bits(coder, b, shape, None if np.isnan(qi) else int(qi)) for b, qi in zip(streams, q)]
     else:
         bits = [bytes_to_bits(b) for b in streams]
-    return ClassicalStreams(coder, bits, q, met, container, 1, t_flops, a_flops)
+    return ClassicalStreams(coder, bits, q, met, t_flops, a_flops, container)
 
 
 #: Bump when the coding of :func:`encode_classical` or the cached file's layout changes.
@@ -229,8 +223,8 @@ def cached_classical(images: np.ndarray, coder: str, quality: str | int, psnr_db
     def rebuild(payload: dict) -> ClassicalStreams:
         return ClassicalStreams(payload["coder"], model_cache.unpack_ragged(payload["bits"]),
                                 payload["quality"].numpy().copy(), payload["met"].numpy().copy(),
-                                payload["container"], int(payload["mosaic"]),
-                                payload["teacher_flops"].numpy().copy(), payload["apprentice_flops"].numpy().copy())
+                                payload["teacher_flops"].numpy().copy(), payload["apprentice_flops"].numpy().copy(),
+                                payload["container"], int(payload["mosaic"]))
 
     def code():
         s = encode_classical(images, coder, quality, psnr_db, on_item=on_item, container=container,
