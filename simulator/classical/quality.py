@@ -178,7 +178,7 @@ def encode_to_target(coder_name: str, image: np.ndarray, psnr_db: float, search:
     lo, hi = coder.qualities
     psnr = _PsnrMemo(coder_name, image)
     if search == "bisect":
-        return _bisect(coder, coder_name, image, target, psnr)
+        return _bisect(coder, image, target, psnr)
 
     def centre(tried: dict[int, bytes]) -> int:  # the lowest coarse quality meeting the target
         meeting = [q for q in sorted(tried) if psnr(q, tried[q]) >= target]
@@ -193,7 +193,7 @@ def encode_to_target(coder_name: str, image: np.ndarray, psnr_db: float, search:
     return TargetResult(tried[best], best, psnr(best, tried[best]), True, len(tried), flops)
 
 
-def _bisect(coder: Coder, coder_name: str, image: np.ndarray, target: float, psnr: "_PsnrMemo") -> TargetResult:
+def _bisect(coder: Coder, image: np.ndarray, target: float, psnr: "_PsnrMemo") -> TargetResult:
     """:func:`encode_to_target` with ``search = "bisect"``: ``b`` is always a quality whose
     decode was seen to meet the target (at first the highest), ``a`` the lowest still possible."""
     lo, hi = coder.qualities
