@@ -24,7 +24,7 @@ STAGES = {
 SHARED = {"simulator.context", "simulator.errors", "simulator.files", "simulator.registry",
           "simulator.route", "simulator.bits", "simulator.section", "simulator.progress", "simulator.flops",
           "simulator.model_cache", "simulator.metrics", "simulator.version", "simulator.sweep", "simulator.zoo",
-          "simulator.folds"}
+          "simulator.folds", "simulator.cluster_count"}
 
 
 def stage(module: str) -> int | None:

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 import simulator
+from simulator.cluster_count import auto_clusters
 from simulator.classical import payload as cl_payload, source_coding
 from simulator.context import RunContext
 from simulator.link.packets import min_header_bits, packetize, packets_needed, read_header, reassemble
@@ -210,7 +211,8 @@ def test_vanilla_never_reads_the_preprocessors_clusters(e2e, monkeypatch):
         assert before.languages[name].key == after.languages[name].key
     assert before.languages["vanilla-semantic"] is before.languages["vanilla-fallback"]  # one model, shared
     np.testing.assert_array_equal(before.own_cluster, after.own_cluster)
-    assert before.languages["vanilla-semantic"].num_clusters == sc.semantic.own_dictionary
+    assert sc.semantic.own_dictionary == "auto"  # the default: the label-free rule on the point's items
+    assert before.languages["vanilla-semantic"].num_clusters == auto_clusters(len(src))
 
 
 def test_lambda_mode_checks_nothing_and_fallback_equals_vanilla(e2e):

@@ -9,6 +9,7 @@ import pytest
 import torch
 from pydantic import ValidationError
 
+from simulator.cluster_count import AUTO_CLUSTERS, auto_clusters
 from simulator.preprocess.augment import augment, policy_for, to_float
 from simulator.preprocess.bank import MemoryBank
 from simulator.preprocess.config import PRESETS, PreprocessConfig
@@ -17,6 +18,8 @@ from simulator.preprocess.losses import (batch_instance_loss, cluster_loss, clus
 from simulator.preprocess.nets import Encoder, count_flops, momentum_copy, momentum_update
 from simulator.preprocess.ranking import (ITEM_FACTOR, TOLERABLE_DOUBLINGS, auto_cut, fit_ranking, fraction_cut,
                                          lexicographic_confidence, log_cost)
+from simulator.scenario import parse_scenario
+from simulator.sources.digits import load_digits
 from simulator.preprocess.score import cost_profile, dct_matrix, exp_golomb_bits, reference_cost
 
 
@@ -35,13 +38,32 @@ def test_presets_resolve_and_scenario_keys_override():
     r = PreprocessConfig(preset="paper", lr=0.1, epochs=3, marginal_weight=2.0, clusters=4).resolved()
     assert (r.lr, r.epochs, r.marginal_weight, r.clusters, r.tau) == (0.1, 3, 2.0, 4, 0.1)
     fast = PreprocessConfig().resolved()
-    assert fast.epochs == PRESETS["fast"]["epochs"] and fast.clusters == 10
+    assert fast.epochs == PRESETS["fast"]["epochs"] and fast.clusters == AUTO_CLUSTERS
     # every field of the resolved config can be set from the scenario
     for name in fast.__dataclass_fields__:
         assert name in PreprocessConfig.model_fields
 
 
-@pytest.mark.parametrize("bad", [{"clusters": 1}, {"lr": -1.0}, {"omega": 1.5}, {"backbone": "vgg"},
+def test_auto_clusters_is_label_free_and_capped_on_small_sources():
+    assert [auto_clusters(n) for n in (0, 25, 39, 40, 150, 199, 200, 1797, 10**6)] == [2, 2, 3, 4, 15, 19, 20, 20, 20]
+    cfg = PreprocessConfig()
+    assert cfg.clusters == "auto" and cfg.resolved((8, 8, 1), 360).clusters == 20
+    assert cfg.resolved((8, 8, 1), 60).clusters == 6 and PreprocessConfig(clusters=7).resolved((8, 8, 1), 60).clusters == 7
+    # the default scenario carries the rule, not a number, for both dictionaries
+    data = parse_scenario({"name": "x"}).resolved()
+    assert data["preprocess"]["clusters"] == "auto" and data["semantic"]["own_dictionary"] == "auto"
+
+
+def test_own_dictionary_auto_follows_the_same_rule(ctx):
+    from simulator.semantic import own_dictionary
+
+    images = load_digits().images[:130]
+    labels, alphabet = own_dictionary(images, "auto", ctx)
+    assert alphabet == auto_clusters(130) == 13 and set(labels.tolist()) == set(range(13))
+    assert own_dictionary(images, 5, ctx)[1] == 5
+
+
+@pytest.mark.parametrize("bad", [{"clusters": 1}, {"clusters": "many"}, {"lr": -1.0}, {"omega": 1.5}, {"backbone": "vgg"},
                                  {"unknown": 1}, {"precision": "float16"}, {"memorizable_threshold": {"fraction": 1.5}},
                                  {"memorizable_threshold": {"fraction": 0.1, "confidence": 0.5}}])
 def test_config_rejects_bad_values(bad):

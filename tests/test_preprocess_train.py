@@ -13,7 +13,9 @@ from simulator.errors import InputError
 from simulator.metrics import clustering_scores
 from simulator.preprocess import PreprocessConfig, fit_encoder, fit_preprocessor
 from simulator.preprocess.config import ThresholdConfig
+from simulator.preprocess.ranking import ITEM_FACTOR, TOLERABLE_DOUBLINGS
 from simulator.preprocess.score import CostModel
+from simulator.scenario import parse_scenario
 from simulator.semantic import SemanticConfig
 from simulator.preprocess.report import preprocess_report
 from simulator.sources.base import ItemSet
@@ -48,7 +50,7 @@ def test_loss_decreases_on_a_tiny_run(small, ctx, keys):
 
 
 def test_digits_training_does_not_collapse_and_clusters_digits(digits, ctx):
-    cfg = PreprocessConfig(epochs=10, warmup_epochs=3)
+    cfg = PreprocessConfig(clusters=10, epochs=10, warmup_epochs=3)  # one per class: ACC's convention
     pre = fit_encoder(digits, cfg, ctx)
     cluster = pre.clusters(digits.images)
     assert np.array_equal(cluster, pre.train_cluster)
@@ -244,3 +246,26 @@ def test_memorizable_among_cifar_is_detected(cifar_test_dir, ctx, kind, floor):
     pre = fit_preprocessor(items, PreprocessConfig(), ctx)
     a = pre.assign(items.images)
     assert detection_scores(items.memorizable, 1 - a.confidence, pre.split(a))["auroc"] >= floor
+
+
+def test_the_auto_cut_takes_explicit_constants(small, ctx):
+    """``{tolerance, item_factor}`` is the auto cut with other constants: the defaults give the
+    ``"auto"`` cut; a tolerance above every cluster's atypicality sends nothing; one below
+    the most atypical cluster's sends that cluster at least."""
+    cfg = PreprocessConfig(clusters=4, **TINY)
+    auto = fit_preprocessor(small, cfg, ctx)
+    same = fit_preprocessor(small, cfg.model_copy(update={"memorizable_threshold": ThresholdConfig(
+        tolerance=TOLERABLE_DOUBLINGS, item_factor=ITEM_FACTOR)}), ctx)
+    assert same.cut == auto.cut and same.cut_rule == "auto"
+    top = float(np.max(auto.ranking.score))
+    none = fit_preprocessor(small, cfg.model_copy(update={"memorizable_threshold": ThresholdConfig(
+        tolerance=top * 1.01)}), ctx)
+    assert not none.split(none.assign(small.images)).any()
+    some = fit_preprocessor(small, cfg.model_copy(update={"memorizable_threshold": ThresholdConfig(
+        tolerance=top * 0.99, item_factor=0.0)}), ctx)
+    worst = int(np.argmin(some.ranking.rank))
+    assert some.split(some.assign(small.images))[some.train_cluster == worst].all()
+    assert parse_scenario({"name": "x", "preprocess": {"memorizable_threshold": {"tolerance": 0.8}}}).resolved()[
+        "preprocess"]["memorizable_threshold"] == {"fraction": None, "confidence": None, "tolerance": 0.8}
+    with pytest.raises(InputError, match="give one of"):
+        parse_scenario({"name": "x", "preprocess": {"memorizable_threshold": {"tolerance": 0.8, "fraction": 0.1}}})

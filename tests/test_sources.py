@@ -236,3 +236,37 @@ def test_folds_are_disjoint_parts_of_each_class_that_cover_it(ctx):
     assert sum(len(p) for p in parts) == int((counts - 10).sum())
     with pytest.raises(ValueError, match="fold = 4 must be below folds = 4"):
         SourceConfig(dataset="digits", folds=4, fold=4)
+
+
+def test_take_per_class_keeps_the_first_items_of_each_class_and_complements_skip(ctx):
+    full = load_dataset("digits")
+    first = {k: set(np.flatnonzero(full.labels == k)[:50].tolist()) for k in range(10)}
+    head = load_items(SourceConfig(dataset="digits", take_per_class=50), ctx)
+    rest = load_items(SourceConfig(dataset="digits", skip_per_class=50), ctx)
+    assert set(head.origin.tolist()) == set().union(*first.values())
+    assert not set(head.origin.tolist()) & set(rest.origin.tolist())
+    assert len(head) + len(rest) == len(full)
+    middle = load_items(SourceConfig(dataset="digits", skip_per_class=20, take_per_class=30, folds=4, fold=1), ctx)
+    expected = {int(np.flatnonzero(full.labels == k)[r]) for k in range(10) for r in range(21, 50, 4)}
+    assert set(middle.origin.tolist()) == expected
+    with pytest.raises(InputError, match=r"has 500 \(after take_per_class = 50\)"):
+        load_items(SourceConfig(dataset="digits", take_per_class=50, max_items=501), ctx)
+
+
+def test_glyphs_are_a_fixed_digit_like_source_with_learnable_classes():
+    from simulator.sources.glyphs import LETTERS, PER_CLASS
+
+    a, b = load_dataset("glyphs"), load_dataset("glyphs")
+    assert a.images.shape == (len(LETTERS) * PER_CLASS, 8, 8, 1) and np.array_equal(a.images, b.images)
+    assert np.array_equal(np.bincount(a.labels), np.full(len(LETTERS), PER_CLASS))
+    levels = np.rint(np.arange(17) * 255.0 / 16.0).astype(np.uint8)  # the digits' 0..16 ink counts
+    assert np.isin(a.images, levels).all() and (a.images.reshape(len(a), -1).max(axis=1) > 0).all()
+    digits = {x.tobytes() for x in load_dataset("digits").images}
+    assert not any(x.tobytes() in digits for x in a.images)
+    # the classes are structure, not noise: nearest class mean on raw pixels (fitted on the even
+    # items of each class, judged on the odd ones) is far above chance (1/12)
+    x = a.images.reshape(len(a), -1).astype(np.float64)
+    fit = np.arange(len(a)) % 2 == 0
+    means = np.stack([x[fit & (a.labels == k)].mean(axis=0) for k in range(len(LETTERS))])
+    guess = np.argmin(((x[~fit, None, :] - means[None]) ** 2).sum(-1), axis=1)
+    assert (guess == a.labels[~fit]).mean() > 0.6

@@ -12,25 +12,32 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Literal
 
-from pydantic import Field, model_serializer, model_validator
+from pydantic import Field, field_validator, model_serializer, model_validator
 
+from ..cluster_count import auto_clusters, check_count
 from ..section import Section
 
 
 class ThresholdConfig(Section):
-    """Where the confidence ranking is cut: the string ``"auto"`` (the default) or a table with
-    exactly one of two keys.
+    """Where the confidence ranking is cut: the string ``"auto"`` (the default) or a table.
 
     ``"auto"``: the tolerance rule of ranking.py (X_m = the clusters whose cost profile sits more
-    than 0.92 doublings from the typical item's; none when no cluster's does).
-    ``fraction``: the share of items routed to X_m (lowest confidence first).
-    ``confidence``: items whose confidence is below this value go to X_m (the confidence is
+    than :data:`~simulator.preprocess.ranking.TOLERABLE_DOUBLINGS` doublings from the typical
+    item's, and in the boundary cluster the items more than
+    :data:`~simulator.preprocess.ranking.ITEM_FACTOR` times the typical learnable item's
+    atypicality out; none when no cluster is that far).
+    ``{tolerance = T, item_factor = F}``: the same rule with other constants (either key alone:
+    the other at its default).
+    ``{fraction = f}``: the share of items routed to X_m (lowest confidence first).
+    ``{confidence = c}``: items whose confidence is below this value go to X_m (the confidence is
     lexicographic, ``(cluster rank + position in the cluster) / L``: ranking.py).
-    In the resolved scenario the auto cut reads ``"auto"``.
+    In the resolved scenario the auto cut with its default constants reads ``"auto"``.
     """
 
     fraction: float | None = Field(default=None, ge=0.0, le=1.0)
     confidence: float | None = Field(default=None, ge=0.0, le=1.0)
+    tolerance: float | None = Field(default=None, gt=0.0, le=100.0)
+    item_factor: float | None = Field(default=None, ge=0.0, le=1000.0)
 
     @model_validator(mode="before")
     @classmethod
@@ -38,25 +45,33 @@ class ThresholdConfig(Section):
         if isinstance(v, str):
             if v == "auto":
                 return {}
-            raise ValueError(f'must be "auto" or a table {{ fraction = f }} or {{ confidence = c }} (got {v!r})')
+            raise ValueError(f'must be "auto" or a table {{ tolerance = t, item_factor = f }}, {{ fraction = f }} '
+                             f'or {{ confidence = c }} (got {v!r})')
         if isinstance(v, dict) and not v:
-            raise ValueError('an empty table: write "auto" or give fraction or confidence')
+            raise ValueError('an empty table: write "auto" or give tolerance / item_factor, fraction or confidence')
         return v
 
     @model_validator(mode="after")
     def _one_of(self) -> "ThresholdConfig":
-        if self.fraction is not None and self.confidence is not None:
-            raise ValueError("give exactly one of 'fraction' or 'confidence'")
+        given = [name for name, on in (("fraction", self.fraction is not None),
+                                       ("confidence", self.confidence is not None),
+                                       ("tolerance / item_factor",
+                                        self.tolerance is not None or self.item_factor is not None)) if on]
+        if len(given) > 1:
+            raise ValueError(f"give one of 'tolerance' / 'item_factor', 'fraction' or 'confidence' (got {', '.join(given)})")
         return self
 
     @property
     def auto(self) -> bool:
-        """True for the ``"auto"`` cut."""
+        """True for the ``"auto"`` cut (with its default constants or the table's)."""
         return self.fraction is None and self.confidence is None
 
     @model_serializer(mode="wrap")
     def _dump(self, handler):
-        return "auto" if self.auto else handler(self)
+        if self.auto and self.tolerance is None and self.item_factor is None:
+            return "auto"
+        out = handler(self)  # fraction and confidence always (None when not given): the form run ids hash
+        return {k: v for k, v in out.items() if v is not None or k in ("fraction", "confidence")}
 
 
 @dataclass(frozen=True)
@@ -130,7 +145,7 @@ class PreprocessConfig(Section):
     """
 
     preset: Literal["fast", "paper"] = "fast"
-    clusters: int = Field(default=10, ge=2)
+    clusters: int | Literal["auto"] = "auto"
     memorizable_threshold: ThresholdConfig = Field(default_factory=lambda: ThresholdConfig.model_validate("auto"))
 
     backbone: Literal["cnn", "resnet18"] | None = None
@@ -156,10 +171,16 @@ class PreprocessConfig(Section):
     channels_last: bool | None = None
     precision: Literal["float32", "bfloat16"] | None = None
 
-    def resolved(self, shape: tuple[int, ...] | None = None) -> ResolvedPreprocess:
+    @field_validator("clusters", mode="before")
+    @classmethod
+    def _clusters(cls, v):
+        return check_count(v, 2)
+
+    def resolved(self, shape: tuple[int, ...] | None = None, items: int | None = None) -> ResolvedPreprocess:
         """The preset's values, overridden by every key the scenario gave. ``shape``: the items'
         ``(H, W, C)``, by which the ``fast`` preset sizes its epochs (:data:`FAST_SMALL_PIXELS`);
-        ``None`` gives the preset's own values."""
+        ``None`` gives the preset's own values. ``items``: the number of training items, by
+        which ``clusters = "auto"`` is sized (:func:`auto_clusters`; ``None``: its ceiling)."""
         values = dict(PRESETS[self.preset])
         if self.preset == "fast" and shape is not None and int(shape[0]) * int(shape[1]) > FAST_SMALL_PIXELS:
             values["epochs"], values["warmup_epochs"] = FAST_LARGE_EPOCHS
@@ -167,5 +188,6 @@ class PreprocessConfig(Section):
             given = getattr(self, name, None)
             if given is not None:
                 values[name] = given
-        values["clusters"] = self.clusters
+        values["clusters"] = auto_clusters(items) if self.clusters == "auto" else self.clusters
         return ResolvedPreprocess(**values)
+

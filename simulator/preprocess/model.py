@@ -92,7 +92,8 @@ class Preprocessor:
         self.x_m_clusters = None
         if t.auto:
             self.cut_rule = "auto"
-            self.cut, k = auto_cut(self.ranking, self.train_cluster, profile, self.train_confidence)
+            constants = {k: v for k, v in (("tolerance", t.tolerance), ("item_factor", t.item_factor)) if v is not None}
+            self.cut, k = auto_cut(self.ranking, self.train_cluster, profile, self.train_confidence, **constants)
             self.x_m_clusters = np.sort(np.flatnonzero(self.ranking.rank < k))
         elif t.fraction is not None:
             self.cut_rule = "fraction"
@@ -148,16 +149,16 @@ def _validate(images: np.ndarray, cfg: PreprocessConfig) -> None:
 def check_preprocess(n: int, shape: tuple[int, ...], cfg: PreprocessConfig) -> None:
     """Refuse settings the pre-processor cannot train with on ``n`` items of ``(H, W, C)``
     ``shape`` (what :func:`fit_encoder` would refuse; ``semsim validate`` asks before loading)."""
-    r = cfg.resolved(tuple(shape))
-    if not 2 <= cfg.clusters <= n:
-        raise InputError(f"must be between 2 and the number of items ({n}) (got {cfg.clusters})",
+    r = cfg.resolved(tuple(shape), n)
+    if not 2 <= r.clusters <= n:
+        raise InputError(f"must be between 2 and the number of items ({n}) (got {r.clusters})",
                          where="preprocess.clusters")
     if r.batch_size > n:
         raise InputError(f"batch of {r.batch_size} is larger than the {n} items; lower preprocess.batch_size",
                          where="preprocess.batch_size")
-    if min(r.queue_size, n - r.batch_size) < cfg.clusters:
+    if min(r.queue_size, n - r.batch_size) < r.clusters:
         raise InputError(f"the memory bank would hold {min(r.queue_size, n - r.batch_size)} keys (min of queue_size "
-                         f"and items - batch_size), fewer than the {cfg.clusters} clusters; lower batch_size or "
+                         f"and items - batch_size), fewer than the {r.clusters} clusters; lower batch_size or "
                          "raise queue_size", where="preprocess.batch_size")
     if min(shape[:2]) < 4:
         raise InputError(f"items must be at least 4x4 pixels (got {shape[0]}x{shape[1]})", where="source")
@@ -187,7 +188,7 @@ def fit_encoder(items: ItemSet, cfg: PreprocessConfig, ctx: RunContext) -> Prepr
     :meth:`Preprocessor.clusters` works; :meth:`~Preprocessor.assign` and
     :meth:`~Preprocessor.split` need the split of :func:`fit_preprocessor`."""
     images = items.images
-    r = cfg.resolved(images.shape[1:] if images.ndim == 4 else None)
+    r = cfg.resolved(images.shape[1:] if images.ndim == 4 else None, len(images))
     _validate(images, cfg)
     key = model_cache.digest(FORMAT, images, r.to_json(), int(ctx.seed), f"threads={ctx.training_threads()}")
     path = ctx.cache_path("preprocess", f"{key[:32]}.pt")

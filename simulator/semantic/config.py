@@ -13,6 +13,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
+from ..cluster_count import check_count
 from ..section import Section
 
 
@@ -69,9 +70,10 @@ class SemanticConfig(Section):
     ladder: tuple[float, ...] = Field(
         default=tuple(2.0 ** k for k in range(-14, -1)), min_length=1, max_length=64,
         description="the operating points (lambda values, increasing) of the variable-rate language")
-    own_dictionary: int = Field(default=10, ge=1, le=4096,
-                                description="clusters of the dictionary a language without the pre-processor "
-                                            "forms itself (k-means of the raw pixels; 1: a single prototype)")
+    own_dictionary: int | Literal["auto"] = Field(
+        default="auto", description="clusters of the dictionary a language without the pre-processor forms itself "
+                                    "(k-means of the raw pixels; 1: a single prototype); \"auto\": the rule of "
+                                    "preprocess.clusters (simulator/cluster_count.py)")
 
     # ---- architecture
     latent_channels: int = Field(default=8, ge=1, le=512,
@@ -116,6 +118,11 @@ class SemanticConfig(Section):
         if v not in allowed:
             raise ValueError(f"must be one of {', '.join(allowed)} (got {v!r})")
         return v
+
+    @field_validator("own_dictionary", mode="before")
+    @classmethod
+    def _dictionary_size(cls, v):
+        return check_count(v, 1, 4096)
 
     @field_validator("ladder")
     @classmethod

@@ -14,18 +14,20 @@ import numpy as np
 from sklearn.cluster import KMeans
 from threadpoolctl import threadpool_limits
 
+from ..cluster_count import auto_clusters
 from ..context import RunContext
 
 N_INIT = 4
 """k-means restarts (the lowest inertia is kept)."""
 
 
-def own_dictionary(images: np.ndarray, size: int, ctx: RunContext) -> tuple[np.ndarray, int]:
+def own_dictionary(images: np.ndarray, size: int | str, ctx: RunContext) -> tuple[np.ndarray, int]:
     """Cluster raw items into at most ``size`` content elements.
 
     Args:
         images: ``(N, H, W, C)`` uint8 items.
-        size: the dictionary size asked for (``semantic.own_dictionary``).
+        size: the dictionary size asked for (``semantic.own_dictionary``); ``"auto"``:
+            :func:`~simulator.cluster_count.auto_clusters` of the number of items.
         ctx: the seed of the k-means initialisation (stream ``"semantic.dictionary"``).
     Returns:
         ``((N,) int64 element of each item, alphabet size)``; the alphabet is
@@ -36,7 +38,7 @@ def own_dictionary(images: np.ndarray, size: int, ctx: RunContext) -> tuple[np.n
     since Lloyd's per-thread partial sums would otherwise be added in the threads' order.
     """
     n = len(images)
-    k = max(1, min(int(size), n))
+    k = max(1, min(auto_clusters(n) if size == "auto" else int(size), n))
     if k == 1:
         return np.zeros(n, dtype=np.int64), 1
     x = np.asarray(images, dtype=np.float32).reshape(n, -1) / 255.0

@@ -17,6 +17,7 @@ from ..registry import DATASETS, MEMORIZABLE_KINDS
 from .base import CONVERTS, MAX_PIXELS, STRUCTURED, DatasetInfo, ItemSet, convert_items
 from .cifar import inspect_cifar10, load_cifar10
 from .digits import load_digits
+from .glyphs import load_glyphs
 from .imagefolder import inspect_imagefolder, load_imagefolder
 from .mixture import build_mixture
 
@@ -45,6 +46,8 @@ class DatasetKind:
 
 
 DATASETS.register("digits", DatasetKind(load_digits, "8x8 grey digits embedded in scikit-learn (1797 items)"))
+DATASETS.register("glyphs", DatasetKind(load_glyphs, "8x8 grey synthetic letter glyphs (12 classes, 1800 items): a "
+                                                     "development source no benchmark evaluates"))
 DATASETS.register("cifar10", DatasetKind(load_cifar10, "CIFAR-10 python pickle batches in <dir>", takes_path=True,
                                          inspect=inspect_cifar10))
 DATASETS.register("imagefolder", DatasetKind(load_imagefolder, "images in <dir>/<class>/<image>", takes_path=True,
@@ -113,9 +116,12 @@ def check_source(cfg, dataset: ItemSet | DatasetInfo) -> int:
                              f"use at most {info.num_classes} or leave classes unset", where="source.classes")
         counts = counts[: cfg.classes]
     skip = getattr(cfg, "skip_per_class", 0)
+    take = getattr(cfg, "take_per_class", None)
     folds, fold = getattr(cfg, "folds", 1), getattr(cfg, "fold", 0)
-    # per class: the items left after skip whose position r has r mod folds == fold
-    available = int(sum(max(0, -(-(int(c) - skip - fold) // folds)) for c in counts))
+    # per class: of the items left after skip (at most take of them), those whose position r has
+    # r mod folds == fold
+    left = [max(0, int(c) - skip) if take is None else min(max(0, int(c) - skip), take) for c in counts]
+    available = int(sum(max(0, -(-(n - fold) // folds)) for n in left))
     if skip and not available:
         raise InputError(f"skip_per_class = {skip} leaves no item of the dataset {cfg.dataset} (its largest class has "
                          f"{max(int(c) for c in counts)})", where="source.skip_per_class")
@@ -124,6 +130,7 @@ def check_source(cfg, dataset: ItemSet | DatasetInfo) -> int:
     if cfg.max_items is not None and cfg.max_items > available:
         after = "".join([f", classes = {cfg.classes}" if cfg.classes is not None else "",
                          f", skip_per_class = {skip}" if skip else "",
+                         f", take_per_class = {take}" if take is not None else "",
                          f", fold {fold} of {folds}" if folds > 1 else ""])
         after = f" (after {after[2:]})" if after else ""
         raise InputError(f"{cfg.max_items} items asked for but the dataset {cfg.dataset} has {available}{after}; "
@@ -147,7 +154,8 @@ def load_items(cfg, ctx: RunContext, datasets: dict | None = None) -> ItemSet:
     """The items of a scenario's ``[source]`` section (a :class:`~simulator.scenario.SourceConfig`).
 
     Steps: load the dataset (converted per ``source.convert``); keep the first ``classes``
-    classes; leave out the first ``skip_per_class`` items of each class; keep the part ``fold``
+    classes; leave out the first ``skip_per_class`` items of each class and keep at most the
+    ``take_per_class`` that follow; keep the part ``fold``
     of ``folds`` (the items at positions ``r`` with ``r mod folds == fold`` of what is left of
     each class); draw ``max_items``
     items at random (without replacement); inject memorizable items at
@@ -168,12 +176,15 @@ def load_items(cfg, ctx: RunContext, datasets: dict | None = None) -> ItemSet:
     if cfg.classes is not None:
         base = base.subset(base.labels < cfg.classes)
         base.class_names = base.class_names[: cfg.classes]
-    if cfg.skip_per_class or cfg.folds > 1:
+    if cfg.skip_per_class or cfg.take_per_class is not None or cfg.folds > 1:
         rank = np.zeros(len(base), dtype=np.int64)
         for k in np.unique(base.labels):
             at = np.flatnonzero(base.labels == k)
             rank[at] = np.arange(len(at))
-        keep = (rank >= cfg.skip_per_class) & ((rank - cfg.skip_per_class) % cfg.folds == cfg.fold)
+        rank = rank - cfg.skip_per_class
+        keep = (rank >= 0) & (rank % cfg.folds == cfg.fold)
+        if cfg.take_per_class is not None:
+            keep &= rank < cfg.take_per_class
         base = base.subset(keep)
     if cfg.max_items is not None and cfg.max_items < len(base):
         base = base.subset(np.sort(rng.choice(len(base), size=cfg.max_items, replace=False)))

@@ -32,6 +32,8 @@ class SourceConfig(Section):
     max_items: int | None = Field(default=None, ge=1)
     skip_per_class: int = Field(default=0, ge=0, description="leave out the first N items of each class (in the "
                                 "loader's order), e.g. the items a zoo model was trained on")
+    take_per_class: int | None = Field(default=None, ge=1, description="keep at most the first N items of each "
+                                       "class after skip_per_class, e.g. the items a zoo model was trained on")
     folds: int = Field(default=1, ge=1, description="split each class (after skip_per_class) into this many "
                        "disjoint parts by position: item r of a class is in part r mod folds")
     fold: int = Field(default=0, ge=0, description="the part kept (0 .. folds - 1): disjoint item sets for "
