@@ -190,4 +190,3 @@ class PreprocessConfig(Section):
                 values[name] = given
         values["clusters"] = auto_clusters(items) if self.clusters == "auto" else self.clusters
         return ResolvedPreprocess(**values)
-
