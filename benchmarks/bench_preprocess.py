@@ -25,19 +25,19 @@ Suites (``--suite``, default ``digits detect-digits detect``):
   ~30 min per seed; run it with ``--seeds 0`` first.
 * ``detect-digits`` and ``detect``: the split, on all 1797 digits and on ``--detect-items`` (4000)
   items of the second half of each class of the CIFAR-10 test split (``skip_per_class = 500``:
-  the first half is the zoo's and ``tune_cut.py``'s), with **the demo scenario's** ``[preprocess]``, ``[semantic]``
-  and ``[classical]`` tables (only the source and its injection change; the ``fast`` preset
+  the first half is the zoo's and ``tune_cut.py``'s), with **the demo scenario's**
+  ``[preprocess]``, ``[semantic]`` and ``[classical]`` tables (only the source and its injection change; the ``fast`` preset
   sizes its epochs by the image size). Configurations (``--configs``): ``noise``, ``shuffled``,
   ``ood`` (CIFAR-10 images among digits, digits among CIFAR-10), ``patches`` at 20 %, ``none``
   (nothing injected), ``shuffled40`` and ``noise40`` (40 %). Reported per run: AUROC of
   ``1 - confidence`` (the cost-atypicality score, clusters first), share of items in X_m at
   the auto cut, its precision and recall; the candidates beside it (the semantic cost J read
   one-sided, clusters first and per item without the clusters; the complexity-corrected cost
-  J - C, clusters first; the literal max-P of eq. (3)); the baseline, distance of each item to its nearest of L k-means centroids
-  on raw pixels (L the pre-processor's number of clusters; AUROC, and P/R cut at the injected
-  share); ACC and NMI of the clusters on the structured items (with the default ``clusters =
-  "auto"``, 20 clusters over 10 classes: ACC cannot exceed about 0.5 there, NMI is the measure); training time and the score's extra time (``score_s``: the scoring
-  language and the costs). Targets (docs/preprocess.md): AUROC >= 0.97 noise, >= 0.95
+  J - C, clusters first; the literal max-P of eq. (3)); the baseline, distance of each item to
+  its nearest of L k-means centroids on raw pixels (L the pre-processor's number of clusters;
+  AUROC, and P/R cut at the injected share); ACC and NMI of the clusters on the structured items
+  (with the default ``clusters = "auto"``, 20 clusters over 10 classes, NMI is the measure);
+  training time and the score's extra time (``score_s``: the scoring language and the costs). Targets (docs/preprocess.md): AUROC >= 0.97 noise, >= 0.95
   shuffled and ood; no X_m (share <= 0.03) with nothing injected; |share - injected| <= 0.05
   and precision >= 0.90 for shuffled and noise at 20 and 40 %.
 
@@ -204,7 +204,8 @@ def run_detection(suite: str, dataset: str, max_items: int | None, config: str, 
     for method, r in res.items():
         for metric, v in r.items():
             rows.append(dict(suite=suite, kind=config, seed=seed, method=method, metric=metric, value=v))
-    extra = dict(structured_acc=cl["acc"], structured_nmi=cl["nmi"], clusters=float(pre.num_clusters), train_s=pre.train_seconds, score_s=pre.score_seconds, fit_wall_s=wall,
+    extra = dict(structured_acc=cl["acc"], structured_nmi=cl["nmi"], clusters=float(pre.num_clusters),
+                 train_s=pre.train_seconds, score_s=pre.score_seconds, fit_wall_s=wall,
                  x_m_clusters=float(len(pre.x_m_clusters)) if pre.x_m_clusters is not None else float("nan"),
                  injected_share=float(mem.mean()))
     for metric, v in extra.items():
