@@ -23,11 +23,12 @@ impact comparisons at each speed, with ``impact_vs_speed.png`` in the output fol
 sign of "impact higher" changes.
 
 With ``--rd`` each seed's run is ``semsim rd``'s (its default operating points,
-:data:`simulator.rd.DEFAULT_VALUES` of ``fidelity.psnr_db``): the tables are then at the
-scenario's own target and the BD-rates of each seed follow, with their mean and range.
+:data:`simulator.rd.DEFAULT_VALUES` of ``fidelity.psnr_db``, or ``--targets``): the tables are
+then at the scenario's own target (which must be among them) and the BD-rates of each seed
+follow, with their mean and range and the operating points each was computed on.
 
 Usage: python benchmarks/bench_pipelines.py scenarios/bench-digits.toml [--seeds 1 2 3 4 5]
-       [--speeds 1e9 1e10 1e11 1e12] [--rd] [--same-items] [--out DIR]
+       [--speeds 1e9 1e10 1e11 1e12] [--rd [--targets 14 17 ...]] [--same-items] [--out DIR]
 """
 
 from __future__ import annotations
@@ -205,9 +206,13 @@ def main() -> None:
     ap.add_argument("--same-items", action="store_true", help="every seed on the same items (default: disjoint parts)")
     ap.add_argument("--speeds", type=float, nargs="*", default=[], help="node FLOP/s at which to repeat the impact")
     ap.add_argument("--rd", action="store_true", help="run over the operating points of semsim rd and print BD-rates")
+    ap.add_argument("--targets", type=float, nargs="+", default=list(DEFAULT_VALUES),
+                    help="with --rd: the fidelity.psnr_db operating points (dB; default: semsim rd's)")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     base = load_scenario(args.scenario)
+    if args.rd and base.fidelity.psnr_db not in args.targets:
+        ap.error("--targets must include the scenario's fidelity.psnr_db (the tables are read there)")
     where = Path(args.out) if args.out else Path("results") / "bench" / (base.name + ("-rd" if args.rd else ""))
     t0 = time.perf_counter()
 
@@ -226,7 +231,7 @@ def main() -> None:
         sc = scenario_of(j, seed)
         ctx = RunContext(seed=sc.seed, device=resolve_device(sc.device), cache_dir=default_cache_dir(), progress=False)
         if args.rd:
-            out = run_rd(sc, ctx, DEFAULT_KEY, list(DEFAULT_VALUES), out=where / f"seed-{seed}", fresh=True)
+            out = run_rd(sc, ctx, DEFAULT_KEY, args.targets, out=where / f"seed-{seed}", fresh=True)
             it = pd.read_csv(out / "items.csv")
             it = it[it[DEFAULT_KEY] == base.fidelity.psnr_db]
             bd.append(pd.read_csv(out / "bd_rate.csv").assign(seed=seed))
@@ -247,8 +252,10 @@ def main() -> None:
     if args.rd:
         bd = pd.concat(bd, ignore_index=True)
         print("\nBD-rate per seed (rate = system bits per item; negative: fewer bits than the reference)")
-        agg = bd.groupby(["pipeline", "reference", "metric"], sort=False)["bd_rate_percent"].agg(
-            ["mean", "min", "max", "count"])
+        groups = bd.assign(operating_points=bd["operating_points"].fillna("").astype(str)).groupby(
+            ["pipeline", "reference", "metric"], sort=False)
+        agg = groups["bd_rate_percent"].agg(["mean", "min", "max", "count"]).join(
+            groups["operating_points"].agg(lambda x: " | ".join(dict.fromkeys(v for v in x if v))))
         print(agg.to_string())
     if args.speeds:
         rows = _speed_rows(items, base.nodes.teacher_flop_per_s, 0)

@@ -52,7 +52,7 @@ RATE = "system_bits_per_item"
 RD_METRICS = ["avg_bits_on_air", "psnr_all_db", "msssim_all", "fidelity_share"]
 RD_COLUMNS = ["pipeline", "key", "value", RATE, *RD_METRICS, "points", "merged_with"]
 SAME_RTOL = 1e-9  # two operating points whose rate and qualities agree this closely are one point
-BD_COLUMNS = ["pipeline", "reference", "metric", "bd_rate_percent", "points", "note"]
+BD_COLUMNS = ["pipeline", "reference", "metric", "bd_rate_percent", "points", "note", "operating_points"]
 FIGURES = {  # figure name -> (rd column, y-axis label)
     "rd_psnr": ("psnr_all_db", "PSNR over all items (dB)"),
     "rd_msssim": ("msssim_all", "MS-SSIM over all items (0..1)"),
@@ -344,31 +344,69 @@ def bd_rate_table(rd: pd.DataFrame) -> pd.DataFrame:
         test pipeline needs fewer bits), ``points`` (operating points on the shorter of the
         two curves) and ``note`` ("" when computed on every operating point as given; else why
         it is NaN, what was left out, or which targets landed on one operating point and were
-        merged, the BD-rate then counting that point once). One row per ordered
-        pair of different pipelines and metric, in rd (summary) pipeline order: test, then
-        reference, then metric. Never raises for bad curves: such a row is NaN with a note.
+        merged, the BD-rate then counting that point once), ``operating_points`` (the values of
+        the swept key the BD-rate is computed on, comma-separated; "" when NaN). One row per
+        ordered pair of different pipelines and metric, in rd (summary) pipeline order: test,
+        then reference, then metric. Never raises for bad curves: such a row is NaN with a note.
+
+    Which operating points: all that both pipelines have. Where the BD-rate cannot be
+    computed on all of them (a curve whose quality does not rise with its rate, e.g. a
+    language's rate falling at a low target, or curves sharing less than
+    :data:`MIN_OVERLAP` of their quality span, e.g. one that saturates), the longest run of
+    at least :data:`MIN_POINTS` consecutive operating points on which it can (both curves
+    rise, their quality spans overlap enough) is used, the lowest such run among equally
+    long ones; the note names the run and why all points could not be used. The rule looks
+    only at the validity of the curves, never at the BD-rate's value.
     """
     pipelines = list(dict.fromkeys(rd["pipeline"]))
-    curves = {(p, m): _curve(rd[rd["pipeline"] == p], m) for p in pipelines for m in BD_METRICS}
     rows = []
     for test in pipelines:
         for ref in pipelines:
             if ref == test:
                 continue
+            g_t, g_r = rd[rd["pipeline"] == test], rd[rd["pipeline"] == ref]
             for metric in BD_METRICS:
-                r_t, d_t, why_t, left_t = curves[(test, metric)]
-                r_r, d_r, why_r, left_r = curves[(ref, metric)]
-                points = min(len(r_t), len(r_r))
-                if why_t or why_r:
-                    value = float("nan")
-                    note = "; ".join(f"{who}: {why}" for who, why in (("test", why_t), ("reference", why_r)) if why)
-                else:
-                    value, note = _bd_rate((r_r, d_r), (r_t, d_t), metric)
-                    left = "; ".join(f"{who}: {x}" for who, x in (("test", left_t), ("reference", left_r)) if x)
-                    note = "; ".join(x for x in (note, left) if x)
+                value, points, note, used = _bd_pair(g_t, g_r, metric)
                 rows.append({"pipeline": test, "reference": ref, "metric": metric, "bd_rate_percent": value,
-                             "points": points, "note": note})
+                             "points": points, "note": note, "operating_points": used})
     return pd.DataFrame(rows, columns=BD_COLUMNS)
+
+
+def _values_text(values: Sequence) -> str:
+    return ",".join(f"{v:g}" if isinstance(v, numbers.Real) else str(v) for v in values)
+
+
+def _bd_on(g_t: pd.DataFrame, g_r: pd.DataFrame, metric: str) -> tuple[float, int, str]:
+    """BD-rate (%) of one pipeline's rd rows ``g_t`` against another's ``g_r`` on every row
+    given, the points of the shorter curve and the note (:func:`bd_rate_table`)."""
+    r_t, d_t, why_t, left_t = _curve(g_t, metric)
+    r_r, d_r, why_r, left_r = _curve(g_r, metric)
+    points = min(len(r_t), len(r_r))
+    if why_t or why_r:
+        return float("nan"), points, "; ".join(f"{who}: {why}" for who, why in (("test", why_t), ("reference", why_r))
+                                               if why)
+    value, note = _bd_rate((r_r, d_r), (r_t, d_t), metric)
+    left = "; ".join(f"{who}: {x}" for who, x in (("test", left_t), ("reference", left_r)) if x)
+    return value, points, "; ".join(x for x in (note, left) if x)
+
+
+def _bd_pair(g_t: pd.DataFrame, g_r: pd.DataFrame, metric: str) -> tuple[float, int, str, str]:
+    """The BD-rate of ``g_t`` against ``g_r`` on the operating points the rule of
+    :func:`bd_rate_table` chooses: ``(percent, points, note, operating points used)``."""
+    value, points, note = _bd_on(g_t, g_r, metric)
+    common = sorted(set(g_t["value"]) & set(g_r["value"]))
+    if math.isfinite(value) or len(common) <= MIN_POINTS:
+        return value, points, note, _values_text(common) if math.isfinite(value) else ""
+    for n in range(len(common) - 1, MIN_POINTS - 1, -1):  # the longest run first, then the lowest
+        for i in range(len(common) - n + 1):
+            run = common[i:i + n]
+            v, p, why = _bd_on(g_t[g_t["value"].isin(run)], g_r[g_r["value"].isin(run)], metric)
+            if math.isfinite(v):
+                key = str(g_t["key"].iloc[0])
+                chosen = (f"on {key}={_values_text(run)}, the longest run of consecutive operating points on "
+                          f"which both curves qualify (on all {len(common)}: {note})")
+                return v, p, "; ".join(x for x in (chosen, why) if x), _values_text(run)
+    return value, points, f"{note}; nor on any run of {MIN_POINTS} or more consecutive operating points", ""
 
 
 # --------------------------------------------------------------------------- figures

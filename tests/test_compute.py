@@ -67,7 +67,7 @@ def test_best_is_charged_its_members_searches_and_decoded_as_its_member():
 def _scenario(teacher: float) -> dict:
     return {"name": "compute", "seed": 1, "device": "cpu", "pipelines": ["classical"],
             "source": {"dataset": "digits", "max_items": 6},
-            "classical": {"coder": "jpeg", "quality": "target"},
+            "classical": {"coder": "jpeg", "quality": "target", "search": "scan"},
             "fidelity": {"psnr_db": 24.0},
             "nodes": {"teacher_flop_per_s": teacher, "apprentice_flop_per_s": 1e9},
             "link": {"mode": "fixed-bler", "bler": 0.0, "max_retx": 0},

@@ -31,6 +31,8 @@ pipelines = ["classical"]
 dataset = "digits"
 max_items = {items}
 memorizable = {{ kind = "noise", fraction = 0.25 }}
+[classical]
+coder = "best-lossless"   # one encode per item: these tests are about files, not codecs
 [link]
 mode = "fixed-bler"
 bler = 0.3

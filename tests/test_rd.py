@@ -10,7 +10,7 @@ import pytest
 
 from simulator.cli import main
 from simulator.errors import InputError
-from simulator.rd import BD_COLUMNS, RD_COLUMNS, bd_rate_table, rd_figures, rd_table, with_operating_points
+from simulator.rd import BD_COLUMNS, RD_COLUMNS, bd_rate, bd_rate_table, rd_figures, rd_table, with_operating_points
 from simulator.scenario import parse_scenario
 
 KEY = "fidelity.psnr_db"
@@ -225,7 +225,7 @@ def test_partial_overlap_is_computed_over_the_shared_span_and_says_so():
     assert math.isnan(row(bd(ref + sixty), "test", "ref", "psnr_db").bd_rate_percent)
     far = rd_rows("test", psnr=[24.0, 28.0, 32.0, 36.0, 40.0], rate=[100, 200, 400, 800, 1600])
     f = row(bd(ref + far), "test", "ref", "psnr_db")
-    assert math.isnan(f.bd_rate_percent) and f.note == "curves share 33.3% of their psnr_db span, needs 75%"
+    assert math.isnan(f.bd_rate_percent) and f.note == "curves share 33.3% of their psnr_db span, needs 75%; nor on any run of 4 or more consecutive operating points"
 
 
 def test_targets_on_one_operating_point_are_merged_before_the_bd_rate():
@@ -248,7 +248,8 @@ def test_targets_on_one_operating_point_are_merged_before_the_bd_rate():
     falls = rd_rows("test", psnr=[17.0, 17.0, 24.0, 20.0, 28.0], rate=[90, 90, 180, 270, 360])
     f = row(bd(ref + falls), "test", "ref", "psnr_db")
     assert math.isnan(f.bd_rate_percent)
-    assert f.note == "test: psnr_db does not rise strictly with rate; " + merged.removeprefix("test: ")
+    assert f.note == ("test: psnr_db does not rise strictly with rate; " + merged.removeprefix("test: ")
+                      + "; nor on any run of 4 or more consecutive operating points")
     # too few points once merged
     three = rd_rows("test", psnr=[17.0, 17.0, 17.0, 24.0, 28.0], rate=[90, 90, 90, 270, 360])
     assert row(bd(ref + three), "test", "ref", "psnr_db").note.startswith("test: 3 usable operating point(s), needs 4")
@@ -262,3 +263,23 @@ def test_targets_on_one_operating_point_are_merged_before_the_bd_rate():
     test_rows = rd[rd.pipeline == "test"]
     assert list(test_rows.merged_with) == ["20", "16", "", "", ""]
     assert (rd[rd.pipeline == "ref"].merged_with == "").all()
+
+
+def test_where_all_operating_points_cannot_serve_the_longest_qualifying_run_does():
+    """A curve whose quality falls at its last operating point has no BD-rate over all five; the
+    first four, where both curves rise, give the one a direct BD-rate on those points gives, in
+    both directions, and the note and ``operating_points`` say which points were used."""
+    ref = rd_rows("ref")
+    test = rd_rows("test", psnr=[16.0, 20.0, 24.0, 28.0, 27.5], rate=[90, 170, 330, 640, 700])
+    table = bd(ref + test)
+    t = row(table, "test", "ref", "psnr_db")
+    expected, _ = bd_rate(([r["system_bits_per_item"] for r in ref[:4]], PSNR[:4]), ([90, 170, 330, 640], PSNR[:4]))
+    assert t.bd_rate_percent == pytest.approx(expected, rel=1e-12) and t.points == 4
+    assert t.operating_points == "16,20,24,28"
+    assert t.note == ("on fidelity.psnr_db=16,20,24,28, the longest run of consecutive operating points on which "
+                      "both curves qualify (on all 5: test: psnr_db does not rise strictly with rate)")
+    r = row(table, "ref", "test", "psnr_db")
+    assert r.operating_points == "16,20,24,28" and math.isfinite(r.bd_rate_percent)
+    assert row(table, "ref", "test", "msssim_db").operating_points == "16,20,24,28"
+    # on all points where they can: every value is named
+    assert row(bd(ref + rd_rows("c", scale=0.9)), "c", "ref", "psnr_db").operating_points == "16,20,24,28,32"

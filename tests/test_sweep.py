@@ -25,6 +25,8 @@ pipelines = ["classical"]
 dataset = "digits"
 max_items = {items}
 memorizable = {{ kind = "noise", fraction = 0.1 }}
+[classical]
+coder = "best-lossless"   # one encode per item: these tests are about sweeps, not codecs
 [link]
 mode = "fixed-bler"
 bler = 0.2

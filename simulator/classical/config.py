@@ -17,26 +17,27 @@ from .source_coding import check_quality
 
 class ClassicalConfig(Section):
     """The classical source coders: the ``classical`` pipeline's, and the one of the X_m route
-    of the pipelines that split; ``best`` is per item the shortest of the lossy codecs at the
-    fidelity target and best-lossless (docs/codecs.md). ``quality`` applies to lossy coders: ``"target"`` searches each
+    of the pipelines that split. Both default to ``best``: per item the shortest of the lossy
+    codecs at the fidelity target and best-lossless (docs/codecs.md); a lossless coder keeps
+    items exactly, an explicit choice. ``quality`` applies to lossy coders: ``"target"`` searches each
     item's codec quality for the shortest stream whose decode meets ``fidelity.psnr_db``
     (docs/codecs.md); ``"budget"`` codes each item, lossless coders included, at the best decode
     that fits the bandwidth budget's codeword (``link.bandwidth_ratio``, docs/jscc.md); an
     integer fixes the quality (within the codec's range). ``search`` (``quality = "target"``):
-    ``"scan"`` or ``"bisect"`` (:func:`~simulator.classical.quality.encode_to_target`). ``container``:
+    ``"bisect"`` (the default) or ``"scan"`` (:func:`~simulator.classical.quality.encode_to_target`). ``container``:
     ``"none"`` sends each item's minimal header and payload (the codec's coded data, without the
     file container and tables a link configures once; docs/codecs.md "Payload without
     containers"), ``"file"`` the codec's whole file."""
 
-    coder: Annotated[str, AfterValidator(CODERS.check)] = "best-lossless"
-    memorizable_coder: Annotated[str, AfterValidator(CODERS.check)] = "best-lossless"
+    coder: Annotated[str, AfterValidator(CODERS.check)] = "best"
+    memorizable_coder: Annotated[str, AfterValidator(CODERS.check)] = "best"
     quality: Literal["target", "budget"] | int = "target"
     mosaic: int = Field(default=1, ge=1, le=16,
                         description="N: the classical pipeline codes N x N consecutive items as one picture at their "
                                     "budgets together (quality = \"budget\"; docs/jscc.md); 1: each item alone")
     container: Literal["none", "file"] = "none"
     search: Literal["scan", "bisect"] = Field(
-        default="scan", description='quality = "target": "scan" finds the shortest stream meeting the target (every '
+        default="bisect", description='quality = "target": "scan" finds the shortest stream meeting the target (every '
                                     'quality of a small image, a coarse grid and a window otherwise: 30 to 101 encodes '
                                     'per codec); "bisect" the lowest quality meeting it by bisection (8 encodes)')
 
@@ -53,10 +54,6 @@ class ClassicalConfig(Section):
             raise ValueError(f'mosaic = {self.mosaic} codes pictures of {self.mosaic}x{self.mosaic} items at a bandwidth '
                              f'budget: it needs quality = "budget" and link.bandwidth_ratio (got quality = '
                              f'{self.quality!r})')
-        for key in ("coder", "memorizable_coder"):
-            if getattr(self, key) == "best" and isinstance(self.quality, int):
-                raise ValueError(f'{key} = "best" codes each item to fidelity.psnr_db or to a bandwidth budget: it '
-                                 f'needs quality = "target" or "budget" (got {self.quality!r})')
         if isinstance(self.quality, int):
             for key in ("coder", "memorizable_coder"):
                 if not CODERS.get(getattr(self, key)).lossless and getattr(self, key) != "best":
@@ -64,6 +61,12 @@ class ClassicalConfig(Section):
                         check_quality(getattr(self, key), self.quality)
                     except ValueError as err:
                         raise ValueError(f"{key}: {err}") from None
+        for key in ("coder", "memorizable_coder"):
+            if getattr(self, key) == "best" and isinstance(self.quality, int):
+                given = "" if key in self.model_fields_set else " (the default)"
+                raise ValueError(f'{key} = "best"{given} codes each item to fidelity.psnr_db or to a bandwidth budget: '
+                                 f'it needs quality = "target" or "budget" (got {self.quality!r}); with a fixed '
+                                 f'quality name a coder for {key}')
         return self
 
 

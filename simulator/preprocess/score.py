@@ -49,13 +49,15 @@ class CostModel:
         quality: its quality (``classical.quality``: ``"target"`` or an integer; lossy coders only).
         psnr_db: the fidelity target of ``quality = "target"`` (dB).
         container: ``classical.container`` (how the X_m route's bits are counted).
+        search: ``classical.search`` (the quality search of ``quality = "target"``).
     """
 
     semantic: SemanticConfig = field(default_factory=SemanticConfig)
-    coder: str = "best-lossless"
+    coder: str = "best"
     quality: str | int = "target"
     psnr_db: float | None = 20.0
     container: str = "none"
+    search: str = "bisect"
 
     @classmethod
     def of(cls, scenario) -> "CostModel":
@@ -64,7 +66,8 @@ class CostModel:
         # under a bandwidth budget (quality "budget") the split still weighs each item's cost at
         # the fidelity target: the budget depends on the link, the split on the items
         quality = "target" if cl.quality == "budget" else cl.quality
-        return cls(scenario.semantic, cl.memorizable_coder, quality, scenario.fidelity.psnr_db, cl.container)
+        return cls(scenario.semantic, cl.memorizable_coder, quality, scenario.fidelity.psnr_db, cl.container,
+                   cl.search)
 
     @property
     def lam(self) -> float:
@@ -104,7 +107,8 @@ def route_cost(images: np.ndarray, model: CostModel, streams=None) -> np.ndarray
     from ..classical.streams import classical_file, encode_classical
 
     if streams is None:
-        streams = encode_classical(images, model.coder, model.quality, model.psnr_db, container=model.container)
+        streams = encode_classical(images, model.coder, model.quality, model.psnr_db, container=model.container,
+                                   search=model.search)
     bits = np.array([len(b) for b in streams.bits], dtype=np.float64)
     if CODERS.get(model.coder).lossless:
         return bits
