@@ -286,6 +286,18 @@ def run_jscc_pipeline(name: str, items: ItemSet, models: Models, scenario: Scena
     return item_records(run, items, shared.equiv_packets, shared.lossless_bits)
 
 
+def channel_decoding_s(link, apprentice_flop_per_s: float) -> tuple[float, float]:
+    """The apprentice's LDPC decoding time (s) per codeword received on a first attempt and per
+    retransmission with ``link.charge_decoding`` (:func:`simulator.link.phy.decode_flops` over
+    its speed); ``(0, 0)`` without."""
+    if not link.charge_decoding:
+        return 0.0, 0.0
+    from .link.phy import decode_flops  # Sionna's decoder graph: imported only when charged
+
+    first, retransmission = decode_flops(link)
+    return first / apprentice_flop_per_s, retransmission / apprentice_flop_per_s
+
+
 def run_pipeline(name: str, items: ItemSet, models: Models, scenario: Scenario, ctx: RunContext,
                  shared: PointInputs) -> pd.DataFrame:
     """Run pipeline ``name`` over all items through the chain teacher -> link -> apprentice ->
@@ -317,7 +329,8 @@ def run_pipeline(name: str, items: ItemSet, models: Models, scenario: Scenario, 
     # an item not sent (a bandwidth budget no operating point fits) is not decoded
     app_flops = np.where(semantic, np.where(encoded.sent, sem_decode, 0.0), streams.apprentice_flops).astype(np.float64)
     handoff = Handoff(encoded.route, encoded.bits, shared.arrival_s, encoded.compute_s,
-                      app_flops / scenario.nodes.apprentice_flop_per_s)
+                      app_flops / scenario.nodes.apprentice_flop_per_s,
+                      *channel_decoding_s(link, scenario.nodes.apprentice_flop_per_s))
 
     # Link: the pipeline's transport (the scenario checked that it carries bits, the teacher's payload).
     arrival = carry(spec.transport, handoff, link, ctx, lambda done, total: ctx.report(name, done, total),
@@ -343,7 +356,7 @@ def run_pipeline(name: str, items: ItemSet, models: Models, scenario: Scenario, 
                       coder=np.where(sent_classically, streams.coder, "").astype(object),
                       quality=np.where(sent_classically, streams.quality, np.nan),
                       quality_target_missed=(sent_classically & ~streams.met) | encoded.missed,
-                      apprentice_compute_s=handoff.apprentice_compute_s)
+                      apprentice_compute_s=arrival.apprentice_compute_s)
     return item_records(run, items, shared.equiv_packets, shared.lossless_bits)
 
 

@@ -138,3 +138,45 @@ def test_an_interval_of_no_value_is_nan():
 
     assert all(np.isnan(interval(np.full(10, np.nan))))
     assert interval(np.array([np.nan, 1.0, 1.0])) == (1.0, 1.0)
+
+
+def test_charged_ldpc_decoding_adds_each_received_codewords_decoder_flops(tmp_path):
+    """``link.charge_decoding``: the apprentice's time grows by the LDPC decoder's operation
+    count for every codeword it receives (first attempts and retransmissions alike without
+    HARQ), and the items are done that much later; the graph's edges are Sionna's (the HARQ
+    graph is the whole parity-check matrix of the encoder)."""
+    import simulator
+    from sionna.phy.fec.ldpc import LDPC5GEncoder
+
+    from simulator.flops import LDPC_FLOP_PER_EDGE_ITERATION
+    from simulator.link.phy import decoder_edges
+
+    def scenario(charge: bool) -> dict:
+        return {"name": "ldpc", "seed": 2, "device": "cpu", "pipelines": ["classical"],
+                "source": {"dataset": "digits", "max_items": 8},
+                "classical": {"coder": "best-lossless"},
+                "nodes": {"apprentice_flop_per_s": 1e8},
+                "link": {"mode": "fixed-bler", "bler": 0.4, "max_retx": 3, "code": {"k": 256, "n": 512},
+                         "header_bits": 16, "decoder_iterations": 12, "charge_decoding": charge},
+                "traffic": {"arrivals": "batch"}}
+
+    off = simulator.run(parse_scenario(scenario(False)), cache_dir=tmp_path, progress=False).items
+    on = simulator.run(parse_scenario(scenario(True)), cache_dir=tmp_path, progress=False).items
+    assert decoder_edges(256, 512, harq=True) == LDPC5GEncoder(256, 512).pcm.nnz == 6304
+    edges = decoder_edges(256, 512)
+    assert 0 < edges < 6304  # the pruned graph: punctured degree-1 parity nodes removed
+    per_codeword = edges * 12 * LDPC_FLOP_PER_EDGE_ITERATION / 1e8
+    assert (on["transmissions"] > on["packets"]).any(), "some codewords were retransmitted"
+    assert np.allclose(on["apprentice_compute_s"] - off["apprentice_compute_s"], on["transmissions"] * per_codeword,
+                       rtol=1e-12, atol=0)
+    assert (on["transmissions"].to_numpy() == off["transmissions"].to_numpy()).all()
+    # batch arrivals: the apprentice decodes item after item, so the last is done later by the sum
+    last = on["delivery_time_s"].max() - off["delivery_time_s"].max()
+    assert last == pytest.approx((on["transmissions"] * per_codeword).sum(), rel=1e-6)
+    # incremental redundancy decodes a retransmission on the HARQ decoder's whole graph
+    from simulator.link.phy import decode_flops
+    from simulator.scenario import LinkConfig
+
+    ir = LinkConfig(code={"k": 256, "n": 512}, header_bits=16, harq="ir", decoder_iterations=12)
+    assert decode_flops(ir) == (edges * 12 * 8, 6304 * 12 * 8)
+    assert decode_flops(ir.model_copy(update={"harq": "chase"})) == (edges * 12 * 8, edges * 12 * 8)

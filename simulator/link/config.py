@@ -94,6 +94,9 @@ class LinkConfig(Section):
     code: CodeConfig = Field(default_factory=CodeConfig)
     decoder_iterations: int = Field(default=20, ge=1, le=200)
     decoder_early_stop: bool = True
+    charge_decoding: bool = Field(
+        default=False, description="charge the apprentice the LDPC decoder's FLOPs for every codeword received: "
+                                   "decoder_iterations x the edges of its graph x 8 (docs/metrics.md, Compute time)")
     header_bits: int = Field(default=32, ge=0)
     symbol_rate: float = Field(default=1e6, ge=1.0, le=1e12)
     max_retx: int = Field(default=4, ge=0, le=64)

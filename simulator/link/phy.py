@@ -42,12 +42,14 @@ from sionna.phy.mapping import Demapper, Mapper
 from sionna.phy.nr.utils import generate_prng_seq
 
 from ..context import RunContext
+from ..flops import ldpc_decode_flops
 from .channels import build_channel
 from .config import LinkConfig
 from .phy_base import HarqState, check_bits, check_harq, harq_rv, noise_variance, torch_device
 
 __all__ = ["BitTrueLink", "BitTruePhy", "EarlyStopLDPC5GDecoder", "SIONNA_FAST_DECODER_VERSIONS",
-           "sionna_version", "fast_decoder_supported", "SCRAMBLING_C_INIT"]
+           "sionna_version", "fast_decoder_supported", "SCRAMBLING_C_INIT", "decoder_edges",
+           "decode_flops"]
 
 #: ``c_init`` of the scrambling sequence: ``n_RNTI 2^15 + q 2^14 + n_ID`` (TS 38.211 7.3.1.1)
 #: with ``n_RNTI = 1``, codeword ``q = 0`` and ``n_ID = 1``.
@@ -390,6 +392,25 @@ class EarlyStopLDPC5GDecoder(LDPC5GDecoder, _EarlyStopBP):
 
 
 # --------------------------------------------------------------------------- the bit-true link
+
+
+def decoder_edges(k: int, n: int, harq: bool = False) -> int:
+    """Edges of the Tanner graph the link's 5G LDPC decoder iterates on for code ``(k, n)``:
+    the pruned graph of :class:`BitTrueLink`'s decoder, or with ``harq`` the unpruned graph of
+    its HARQ decoder (Sionna's ``num_edges``)."""
+    encoder = LDPC5GEncoder(k, n, precision="single", device="cpu")
+    kwargs = {"harq_mode": True} if harq else {"prune_pcm": True}
+    return int(LDPC5GDecoder(encoder, num_iter=1, precision="single", device="cpu", **kwargs).num_edges)
+
+
+def decode_flops(link: LinkConfig) -> tuple[float, float]:
+    """FLOPs the apprentice's 5G LDPC decoder spends on a codeword received on its first attempt
+    and on a retransmission (:func:`~simulator.flops.ldpc_decode_flops`, ``link.decoder_iterations``
+    iterations): the pruned graph, and with ``link.harq = "ir"`` the HARQ decoder's unpruned graph
+    for retransmissions (chase combining decodes the added LLRs on the pruned graph)."""
+    k, n, iterations = link.code.k, link.code.n, link.decoder_iterations
+    first = ldpc_decode_flops(decoder_edges(k, n), iterations)
+    return first, (ldpc_decode_flops(decoder_edges(k, n, harq=True), iterations) if link.harq == "ir" else first)
 
 
 class BitTrueLink:

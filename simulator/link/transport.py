@@ -52,7 +52,11 @@ class Handoff:
         payloads: N arrays: ``uint8`` bits (digital) or ``float32`` reals (analog).
         arrival_s: ``(N,)`` nondecreasing arrival times at the teacher (s).
         teacher_compute_s: ``(N,)`` the teacher's compute time per item (s).
-        apprentice_compute_s: ``(N,)`` the apprentice's decoding time per item (s).
+        apprentice_compute_s: ``(N,)`` the apprentice's decoding time per item (s), the
+            channel decoder's aside.
+        decode_s_per_codeword: the apprentice's channel-decoding time per codeword received
+            on a first attempt (s; ``link.charge_decoding``, digital transport; 0: not charged).
+        decode_s_per_retransmission: the same per retransmission received.
     """
 
     route: np.ndarray
@@ -60,6 +64,8 @@ class Handoff:
     arrival_s: np.ndarray
     teacher_compute_s: np.ndarray
     apprentice_compute_s: np.ndarray
+    decode_s_per_codeword: float = 0.0
+    decode_s_per_retransmission: float = 0.0
 
     def __len__(self) -> int:
         return len(self.payloads)
@@ -82,6 +88,8 @@ class Arrival:
         timeline: the discrete-event times of every item.
         noise_variance: ``(N,)`` float64 noise variance per real dimension of the received
             reals, after equalisation (analog; NaN for digital).
+        apprentice_compute_s: ``(N,)`` float64 the apprentice's compute time per item (s): the
+            handoff's decoding time plus the channel decoder's for every codeword received.
     """
 
     received: list[np.ndarray]
@@ -92,10 +100,13 @@ class Arrival:
     bits_on_air: np.ndarray
     timeline: Timeline
     noise_variance: np.ndarray = field(default=None)  # type: ignore[assignment]
+    apprentice_compute_s: np.ndarray = field(default=None)  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
         if self.noise_variance is None:
             self.noise_variance = np.full(len(self.received), np.nan)
+        if self.apprentice_compute_s is None:
+            self.apprentice_compute_s = np.zeros(len(self.received))
 
 
 class Transport(Protocol):
@@ -133,11 +144,16 @@ class DigitalTransport:
             on_progress(total, total)
         per_item = [slice(bounds[i], bounds[i + 1]) for i in range(len(payloads))]
         attempts = [arq.attempts[s] for s in per_item]
-        timeline = simulate(handoff.arrival_s, attempts, link.airtime_s, link.ack_delay_s,
-                            handoff.teacher_compute_s, handoff.apprentice_compute_s)
         transmissions = np.array([a.sum() for a in attempts], dtype=np.int64)
+        # every codeword received is decoded once (the decoder's time: Handoff.decode_s_per_*)
+        apprentice_s = (np.asarray(handoff.apprentice_compute_s, dtype=np.float64)
+                        + counts * float(handoff.decode_s_per_codeword)
+                        + (transmissions - counts) * float(handoff.decode_s_per_retransmission))
+        timeline = simulate(handoff.arrival_s, attempts, link.airtime_s, link.ack_delay_s,
+                            handoff.teacher_compute_s, apprentice_s)
         return Arrival([arq.received[s] for s in per_item], [arq.ok[s] for s in per_item], counts, transmissions,
-                       transmissions * link.symbols_per_packet, transmissions * link.code.n, timeline)
+                       transmissions * link.symbols_per_packet, transmissions * link.code.n, timeline,
+                       apprentice_compute_s=apprentice_s)
 
 
 def channel_uses_of(reals: int) -> int:
@@ -193,7 +209,8 @@ class AnalogTransport:
                             handoff.teacher_compute_s, handoff.apprentice_compute_s)
         ones = np.ones(n, dtype=np.int64)
         return Arrival(received, [np.ones(1, dtype=bool) for _ in range(n)], ones, ones, uses,
-                       np.zeros(n, dtype=np.int64), timeline, noise)
+                       np.zeros(n, dtype=np.int64), timeline, noise,
+                       np.asarray(handoff.apprentice_compute_s, dtype=np.float64))
 
 
 TRANSPORTS.register("digital", DigitalTransport())
