@@ -227,6 +227,27 @@ def escape_bits(distance: int) -> int:
     return 1 + 2 * (distance + 1).bit_length() - 1
 
 
+#: Above this product of a group's mean run length (consecutive symbols of one density) and its
+#: table width, the symbols are coded run by run with one fixed model per density rather than
+#: with a model per symbol: the same quantized probabilities in the same order, so the same
+#: bits, without quantizing a table row for every symbol (10 to 30 times faster for the
+#: hyperprior's 2508-wide Gaussian tables).
+RUN_CODING_MIN_WORK = 256
+
+
+def _row_runs(row: np.ndarray, table: CodingTable):
+    """``(starts, ends, models)`` of the runs of equal consecutive ``row`` values with a fixed
+    constriction model per density used, or None where per-symbol models are cheaper."""
+    row = np.asarray(row, dtype=np.int64).reshape(-1)
+    bounds = np.flatnonzero(row[1:] != row[:-1]) + 1
+    if (len(row) / (len(bounds) + 1)) * table.probs.shape[1] < RUN_CODING_MIN_WORK:
+        return None
+    starts, ends = np.concatenate([[0], bounds]), np.concatenate([bounds, [len(row)]])
+    models = {int(r): constriction.stream.model.Categorical(table.probs[r], perfect=False)
+              for r in np.unique(row[starts])}
+    return starts, ends, models
+
+
 def _push(coder, values: np.ndarray, table: CodingTable, row: np.ndarray) -> None:
     """Push one group of integers (their symbols, then the escape payloads) so that a reader
     pops the symbols first, then the payloads (the stack is LIFO)."""
@@ -246,15 +267,29 @@ def _push(coder, values: np.ndarray, table: CodingTable, row: np.ndarray) -> Non
             payload += _gamma_bits(v - (int(lo[j]) + int(size[j]) - 1) - 1 + 1)
     if payload:
         coder.encode_reverse(np.asarray(payload, dtype=np.int32), _BIT)
-    if len(sym):
+    if not len(sym):
+        return
+    runs = _row_runs(row, table)
+    if runs is None:
         coder.encode_reverse(sym, _CATEGORICAL, table.probs[row])
+        return
+    starts, ends, models = runs
+    for a, b in zip(starts[::-1], ends[::-1]):  # the last run first: a reader pops in item order
+        coder.encode_reverse(sym[a:b], models[int(row[a])])
 
 
 def _pop(coder, table: CodingTable, row: np.ndarray) -> np.ndarray:
     """Inverse of :func:`_push`: ``(len(row),)`` int64 values."""
     if not len(row):
         return np.zeros(0, dtype=np.int64)
-    sym = np.asarray(coder.decode(_CATEGORICAL, table.probs[row]), dtype=np.int64)
+    runs = _row_runs(row, table)
+    if runs is None:
+        sym = np.asarray(coder.decode(_CATEGORICAL, table.probs[row]), dtype=np.int64)
+    else:
+        starts, ends, models = runs
+        sym = np.empty(len(row), dtype=np.int64)
+        for a, b in zip(starts, ends):
+            sym[a:b] = coder.decode(models[int(row[a])], int(b - a))
     lo, size = table.lo[row], table.size[row]
     values = lo + sym
     for j in np.flatnonzero(sym == size):
