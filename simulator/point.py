@@ -27,6 +27,7 @@ from .errors import InputError
 from .jscc.codec import JsccCodec, snr_from_noise, zoo_model
 from .ledger import PipelineRun, item_records, score, summarize
 from .link.budget import Budget
+from .link.config import LinkConfig
 from .link.des import poisson_arrivals
 from .link.mcs import adapted, choose_mcs, summary_columns
 from .link.packets import packets_needed
@@ -286,7 +287,7 @@ def run_jscc_pipeline(name: str, items: ItemSet, models: Models, scenario: Scena
     return item_records(run, items, shared.equiv_packets, shared.lossless_bits)
 
 
-def channel_decoding_s(link, apprentice_flop_per_s: float) -> tuple[float, float]:
+def channel_decoding_s(link: LinkConfig, apprentice_flop_per_s: float) -> tuple[float, float]:
     """The apprentice's LDPC decoding time (s) per codeword received on a first attempt and per
     retransmission with ``link.charge_decoding`` (:func:`simulator.link.phy.decode_flops` over
     its speed); ``(0, 0)`` without."""
