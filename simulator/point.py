@@ -194,6 +194,8 @@ class PointInputs:
         codings: pipeline name -> the teacher's :func:`~simulator.teacher.semantic_coding` of
             the items it offers to its language (absent: none offered), one object shared by
             pipelines that offer the same items to the same language.
+        decode_s: the apprentice's LDPC decoding time (s) per codeword received on a first
+            attempt and per retransmission (:func:`channel_decoding_s`; digital pipelines).
     """
 
     arrival_s: np.ndarray
@@ -201,6 +203,7 @@ class PointInputs:
     classical: dict[str, ClassicalStreams]
     lossless_bits: np.ndarray
     codings: dict[str, TargetCoding]
+    decode_s: tuple[float, float] = (0.0, 0.0)
 
 
 #: Bump when a language's coding of items, or the cached file's layout, changes.
@@ -330,8 +333,7 @@ def run_pipeline(name: str, items: ItemSet, models: Models, scenario: Scenario, 
     # an item not sent (a bandwidth budget no operating point fits) is not decoded
     app_flops = np.where(semantic, np.where(encoded.sent, sem_decode, 0.0), streams.apprentice_flops).astype(np.float64)
     handoff = Handoff(encoded.route, encoded.bits, shared.arrival_s, encoded.compute_s,
-                      app_flops / scenario.nodes.apprentice_flop_per_s,
-                      *channel_decoding_s(link, scenario.nodes.apprentice_flop_per_s))
+                      app_flops / scenario.nodes.apprentice_flop_per_s, *shared.decode_s)
 
     # Link: the pipeline's transport (the scenario checked that it carries bits, the teacher's payload).
     arrival = carry(spec.transport, handoff, link, ctx, lambda done, total: ctx.report(name, done, total),
@@ -433,7 +435,8 @@ def run_point(items: ItemSet, scenario: Scenario, ctx: RunContext,
         on_item=_coding_progress(progress, EQUIVALENT_CODER), container=scenario.classical.container)
     lossless_bits = np.array([len(b) for b in lossless.bits], dtype=np.int64)
     shared = PointInputs(arrival_s, equivalent_classical_packets(lossless.bits, scenario.link.payload_bits),
-                         classical, lossless_bits, semantic_codings(items, models, scenario, ctx, budget_bits))
+                         classical, lossless_bits, semantic_codings(items, models, scenario, ctx, budget_bits),
+                         channel_decoding_s(scenario.link, scenario.nodes.apprentice_flop_per_s))
     tables = [run_pipeline(name, items, models, scenario, ctx, shared) for name in scenario.pipelines]
     table = pd.concat(tables, ignore_index=True)
     model_bits = {name: float(lang.parameter_bits()) for name, lang in models.languages.items()}
