@@ -1,53 +1,73 @@
-"""Print the contrastive comparisons of a paper sweep (markdown), per sweep point (mean ± std
-over seeds) and over all points, beside the paper's 57.22% / 71.9%: contrastive against
-vanilla-semantic and against vanilla-fallback (each that the run has), on the representation
-length of semantic items, the system bits per item over all items, and the semantic impact
-over all items.
+"""Print the contrastive comparisons of a paper sweep (markdown) beside the paper's 57.22 % /
+71.9 %: contrastive against vanilla-semantic and against vanilla-fallback (each that the run
+has), on the representation length of semantic items (the paper's unpaired averages over each
+pipeline's own semantic items), the system bits per item over all items (paired) and the
+semantic impact over all items (paired).
+
+Each figure is the ratio of the pooled means, with a 95 % interval from the two-level bootstrap
+of ``benchmarks/bench_pipelines.py`` (:func:`simulator.paired.seeds_and_items_means`): per
+sweep cell (the swept keys but the seed) over its seeds and the items in them; on the last
+line over all of the sweep's points and their items, the points drawn as the seeds are. The
+seeds of a cell draw their items from the same source, so the intervals understate the items'
+share of the spread (``seeds_and_items_means``). H is the cell's mean content complexity.
 
 Usage: python benchmarks/paper_table.py results/paper-digits/<run id>
 """
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
 import pandas as pd
 
+from bench_pipelines import RATIOS, ratio
+
 REFERENCES = ["vanilla-semantic", "vanilla-fallback"]
+#: (column title, :data:`bench_pipelines.RATIOS` index)
+COLUMNS = [("\\|Z\\| shorter by (unpaired, the paper's)", 0), ("system bits shorter by (paired)", 2),
+           ("impact higher by (paired)", 3)]
+assert [RATIOS[k][1] for _, k in COLUMNS] == ["representation_bits", "system_bits", "semantic_impact"]
 
 
-def comparison(s: pd.DataFrame, reference: str) -> str:
-    keys = [c for c in s.columns[: list(s.columns).index("pipeline")] if c not in ("point", "seed")]
-    idx = keys + ["seed"]
-    v = s[s.pipeline == reference].set_index(idx)
-    c = s[s.pipeline == "contrastive"].set_index(idx)
-    r = pd.DataFrame({
-        "H": c["complexity_nats"],
-        "shorter": 100 * (1 - c["avg_representation_bits"] / v["avg_representation_bits"]),
-        "system": 100 * (1 - c["system_bits_per_item"] / v["system_bits_per_item"]),
-        "higher": 100 * (c["semantic_impact"] / v["semantic_impact"] - 1),
-    })
-    g = r.groupby(level=keys).agg(["mean", "std"])
-    cols = [("shorter", "\\|Z\\| shorter by"), ("system", "system bits shorter by"), ("higher", "impact higher by")]
+def _cell(items: list[pd.DataFrame], reference: str, header_bits: float) -> str:
+    out = []
+    for _, k in COLUMNS:
+        rel, lo, hi, _ = ratio(items, reference, k, header_bits)
+        rel, lo, hi = (round(v, 2) + 0.0 for v in (rel, lo, hi))  # no "-0.00"
+        out.append(f"{rel:.2f}% [{lo:.2f}, {hi:.2f}]")
+    return " | ".join(out)
+
+
+def comparison(summary: pd.DataFrame, items: pd.DataFrame, reference: str, header_bits: float) -> str:
+    """The markdown table of contrastive against ``reference``: one row per sweep cell, then the
+    pooled line over all points."""
+    keys = [c for c in summary.columns[: list(summary.columns).index("pipeline")] if c not in ("point", "seed")]
+    points = [g for _, g in items.groupby("point", sort=True)]
     lines = [f"contrastive against {reference}:", "",
-             "| " + " | ".join(keys) + " | H (nats) | " + " | ".join(n for _, n in cols) + " |",
-             "|" + "---|" * (len(keys) + 1 + len(cols))]
-    for key, row in g.iterrows():
+             "| " + " | ".join(keys) + " | H (nats) | " + " | ".join(n for n, _ in COLUMNS) + " |",
+             "|" + "---|" * (len(keys) + 1 + len(COLUMNS))]
+    complexity = summary[summary.pipeline == "contrastive"].groupby(keys)["complexity_nats"].mean()
+    for key, cell in items.groupby(keys, sort=True):
         key = key if isinstance(key, tuple) else (key,)
-        lines.append("| " + " | ".join(str(k) for k in key) + f" | {row[('H', 'mean')]:.1f} | "
-                     + " | ".join(f"{row[(c_, 'mean')]:.2f}% ± {row[(c_, 'std')]:.2f}" for c_, _ in cols) + " |")
-    lines.append(f"| **all {len(r)} points** |" + " |" * (len(keys) - 1) + " | "
-                 + " | ".join(f"**{r[c_].mean():.2f}% ± {r[c_].std():.2f}**" for c_, _ in cols) + " |")
+        seeds = [g for _, g in cell.groupby("point", sort=True)]
+        lines.append("| " + " | ".join(str(k) for k in key) + f" | {complexity.loc[key]:.1f} | "
+                     + _cell(seeds, reference, header_bits) + " |")
+    lines.append(f"| **all {len(points)} points, pooled** |" + " |" * (len(keys) - 1) + " | "
+                 + " | ".join(f"**{c}**" for c in _cell(points, reference, header_bits).split(" | ")) + " |")
     lines.append("| paper |" + " |" * (len(keys) - 1) + " | 57.22% | | 71.9% |")
     return "\n".join(lines)
 
 
 def main() -> None:
-    s = pd.read_csv(Path(sys.argv[1]) / "summary.csv")
+    run = Path(sys.argv[1])
+    summary = pd.read_csv(run / "summary.csv")
+    items = pd.read_csv(run / "items.csv", low_memory=False)
+    header_bits = float(json.loads((run / "meta.json").read_text())["scenario"]["link"]["header_bits"])
     for ref in REFERENCES:
-        if ref in set(s["pipeline"]):
-            print(comparison(s, ref))
+        if ref in set(summary["pipeline"]):
+            print(comparison(summary, items, ref, header_bits))
             print()
 
 

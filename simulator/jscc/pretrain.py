@@ -28,6 +28,7 @@ from torch.nn import functional as F
 
 from ..errors import InputError
 from ..semantic.coding import to_net
+from ..sources.base import first_per_class
 from ..semantic.pretrain import arguments, command, load_training_items, resume  # shared with the languages
 from .model import DeepJSCC, JsccShape, awgn, rayleigh_block
 
@@ -60,8 +61,7 @@ class JsccRecipe:
 
     def select(self, labels: np.ndarray) -> np.ndarray:
         """Indices of the training items among a dataset's items (labels in loader order)."""
-        out = [np.flatnonzero(labels == k)[: self.per_class] for k in np.unique(labels)]
-        return np.sort(np.concatenate(out))
+        return first_per_class(labels, self.per_class)
 
 
 _NATURAL = dict(dataset="imagefolder:../shared/data/cifar10/test", per_class=500, batch=32, lr=1e-3,

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError
+from ..sources.base import first_per_class
 from .coding import to_net
 from .hyperprior import HyperpriorCodec, HyperShape, train_step_terms
 
@@ -78,8 +79,7 @@ class Recipe:
     def select(self, labels: np.ndarray) -> np.ndarray:
         """Indices of the training items among a dataset's items (labels in loader order)."""
         if self.per_class:
-            out = [np.flatnonzero(labels == k)[: self.per_class] for k in np.unique(labels)]
-            return np.sort(np.concatenate(out))
+            return first_per_class(labels, self.per_class)
         return np.arange(min(self.first, len(labels)))
 
 

@@ -14,7 +14,7 @@ import numpy as np
 from ..context import RunContext
 from ..errors import InputError
 from ..registry import DATASETS, MEMORIZABLE_KINDS
-from .base import CONVERTS, MAX_PIXELS, STRUCTURED, DatasetInfo, ItemSet, convert_items
+from .base import CONVERTS, MAX_PIXELS, STRUCTURED, DatasetInfo, ItemSet, class_positions, convert_items
 from .cifar import inspect_cifar10, load_cifar10
 from .digits import load_digits
 from .glyphs import load_glyphs
@@ -177,11 +177,7 @@ def load_items(cfg, ctx: RunContext, datasets: dict | None = None) -> ItemSet:
         base = base.subset(base.labels < cfg.classes)
         base.class_names = base.class_names[: cfg.classes]
     if cfg.skip_per_class or cfg.take_per_class is not None or cfg.folds > 1:
-        rank = np.zeros(len(base), dtype=np.int64)
-        for k in np.unique(base.labels):
-            at = np.flatnonzero(base.labels == k)
-            rank[at] = np.arange(len(at))
-        rank = rank - cfg.skip_per_class
+        rank = class_positions(base.labels) - cfg.skip_per_class
         keep = (rank >= 0) & (rank % cfg.folds == cfg.fold)
         if cfg.take_per_class is not None:
             keep &= rank < cfg.take_per_class

@@ -113,6 +113,23 @@ class DatasetInfo:
         return cls(items.name, list(items.class_names), [int(c) for c in counts], items.shape)
 
 
+def class_positions(labels: np.ndarray) -> np.ndarray:
+    """``(N,)`` int64: each item's position among the items of its class, in loader order, of
+    ``(N,)`` integer ``labels``."""
+    labels = np.asarray(labels)
+    rank = np.zeros(len(labels), dtype=np.int64)
+    for k in np.unique(labels):
+        at = np.flatnonzero(labels == k)
+        rank[at] = np.arange(len(at))
+    return rank
+
+
+def first_per_class(labels: np.ndarray, n: int) -> np.ndarray:
+    """Sorted ``int64`` indices of the first ``n`` items of each class of ``(N,)`` ``labels``
+    (loader order): what ``source.take_per_class = n`` keeps, and the zoo recipes' training items."""
+    return np.flatnonzero(class_positions(labels) < n)
+
+
 def composite_over_black(pixels: np.ndarray) -> np.ndarray:
     """``(..., C + 1)`` uint8 pixels whose last channel is alpha, composited over black:
     ``round(c * a / 255)`` per colour channel (exact integers), ``(..., C)`` uint8."""
