@@ -23,8 +23,9 @@ Suites (``--suite``, default ``digits detect-digits detect``):
   ``--cifar-set KEY=VALUE ...`` overrides any key, ``--cifar-epochs`` the epochs and
   ``--threads`` the recipe's thread count. Target: ACC >= 0.40 within 30 CPU-minutes. Slow:
   ~30 min per seed; run it with ``--seeds 0`` first.
-* ``detect-digits`` and ``detect``: the split, on all 1797 digits and on ``--detect-items`` (4000)
-  items of the second half of each class of the CIFAR-10 test split (``skip_per_class = 500``:
+* ``detect-digits`` and ``detect``: the split, on all 1797 digits (``--digits-items``: random
+  subsets of these sizes, suites named ``detect-digits@N``) and on ``--detect-items`` (4000;
+  other sizes: ``detect@N``; ``--scoring`` sets ``preprocess.scoring``) items of the second half of each class of the CIFAR-10 test split (``skip_per_class = 500``:
   the first half is the zoo's and ``tune_cut.py``'s), with **the demo scenario's**
   ``[preprocess]``, ``[semantic]`` and ``[classical]`` tables (only the source and its injection change; the ``fast`` preset
   sizes its epochs by the image size). Configurations (``--configs``): ``noise``, ``shuffled``,
@@ -51,6 +52,7 @@ much faster than 2 when other processes share two cores).
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import logging
 import tempfile
@@ -178,6 +180,7 @@ def run_detection(suite: str, dataset: str, max_items: int | None, config: str, 
                   seed: int, rows: list, **source_keys) -> None:
     from simulator.preprocess.score import route_cost
     cfg, costs = demo_tables()
+    cfg = cfg.model_copy(update={"scoring": args.scoring})
     ctx = make_ctx(seed, args)
     items = detection_items(dataset, max_items, config, ood_dataset, ctx, **source_keys)
     t0 = time.perf_counter()
@@ -238,7 +241,12 @@ def main() -> None:
     ap.add_argument("--cifar-set", nargs="+", default=[], metavar="KEY=VALUE",
                     help="cifar suite: override [preprocess] keys of its configuration (JSON values), "
                          "e.g. warmup_epochs=60 epsilon=0")
-    ap.add_argument("--detect-items", type=int, default=4000, help="CIFAR items per detection run")
+    ap.add_argument("--detect-items", nargs="+", type=int, default=[4000],
+                    help="CIFAR items per detection run, before the injection (several: one suite per size)")
+    ap.add_argument("--digits-items", nargs="+", type=int, default=[0],
+                    help="digits per detect-digits run, before the injection (0: all 1797; several: one suite per size)")
+    ap.add_argument("--scoring", default="in-sample", choices=["in-sample", "held-out"],
+                    help="preprocess.scoring of the detection runs")
     ap.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS),
                     help="detection configurations: a kind at 20 %%, none (nothing injected), shuffled40 / noise40 "
                          "(40 %%); ood is CIFAR-10 among digits and digits among CIFAR-10")
@@ -273,8 +281,9 @@ def main() -> None:
             if config == "ood" and not have_cifar:
                 print(f"skipping digits ood (CIFAR-10 images among digits): {args.cifar_dir} not found")
                 continue
-            for seed in args.seeds:
-                run_detection("detect-digits", "digits", None, config, f"imagefolder:{args.cifar_dir}", args, seed, rows)
+            for n, seed in itertools.product(args.digits_items, args.seeds):
+                run_detection("detect-digits" + (f"@{n}" if n else ""), "digits", n or None, config,
+                              f"imagefolder:{args.cifar_dir}", args, seed, rows)
     if ("cifar" in args.suite or "detect" in args.suite) and not have_cifar:
         print(f"skipping CIFAR suites: {args.cifar_dir} not found")
     else:
@@ -300,9 +309,9 @@ def main() -> None:
                                threads=recipe_threads if args.preset == "fast" else None)
         if "detect" in args.suite:
             for config in args.configs:
-                for seed in args.seeds:
-                    run_detection("detect", f"imagefolder:{args.cifar_dir}", args.detect_items, config, "digits", args,
-                                  seed, rows, skip_per_class=HELD_OUT_SKIP)
+                for n, seed in itertools.product(args.detect_items, args.seeds):
+                    run_detection("detect" + ("" if n == 4000 else f"@{n}"), f"imagefolder:{args.cifar_dir}", n, config,
+                                  "digits", args, seed, rows, skip_per_class=HELD_OUT_SKIP)
     df = pd.DataFrame(rows)
     if len(df):
         summary = df.groupby(["suite", "kind", "method", "metric"])["value"].agg(["mean", "std", "min", "max"])

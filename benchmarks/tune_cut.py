@@ -42,6 +42,11 @@ image, and it is not a cut target.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/tune_cut.py --cache-dir /tmp/tune_cache --out tune_cut.csv
 
+``--scoring held-out`` chooses the constants of ``preprocess.scoring = "held-out"``
+(:data:`~simulator.preprocess.ranking.CUT_CONSTANTS`); ``--glyph-items`` and ``--detect-items``
+give the development sources' sizes (several: one run per size; a source named ``glyphs@360``
+in the tables has 360 glyphs before the injection).
+
 Each fitted run is stored in ``--runs-dir`` (default ``results/tune_cut``), so the grid can be
 evaluated again (``--evaluate-only``) without fitting.
 """
@@ -68,18 +73,21 @@ DEV_SOURCES = ("glyphs", "cifar-dev")
 TARGETS = ("noise", "shuffled", "noise40", "shuffled40")
 
 
-def fit_run(source: str, config: str, seed: int, args) -> dict[str, np.ndarray]:
-    """Fit the pre-processor on one development run; the arrays the candidates need, ``(N,)`` each."""
+def fit_run(source: str, size: int | None, config: str, seed: int, args) -> dict[str, np.ndarray]:
+    """Fit the pre-processor on one development run of ``size`` items before the injection
+    (None: all); the arrays the candidates need, ``(N,)`` each."""
     cfg, costs = demo_tables()
+    cfg = cfg.model_copy(update={"scoring": args.scoring})
     cifar = f"imagefolder:{args.cifar_dir}"
     ctx = make_ctx(seed, args)
     if source == "glyphs":
-        items = detection_items("glyphs", None, config, cifar, ctx)
+        items = detection_items("glyphs", size, config, cifar, ctx)
     else:  # the first half of each class: what the held-out benchmarks skip
-        items = detection_items(cifar, args.detect_items, config, "glyphs", ctx, take_per_class=HELD_OUT_SKIP)
+        items = detection_items(cifar, size, config, "glyphs", ctx, take_per_class=HELD_OUT_SKIP)
     t0 = time.perf_counter()
     pre = fit_preprocessor(items, cfg, ctx, costs)
-    print(f"[{source} {config} seed {seed}] fitted in {time.perf_counter() - t0:.0f} s", flush=True)
+    print(f"[{source} {size or 'all'} {config} seed {seed}] {len(items)} items fitted in "
+          f"{time.perf_counter() - t0:.0f} s", flush=True)
     return dict(cluster=pre.train_cluster, cost=pre.train_cost, reference_cost=pre.train_reference_cost,
                 route_cost=route_cost(items.images, costs), memorizable=items.memorizable,
                 num_clusters=np.array(pre.num_clusters))
@@ -173,7 +181,12 @@ def main() -> None:
                     default=[round(0.25 + 0.05 * i, 2) for i in range(46)], help="the grid, doublings (sorted)")
     ap.add_argument("--factors", nargs="+", type=float, default=[0.0, 1.25, 1.5, 2.0, 3.0, 4.0])
     ap.add_argument("--cifar-dir", default=str(CIFAR))
-    ap.add_argument("--detect-items", type=int, default=4000, help="cifar-dev items per run")
+    ap.add_argument("--detect-items", nargs="+", type=int, default=[4000],
+                    help="cifar-dev items per run, before the injection (one run per size)")
+    ap.add_argument("--glyph-items", nargs="+", type=int, default=[0],
+                    help="glyphs per run, before the injection (0: all 1800; one run per size)")
+    ap.add_argument("--scoring", default="in-sample", choices=["in-sample", "held-out"],
+                    help="preprocess.scoring of the runs: the constants are chosen for it")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
     ap.add_argument("--cache-dir", default=None, help="model cache (default: a fresh one per run)")
@@ -185,8 +198,12 @@ def main() -> None:
     runs_dir = Path(args.runs_dir)
     runs_dir.mkdir(parents=True, exist_ok=True)
     runs = {}
-    for source, config, seed in itertools.product(args.sources, args.configs, args.seeds):
-        path = runs_dir / f"{source}-{config}-s{seed}.npz"
+    sized = [(src, n or None) for src in args.sources
+             for n in (args.glyph_items if src == "glyphs" else args.detect_items)]
+    for (source, size), config, seed in itertools.product(sized, args.configs, args.seeds):
+        name = source if size is None or (source == "cifar-dev" and size == 4000) else f"{source}@{size}"
+        scoring = "" if args.scoring == "in-sample" else f"-{args.scoring}"
+        path = runs_dir / f"{name}-{config}-s{seed}{scoring}.npz"
         if not path.exists():
             if args.evaluate_only:
                 continue
@@ -194,12 +211,12 @@ def main() -> None:
                 if not (Path(args.cifar_dir) / "airplane").is_dir():
                     print(f"skipping {source} {config}: {args.cifar_dir} not found")
                     continue
-            arrays = fit_run(source, config, seed, args)
+            arrays = fit_run(source, size, config, seed, args)
             tmp = path.with_name(path.stem + ".partial.npz")
             np.savez(tmp, **arrays)
             tmp.replace(path)
         with np.load(path) as f:
-            runs[(source, config, seed)] = rank_run({k: f[k] for k in f.files})
+            runs[(name, config, seed)] = rank_run({k: f[k] for k in f.files})
     if not runs:
         raise SystemExit(f"no fitted runs in {runs_dir}")
     rows = []

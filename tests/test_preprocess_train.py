@@ -269,3 +269,37 @@ def test_the_auto_cut_takes_explicit_constants(small, ctx):
         "preprocess"]["memorizable_threshold"] == {"fraction": None, "confidence": None, "tolerance": 0.8}
     with pytest.raises(InputError, match="give one of"):
         parse_scenario({"name": "x", "preprocess": {"memorizable_threshold": {"tolerance": 0.8, "fraction": 0.1}}})
+
+
+def test_held_out_scoring_scores_each_item_by_the_language_that_never_saw_it(small, ctx):
+    """``scoring = "held-out"``: two scoring languages, each trained on exactly the items outside
+    its half (the cache returns the same model for those items), each item's cost is its half's
+    language's, copies of an image share a half, routing one item at a time meets the same
+    costs, and an item outside the training set is scored by the first language."""
+    from simulator.preprocess.score import fit_scoring_language, semantic_cost
+    items = small.subset(np.concatenate([np.arange(len(small)), np.arange(40)]))  # 40 items twice
+    images = items.images
+    pre = fit_preprocessor(items, PreprocessConfig(clusters=4, scoring="held-out", **TINY), ctx, COSTS)
+    half = pre.train_half
+    assert len(pre.languages) == 2 and pre.language is pre.languages[0]
+    assert np.array_equal(half[:40], half[len(small):])  # the copies share a half
+    distinct = np.bincount(half[:len(small)], minlength=2)
+    assert abs(int(distinct[0]) - int(distinct[1])) <= 1
+    for c in range(pre.num_clusters):  # stratified: every cluster in both halves, split evenly
+        per = np.bincount(half[:len(small)][pre.train_cluster[:len(small)] == c], minlength=2)
+        assert abs(int(per[0]) - int(per[1])) <= 1
+    for h in (0, 1):
+        again = fit_scoring_language(images[half != h], pre.train_cluster[half != h], pre.num_clusters, COSTS, ctx)
+        assert again.from_cache and again.key == pre.languages[h].key
+        at = half == h
+        assert np.array_equal(pre.train_cost[at], semantic_cost(pre.languages[h], images[at], pre.train_cluster[at],
+                                                                 COSTS.lam))
+    a = pre.assign(images)
+    assert np.array_equal(a.cost, pre.train_cost) and np.array_equal(a.confidence, pre.train_confidence)
+    one = pre.assign(images[half == 1][:1])
+    assert one.cost[0] == pre.train_cost[np.flatnonzero(half == 1)[0]]
+    new = (255 - small.images[:3]).astype(np.uint8)  # not a training item
+    assert pre.halves(new).tolist() == [0, 0, 0]
+    assert np.array_equal(pre.assign(new).cost, semantic_cost(pre.languages[0], new, pre.clusters(new), COSTS.lam))
+    insample = fit_preprocessor(items, PreprocessConfig(clusters=4, **TINY), ctx, COSTS)
+    assert len(insample.languages) == 1 and not insample.train_half.any()

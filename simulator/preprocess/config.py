@@ -147,6 +147,9 @@ class PreprocessConfig(Section):
     preset: Literal["fast", "paper"] = "fast"
     clusters: int | Literal["auto"] = "auto"
     memorizable_threshold: ThresholdConfig = Field(default_factory=lambda: ThresholdConfig.model_validate("auto"))
+    scoring: Literal["in-sample", "held-out"] = Field(
+        default="in-sample", description='which language scores an item: "in-sample", one trained on every item; '
+        '"held-out", one of two trained on disjoint halves, the one that never saw the item (docs/preprocess.md)')
 
     backbone: Literal["cnn", "resnet18"] | None = None
     width: int | None = Field(default=None, ge=4, le=512)

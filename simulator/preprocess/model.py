@@ -17,8 +17,9 @@ from .. import model_cache
 from .config import PreprocessConfig, ResolvedPreprocess
 from .losses import cluster_probabilities
 from .nets import Encoder, count_flops
-from .ranking import Assignment, auto_cut, fit_ranking, fraction_cut, lexicographic_confidence
-from .score import SCORE_NAME, CostModel, cost_profile, fit_scoring_language, reference_cost, semantic_cost
+from .ranking import CUT_CONSTANTS, Assignment, auto_cut, fit_ranking, fraction_cut, lexicographic_confidence
+from .score import (SCORE_NAME, SCORING_HALVES, CostModel, cost_profile, fit_scoring_language, held_out_halves,
+                    item_digest, reference_cost, semantic_cost)
 from .trainer import TrainResult, embed, train
 
 FORMAT = "semsim-preprocess-v4"
@@ -37,7 +38,11 @@ class Preprocessor:
         from_cache: True when the encoder was loaded from the cache instead of trained.
         flops_per_item: forward FLOPs per routed item: the encoder, eq. (3) and the scoring
             language's encoder and decoder.
-        language: the scoring language (:mod:`~simulator.preprocess.score`).
+        language: the scoring language (:mod:`~simulator.preprocess.score`); with
+            ``scoring = "held-out"`` the first of :attr:`languages`, which scores new items.
+        languages: the scoring languages: one (``"in-sample"``) or one per half
+            (``"held-out"``: ``languages[f]`` trained on the items outside half f, scoring half f).
+        train_half: ``(N,)`` int64 half of each training item (``"held-out"``; zeros otherwise).
         score_name: the score's name (``"cost-atypicality"``).
         train_cluster, train_cost, train_reference_cost, train_confidence: ``(N,)`` of the
             training items: cluster, J and Jref (bits), lexicographic confidence.
@@ -74,15 +79,26 @@ class Preprocessor:
         self.train_assignment_confidence = np.asarray(train_assign, dtype=np.float64)
         self.score_name = SCORE_NAME
         self.language = None
+        self.languages: tuple = ()
+        self._half_of: dict[bytes, int] = {}
         self.costs: CostModel | None = None
         self.score_seconds = 0.0
 
     def _fit_split(self, images: np.ndarray, costs: CostModel, ctx: RunContext) -> None:
         t0 = time.perf_counter()
         self.costs = costs
-        self.language = fit_scoring_language(images, self.train_cluster, self.num_clusters, costs, ctx)
+        if self.cfg.scoring == "held-out":
+            self.train_half, self._half_of = held_out_halves(images, self.train_cluster, ctx)
+            other = [self.train_half != h for h in range(SCORING_HALVES)]  # each language's training items
+            self.languages = tuple(fit_scoring_language(images[o], self.train_cluster[o], self.num_clusters, costs, ctx)
+                                   for o in other)
+        else:
+            self.train_half = np.zeros(len(images), dtype=np.int64)
+            self.languages = (fit_scoring_language(images, self.train_cluster, self.num_clusters, costs, ctx),)
+        self.language = self.languages[0]
+        # one scoring language codes each item, whichever half it is in
         self.flops_per_item = self.encoder_flops + self.language.flops_encode + self.language.flops_decode
-        self.train_cost = semantic_cost(self.language, images, self.train_cluster, costs.lam)
+        self.train_cost = self._cost(images, self.train_cluster, self.train_half)
         self.train_reference_cost = reference_cost(images, costs.lam)
         profile = cost_profile(self.train_cost, self.train_reference_cost)
         self.ranking = fit_ranking(profile, self.train_cluster, self.num_clusters)
@@ -92,8 +108,10 @@ class Preprocessor:
         self.x_m_clusters = None
         if t.auto:
             self.cut_rule = "auto"
-            constants = {k: v for k, v in (("tolerance", t.tolerance), ("item_factor", t.item_factor)) if v is not None}
-            self.cut, k = auto_cut(self.ranking, self.train_cluster, profile, self.train_confidence, **constants)
+            tolerance, item_factor = CUT_CONSTANTS[self.cfg.scoring]
+            self.cut, k = auto_cut(self.ranking, self.train_cluster, profile, self.train_confidence,
+                                   tolerance if t.tolerance is None else t.tolerance,
+                                   item_factor if t.item_factor is None else t.item_factor)
             self.x_m_clusters = np.sort(np.flatnonzero(self.ranking.rank < k))
         elif t.fraction is not None:
             self.cut_rule = "fraction"
@@ -102,6 +120,21 @@ class Preprocessor:
             self.cut_rule = "confidence"
             self.cut = float(t.confidence)
         self.score_seconds = time.perf_counter() - t0
+
+    def _cost(self, images: np.ndarray, cluster: np.ndarray, half: np.ndarray) -> np.ndarray:
+        """``(N,)`` J of ``(N, H, W, C)`` uint8 items under the language of each one's ``(N,)`` half."""
+        cost = np.empty(len(images))
+        for h, language in enumerate(self.languages):
+            at = np.flatnonzero(half == h)
+            if len(at):
+                cost[at] = semantic_cost(language, images[at], cluster[at], self.costs.lam)
+        return cost
+
+    def halves(self, images: np.ndarray) -> np.ndarray:
+        """``(N,)`` int64 half whose language scores each ``(N, H, W, C)`` uint8 item: a training
+        item's own half (by content: identical images share a half), 0 for any other item (the
+        first language was trained on half of the training items, none of them this item)."""
+        return np.array([self._half_of.get(item_digest(img), 0) for img in images], dtype=np.int64)
 
     def _check(self, images: np.ndarray) -> None:
         if not isinstance(images, np.ndarray) or images.dtype != np.uint8 or images.ndim != 4:
@@ -129,7 +162,7 @@ class Preprocessor:
             raise RuntimeError("this pre-processor has no split: build it with fit_preprocessor, not fit_encoder")
         p = self._probabilities(images)
         cluster = p.argmax(axis=1).astype(np.int64)
-        cost = semantic_cost(self.language, images, cluster, self.costs.lam)
+        cost = self._cost(images, cluster, self.halves(images))
         ref = reference_cost(images, self.costs.lam)
         conf = lexicographic_confidence(self.ranking, cluster, cost_profile(cost, ref))
         return Assignment(cluster, conf, cost, ref, p.max(axis=1).astype(np.float64), p)

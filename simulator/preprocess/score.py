@@ -1,12 +1,14 @@
 """The label-free score of the split: what an item costs, in bits, on each route and under a
 fixed reference coder.
 
-* Semantic route: ``J_i = R_i + lambda D_i`` under a *scoring language* trained on all of the
-  source's items, with the contrastive clusters as its header and one operating point (the
-  language of eq. (1) before any split, at ``semantic.lambda`` whatever ``semantic.rate_control``
-  says; the pipelines' languages are variable-rate and the vanilla ones form their own
-  dictionary, so none of them is this model). ``R_i``: the entropy model's estimated bits of the item's representation, header
-  included; ``D_i``: the sum of squared errors of its decode on the 0..255 scale; ``lambda``:
+* Semantic route: ``J_i = R_i + lambda D_i`` under a *scoring language* trained on the
+  source's items (``preprocess.scoring = "in-sample"``: all of them; ``"held-out"``: two languages,
+  each trained on one half of the items and scoring the other half, so that no item is scored by
+  a language that saw it: :func:`held_out_halves`), with the contrastive clusters as its header
+  and one operating point (the language of eq. (1) before any split, at ``semantic.lambda``
+  whatever ``semantic.rate_control`` says; the pipelines' languages are variable-rate and the
+  vanilla ones form their own dictionary, so none of them is this model). ``R_i``: the entropy
+  model's estimated bits of the item's representation, header included; ``D_i``: the sum of squared errors of its decode on the 0..255 scale; ``lambda``:
   ``semantic.lambda``, the language's own trade-off. Items the language cannot express cheaply
   (no structure shared with the rest of the source) cost the most, whatever the source.
 * Reference: ``Jref_i = min_step (R_ref + lambda SSE_ref)`` under a fixed transform coder that
@@ -26,6 +28,7 @@ part of the split; the benchmark reports the complexity-corrected ``J - C`` besi
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -82,6 +85,37 @@ def fit_scoring_language(images: np.ndarray, clusters: np.ndarray, num_clusters:
     # (always the factorized language: the scoring language is trained on the point's items)
     cfg = model.semantic.model_copy(update={"rate_control": "lambda", "architecture": "factorized"})
     return fit_language(images, clusters, num_clusters, cfg, ctx, tag="scoring")
+
+
+#: The halves of ``preprocess.scoring = "held-out"``: each half's items are scored by a language
+#: trained on the other half's.
+SCORING_HALVES = 2
+
+
+def item_digest(image: np.ndarray) -> bytes:
+    """A 16-byte digest of one item's pixels (identical images, identical digests)."""
+    return hashlib.blake2b(np.ascontiguousarray(image).tobytes(), digest_size=16).digest()
+
+
+def held_out_halves(images: np.ndarray, clusters: np.ndarray, ctx: RunContext) -> tuple[np.ndarray, dict[bytes, int]]:
+    """The halves of ``scoring = "held-out"`` for ``(N, H, W, C)`` uint8 items with ``(N,)``
+    clusters: ``(N,)`` int64 in ``0..SCORING_HALVES-1`` and the map from each distinct item's
+    :func:`item_digest` to its half.
+
+    Stratified by cluster: the distinct images of each cluster, in a random order
+    (``ctx.rng("scoring-halves")``), are dealt to the halves alternately, the deal running on
+    from one cluster to the next; so every cluster of two or more distinct images is in both
+    halves (each language learns the header of every such cluster), the halves differ in size by
+    at most one distinct image, and the copies of an image share a half: the language that
+    scores an item has seen no copy of it."""
+    digests = [item_digest(img) for img in images]
+    first = dict(zip(reversed(digests), reversed(range(len(digests)))))  # digest -> first index
+    distinct = list(dict.fromkeys(digests))
+    of = np.array([int(clusters[first[d]]) for d in distinct], dtype=np.int64)
+    rng = ctx.rng("scoring-halves")
+    order = np.concatenate([rng.permutation(np.flatnonzero(of == c)) for c in np.unique(of)]) if len(of) else of
+    half_of = {distinct[j]: int(pos % SCORING_HALVES) for pos, j in enumerate(order)}
+    return np.array([half_of[d] for d in digests], dtype=np.int64), half_of
 
 
 def semantic_cost(language: SemanticLanguage, images: np.ndarray, clusters: np.ndarray, lam: float) -> np.ndarray:
