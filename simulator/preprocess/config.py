@@ -25,7 +25,9 @@ class ThresholdConfig(Section):
     than :data:`~simulator.preprocess.ranking.TOLERABLE_DOUBLINGS` doublings from the typical
     item's, and in the boundary cluster the items more than
     :data:`~simulator.preprocess.ranking.ITEM_FACTOR` times the typical learnable item's
-    atypicality out; none when no cluster is that far).
+    atypicality out; none when no cluster is that far). Those are the constants of
+    ``scoring = "in-sample"``; ``"held-out"`` has its own
+    (:data:`~simulator.preprocess.ranking.CUT_CONSTANTS`).
     ``{tolerance = T, item_factor = F}``: the same rule with other constants (either key alone:
     the other at its default).
     ``{fraction = f}``: the share of items routed to X_m (lowest confidence first).
