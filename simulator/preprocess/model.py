@@ -134,6 +134,8 @@ class Preprocessor:
         """``(N,)`` int64 half whose language scores each ``(N, H, W, C)`` uint8 item: a training
         item's own half (by content: identical images share a half), 0 for any other item (the
         first language was trained on half of the training items, none of them this item)."""
+        if not self._half_of:  # in-sample: one language
+            return np.zeros(len(images), dtype=np.int64)
         return np.array([self._half_of.get(item_digest(img), 0) for img in images], dtype=np.int64)
 
     def _check(self, images: np.ndarray) -> None:

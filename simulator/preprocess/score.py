@@ -8,9 +8,10 @@ fixed reference coder.
   and one operating point (the language of eq. (1) before any split, at ``semantic.lambda``
   whatever ``semantic.rate_control`` says; the pipelines' languages are variable-rate and the
   vanilla ones form their own dictionary, so none of them is this model). ``R_i``: the entropy
-  model's estimated bits of the item's representation, header included; ``D_i``: the sum of squared errors of its decode on the 0..255 scale; ``lambda``:
-  ``semantic.lambda``, the language's own trade-off. Items the language cannot express cheaply
-  (no structure shared with the rest of the source) cost the most, whatever the source.
+  model's estimated bits of the item's representation, header included; ``D_i``: the sum of
+  squared errors of its decode on the 0..255 scale; ``lambda``: ``semantic.lambda``, the
+  language's own trade-off. Items the language cannot express cheaply (no structure shared with
+  the rest of the source) cost the most, whatever the source.
 * Reference: ``Jref_i = min_step (R_ref + lambda SSE_ref)`` under a fixed transform coder that
   learns nothing from the source (:func:`reference_cost`): an orthonormal 8x8 DCT per channel
   (the whole image when a side is not a multiple of 8), uniform quantisation with one step for
@@ -109,9 +110,11 @@ def held_out_halves(images: np.ndarray, clusters: np.ndarray, ctx: RunContext) -
     at most one distinct image, and the copies of an image share a half: the language that
     scores an item has seen no copy of it."""
     digests = [item_digest(img) for img in images]
-    first = dict(zip(reversed(digests), reversed(range(len(digests)))))  # digest -> first index
-    distinct = list(dict.fromkeys(digests))
-    of = np.array([int(clusters[first[d]]) for d in distinct], dtype=np.int64)
+    first: dict[bytes, int] = {}  # each distinct image's first index, in order of appearance
+    for i, d in enumerate(digests):
+        first.setdefault(d, i)
+    distinct = list(first)
+    of = np.array([int(clusters[i]) for i in first.values()], dtype=np.int64)
     rng = ctx.rng("scoring-halves")
     order = np.concatenate([rng.permutation(np.flatnonzero(of == c)) for c in np.unique(of)]) if len(of) else of
     half_of = {distinct[j]: int(pos % SCORING_HALVES) for pos, j in enumerate(order)}
