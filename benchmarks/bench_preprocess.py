@@ -245,7 +245,7 @@ def main() -> None:
                     help="CIFAR items per detection run, before the injection (several: one suite per size)")
     ap.add_argument("--digits-items", nargs="+", type=int, default=[0],
                     help="digits per detect-digits run, before the injection (0: all 1797; several: one suite per size)")
-    ap.add_argument("--scoring", default="in-sample", choices=["in-sample", "held-out"],
+    ap.add_argument("--scoring", default="held-out", choices=["in-sample", "held-out"],
                     help="preprocess.scoring of the detection runs")
     ap.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS),
                     help="detection configurations: a kind at 20 %%, none (nothing injected), shuffled40 / noise40 "

@@ -185,7 +185,7 @@ def main() -> None:
                     help="cifar-dev items per run, before the injection (one run per size)")
     ap.add_argument("--glyph-items", nargs="+", type=int, default=[0],
                     help="glyphs per run, before the injection (0: all 1800; one run per size)")
-    ap.add_argument("--scoring", default="in-sample", choices=["in-sample", "held-out"],
+    ap.add_argument("--scoring", default="held-out", choices=["in-sample", "held-out"],
                     help="preprocess.scoring of the runs: the constants are chosen for it")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])

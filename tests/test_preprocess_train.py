@@ -13,7 +13,7 @@ from simulator.errors import InputError
 from simulator.metrics import clustering_scores
 from simulator.preprocess import PreprocessConfig, fit_encoder, fit_preprocessor
 from simulator.preprocess.config import ThresholdConfig
-from simulator.preprocess.ranking import ITEM_FACTOR, TOLERABLE_DOUBLINGS
+from simulator.preprocess.ranking import CUT_CONSTANTS, ITEM_FACTOR, TOLERABLE_DOUBLINGS
 from simulator.preprocess.score import CostModel
 from simulator.scenario import parse_scenario
 from simulator.semantic import SemanticConfig
@@ -253,16 +253,19 @@ def test_the_auto_cut_takes_explicit_constants(small, ctx):
     ``"auto"`` cut; a tolerance above every cluster's atypicality sends nothing; one below
     the most atypical cluster's sends that cluster at least."""
     cfg = PreprocessConfig(clusters=4, **TINY)
-    auto = fit_preprocessor(small, cfg, ctx)
+    assert cfg.scoring == "held-out"  # the default, whose constants are not the in-sample ones
+    auto = fit_preprocessor(small, cfg, ctx, COSTS)
+    tolerance, item_factor = CUT_CONSTANTS["held-out"]
+    assert (tolerance, item_factor) != (TOLERABLE_DOUBLINGS, ITEM_FACTOR)
     same = fit_preprocessor(small, cfg.model_copy(update={"memorizable_threshold": ThresholdConfig(
-        tolerance=TOLERABLE_DOUBLINGS, item_factor=ITEM_FACTOR)}), ctx)
+        tolerance=tolerance, item_factor=item_factor)}), ctx, COSTS)
     assert same.cut == auto.cut and same.cut_rule == "auto"
     top = float(np.max(auto.ranking.score))
     none = fit_preprocessor(small, cfg.model_copy(update={"memorizable_threshold": ThresholdConfig(
-        tolerance=top * 1.01)}), ctx)
+        tolerance=top * 1.01)}), ctx, COSTS)
     assert not none.split(none.assign(small.images)).any()
     some = fit_preprocessor(small, cfg.model_copy(update={"memorizable_threshold": ThresholdConfig(
-        tolerance=top * 0.99, item_factor=0.0)}), ctx)
+        tolerance=top * 0.99, item_factor=0.0)}), ctx, COSTS)
     worst = int(np.argmin(some.ranking.rank))
     assert some.split(some.assign(small.images))[some.train_cluster == worst].all()
     assert parse_scenario({"name": "x", "preprocess": {"memorizable_threshold": {"tolerance": 0.8}}}).resolved()[
@@ -301,7 +304,7 @@ def test_held_out_scoring_scores_each_item_by_the_language_that_never_saw_it(sma
     new = (255 - small.images[:3]).astype(np.uint8)  # not a training item
     assert pre.halves(new).tolist() == [0, 0, 0]
     assert np.array_equal(pre.assign(new).cost, semantic_cost(pre.languages[0], new, pre.clusters(new), COSTS.lam))
-    insample = fit_preprocessor(items, PreprocessConfig(clusters=4, **TINY), ctx, COSTS)
+    insample = fit_preprocessor(items, PreprocessConfig(clusters=4, scoring="in-sample", **TINY), ctx, COSTS)
     assert len(insample.languages) == 1 and not insample.train_half.any()
 
 

@@ -26,8 +26,8 @@ class ThresholdConfig(Section):
     item's, and in the boundary cluster the items more than
     :data:`~simulator.preprocess.ranking.ITEM_FACTOR` times the typical learnable item's
     atypicality out; none when no cluster is that far). Those are the constants of
-    ``scoring = "in-sample"``; ``"held-out"`` has its own
-    (:data:`~simulator.preprocess.ranking.CUT_CONSTANTS`).
+    ``scoring = "in-sample"``; ``"held-out"`` (the default) has its own, 1.4 doublings and the
+    whole boundary cluster (:data:`~simulator.preprocess.ranking.CUT_CONSTANTS`).
     ``{tolerance = T, item_factor = F}``: the same rule with other constants (either key alone:
     the other at its default).
     ``{fraction = f}``: the share of items routed to X_m (lowest confidence first).
@@ -150,8 +150,9 @@ class PreprocessConfig(Section):
     clusters: int | Literal["auto"] = "auto"
     memorizable_threshold: ThresholdConfig = Field(default_factory=lambda: ThresholdConfig.model_validate("auto"))
     scoring: Literal["in-sample", "held-out"] = Field(
-        default="in-sample", description='which language scores an item: "in-sample", one trained on every item; '
-        '"held-out", one of two trained on disjoint halves, the one that never saw the item (docs/preprocess.md)')
+        default="held-out", description='which language scores an item: "held-out" (the default), one of two '
+        'trained on disjoint halves, the one that never saw the item; "in-sample", one trained on every item '
+        '(docs/preprocess.md)')
 
     backbone: Literal["cnn", "resnet18"] | None = None
     width: int | None = Field(default=None, ge=4, le=512)
