@@ -26,8 +26,8 @@ class ThresholdConfig(Section):
     item's, and in the boundary cluster the items more than
     :data:`~simulator.preprocess.ranking.ITEM_FACTOR` times the typical learnable item's
     atypicality out; none when no cluster is that far). Those are the constants of
-    ``scoring = "in-sample"``; ``"held-out"`` (the default) has its own, 1.4 doublings and the
-    whole boundary cluster (:data:`~simulator.preprocess.ranking.CUT_CONSTANTS`).
+    ``scoring = "in-sample"``; ``"held-out"`` (the default) has its own, 1.2 doublings and an
+    item factor of 3 (:data:`~simulator.preprocess.ranking.CUT_CONSTANTS`).
     ``{tolerance = T, item_factor = F}``: the same rule with other constants (either key alone:
     the other at its default).
     ``{fraction = f}``: the share of items routed to X_m (lowest confidence first).
