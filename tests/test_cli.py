@@ -196,7 +196,9 @@ def test_calibrate_command_measures_then_reuses(tmp_path, capsys):
 
 
 def test_preprocess_command_reports_and_writes(tmp_path, capsys):
+    # a small scoring language (the report's mechanics are the subject, not the split's quality)
     text = (SMALL.replace("{dataset}", "digits").replace("max_items = 40", "max_items = 300")
+            + "[semantic]\nepochs = 2\nhidden_channels = 8\nlatent_channels = 2\n"
             + "[preprocess]\nepochs = 2\nwarmup_epochs = 1\nbatch_size = 64\n")
     path = write(tmp_path, text)
     out = tmp_path / "pp"
