@@ -331,5 +331,5 @@ def test_held_out_scoring_splits_a_small_source_where_in_sample_sends_nothing(di
     held = fit_preprocessor(mixed, PreprocessConfig(scoring="held-out"), ctx)
     x_m = held.split(held.assign(mixed.images))
     assert abs(x_m.mean() - mem.mean()) <= 0.05 and mem[x_m].mean() >= 0.9
-    insample = fit_preprocessor(mixed, PreprocessConfig(), ctx)
+    insample = fit_preprocessor(mixed, PreprocessConfig(scoring="in-sample"), ctx)
     assert not insample.split(insample.assign(mixed.images)).any()
