@@ -142,7 +142,7 @@ def test_adaptive_mcs_keeps_the_budget(tmp_path):
     import simulator
 
     sc = _budget_scenario("digits", ["classical"], mcs="adaptive", snr_db=14.0, bandwidth_ratio=2.0,
-                          calibration={"target_block_errors": 20, "max_blocks": 256})
+                          calibration={"target_block_errors": 20, "max_blocks": 64})
     sc["classical"]["coder"] = "jpeg"
     res = simulator.run(parse_scenario(sc))
     it, s = res.items, res.summary.iloc[0]

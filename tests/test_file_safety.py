@@ -64,6 +64,9 @@ warmup_epochs = 1
 batch_size = 64
 memorizable_threshold = { fraction = 0.2 }
 scoring = "in-sample"   # one scoring language: these tests are about files, not the split
+[classical]
+coder = "best-lossless"   # one encode per item: these tests are about files, not codecs
+memorizable_coder = "best-lossless"
 [semantic]
 epochs = 3
 fine_tune_steps = 30
@@ -270,7 +273,7 @@ def test_exclusive_lock_refuses_a_second_holder_at_once_and_names_the_first(tmp_
 
 
 def test_a_second_process_on_the_same_run_directory_exits_2_and_the_first_completes(tmp_path):
-    path = scenario(tmp_path, SWEEP.format(items=300))
+    path = scenario(tmp_path, SWEEP.format(items=100))
     ref = tmp_path / "ref"
     assert run(tmp_path, path, ref) == 0
     out = tmp_path / "o"
