@@ -472,65 +472,95 @@ def _psnr_mean(psnr_db: pd.Series) -> float:
     return math.inf if mse == 0 else 10 * math.log10(255.0**2 / mse)
 
 
+#: The most panels :func:`cliff` draws (one per combination of the other swept keys).
+CLIFF_PANELS = 6
+
+
 def cliff(summary: pd.DataFrame, others: list[str], title: str | None = None, scenario: Mapping | None = None,
           sweep_keys: list[str] | None = None, metric: str = "psnr") -> Figure:
-    """PSNR against Es/N0, one line per pipeline and per value of the other swept keys (e.g.
-    ``link.max_retx``): over all items with the undelivered ones filled in (solid) and over the
-    delivered ones only (thin dashed, where it differs). Means over seeds, through the MSE; a
-    lossless (infinite) PSNR is an upward triangle at the top of the axis. ``metric =
-    "msssim"``: the mean MS-SSIM over all items instead (``msssim_all``, lost ones as the
-    mean image; mean over seeds)."""
+    """PSNR against Es/N0, one line per pipeline: over all items with the undelivered ones
+    filled in (solid) and over the delivered ones only (thin dashed, where it differs). The
+    other swept keys (e.g. ``link.bandwidth_ratio`` and ``link.channel``) give one panel per
+    combination of their values when several pipelines are compared (at most
+    :data:`CLIFF_PANELS`, shared axes), else one line per pipeline and value on one axis. Means
+    over seeds, through the MSE; a lossless (infinite) PSNR is an upward triangle at the top of
+    the axis. ``metric = "msssim"``: the mean MS-SSIM over all items instead (``msssim_all``,
+    lost ones as the mean image; mean over seeds)."""
     if metric == "msssim":
         summary = summary.assign(psnr_all_db=summary["msssim_all"], psnr_delivered_db=summary["msssim_all"])
-    fig = Figure(figsize=(7.6, 5.0))
-    ax = fig.subplots()
-    styles = ["-", "-.", ":", (0, (5, 1))]
     keys = [k for k in others if k in summary]
-    lossless: list[tuple[np.ndarray, str]] = []
+    pipelines = _pipelines(summary)
+    panel_keys = keys if len(pipelines) > 1 and keys else []
+    panels = list(summary.groupby(panel_keys, sort=True)) if panel_keys else [((), summary)]
+    if len(panels) > CLIFF_PANELS:
+        panel_keys, panels = [], [((), summary)]
+    line_keys = [k for k in keys if k not in panel_keys]
+    cols = min(2, len(panels))
+    rows = math.ceil(len(panels) / cols)
+    fig = Figure(figsize=(7.6, 5.0) if cols == 1 else (12.0, 0.6 + 4.2 * rows))
+    axes = np.atleast_1d(fig.subplots(rows, cols, sharex=True, sharey=True, squeeze=False)).ravel()
+    styles = ["-", "-.", ":", (0, (5, 1))]
+    lossless: list[tuple[object, np.ndarray, str]] = []
     dashed = False
     n_max = 1
-    for p in _pipelines(summary):
-        g = summary[summary["pipeline"] == p]
-        groups = g.groupby(keys, sort=True) if keys else [((), g)]
-        for j, (values, sub) in enumerate(groups):
-            values = values if isinstance(values, tuple) else (values,)
-            tag = ", ".join(f"{short_label(k)} = {_fmt(v)}" for k, v in zip(keys, values))
-            mean = "mean" if metric == "msssim" else _psnr_mean
-            agg = sub.groupby("esn0_db").agg(all=("psnr_all_db", mean), dlv=("psnr_delivered_db", mean),
-                                             n=("psnr_all_db", "size")).sort_index()
-            n_max = max(n_max, int(agg["n"].max()))
-            label = pipeline_label(p) + (f" ({tag})" if tag else "")
-            x, a, d = agg.index.to_numpy(float), agg["all"].to_numpy(float), agg["dlv"].to_numpy(float)
-            fa = np.isfinite(a)
-            ax.plot(x[fa], a[fa], marker=MARKERS[(j // len(styles)) % len(MARKERS)], markersize=4,
-                    linestyle=styles[j % len(styles)], color=color(p), label=label)
-            if np.isposinf(a).any():
-                lossless.append((x[np.isposinf(a)], color(p)))
-            if not np.allclose(a, d, equal_nan=True):
-                fd = np.isfinite(d)
-                ax.plot(x[fd], d[fd], linestyle="--", color=color(p), alpha=0.45, linewidth=1)
-                dashed = True
-                if np.isposinf(d).any() and not np.isposinf(a).any():
-                    lossless.append((x[np.isposinf(d)], color(p)))
-    for xs, c in lossless:
+    for ax, (pvalues, psub) in zip(axes, panels):
+        pvalues = pvalues if isinstance(pvalues, tuple) else (pvalues,)
+        if panel_keys:
+            ax.set_title(", ".join(f"{short_label(k)} = {_fmt(v)}" for k, v in zip(panel_keys, pvalues)), fontsize=9)
+        for p in pipelines:
+            g = psub[psub["pipeline"] == p]
+            groups = g.groupby(line_keys, sort=True) if line_keys else [((), g)]
+            for j, (values, sub) in enumerate(groups):
+                if sub.empty:
+                    continue
+                values = values if isinstance(values, tuple) else (values,)
+                tag = ", ".join(f"{short_label(k)} = {_fmt(v)}" for k, v in zip(line_keys, values))
+                mean = "mean" if metric == "msssim" else _psnr_mean
+                agg = sub.groupby("esn0_db").agg(all=("psnr_all_db", mean), dlv=("psnr_delivered_db", mean),
+                                                 n=("psnr_all_db", "size")).sort_index()
+                n_max = max(n_max, int(agg["n"].max()))
+                label = pipeline_label(p) + (f" ({tag})" if tag else "")
+                x, a, d = agg.index.to_numpy(float), agg["all"].to_numpy(float), agg["dlv"].to_numpy(float)
+                fa = np.isfinite(a)
+                ax.plot(x[fa], a[fa], marker=MARKERS[(j // len(styles)) % len(MARKERS)], markersize=4,
+                        linestyle=styles[j % len(styles)], color=color(p), label=label)
+                if np.isposinf(a).any():
+                    lossless.append((ax, x[np.isposinf(a)], color(p)))
+                if not np.allclose(a, d, equal_nan=True):
+                    fd = np.isfinite(d)
+                    ax.plot(x[fd], d[fd], linestyle="--", color=color(p), alpha=0.45, linewidth=1)
+                    dashed = True
+                    if np.isposinf(d).any() and not np.isposinf(a).any():
+                        lossless.append((ax, x[np.isposinf(d)], color(p)))
+        ax.grid(alpha=0.3)
+    for ax, xs, c in lossless:
         draw_lossless(ax, xs, c, label=None, annotate=False)
-    ax.set_xlabel("Es/N0 (dB)")
-    if metric == "msssim":
-        ax.set_ylabel("MS-SSIM over all items, lost ones as the mean image (0..1)")
-        ax.set_title("MS-SSIM against channel SNR", fontsize=10)
-    else:
-        ax.set_ylabel("PSNR over all items, lost ones as the mean image (dB)")
-        ax.set_title("Cliff effect: fidelity against channel SNR", fontsize=10)
-    ax.grid(alpha=0.3)
-    handles, _ = ax.get_legend_handles_labels()
+    for ax in axes[len(panels):]:
+        ax.set_visible(False)
+    what = ("MS-SSIM over all items, lost ones as the mean image (0..1)" if metric == "msssim"
+            else "PSNR over all items, lost ones as the mean image (dB)")
+    for i, ax in enumerate(axes[:len(panels)]):
+        if i % cols == 0:
+            ax.set_ylabel(what if cols == 1 else what.replace(", lost", ",\nlost"))
+        if i + cols >= len(panels):
+            ax.set_xlabel("Es/N0 (dB)")
+            ax.tick_params(labelbottom=True)
+    subject = ("MS-SSIM against channel SNR" if metric == "msssim"
+               else "Cliff effect: fidelity against channel SNR")
+    if panel_keys:
+        subject += ", one panel per " + " and ".join(short_label(k) for k in panel_keys)
+    if not panel_keys:
+        axes[0].set_title(subject, fontsize=10)
+    handles, _ = axes[0].get_legend_handles_labels()
     if dashed:
         handles.append(Line2D([], [], linestyle="--", color="0.5", alpha=0.6, label="delivered items only"))
     if lossless:
         handles.append(_lossless_proxy())
-    ax.legend(handles=handles, fontsize=7.5)
+    axes[0].legend(handles=handles, fontsize=7.5)
     how = "" if metric == "msssim" else " (through the MSE)"
     notes = [("one seed per point" if n_max <= 1 else f"mean over up to {n_max} seeds per point{how}")]
-    return finish(fig, heading(title, summary, scenario, sweep_keys), notes)
+    head = heading(title, summary, scenario, sweep_keys)
+    return finish(fig, f"{subject}\n{head}" if panel_keys else head, notes)
 
 
 def link_curves(summary: pd.DataFrame, others: list[str], title: str | None = None, scenario: Mapping | None = None,

@@ -207,7 +207,7 @@ class PointInputs:
 
 
 #: Bump when a language's coding of items, or the cached file's layout, changes.
-CODINGS_VERSION = "semsim-semantic-codings/2"
+CODINGS_VERSION = "semsim-semantic-codings/3"
 
 
 def semantic_codings(items: ItemSet, models: Models, scenario: Scenario, ctx: RunContext,
@@ -216,8 +216,13 @@ def semantic_codings(items: ItemSet, models: Models, scenario: Scenario, ctx: Ru
     (computed once per language, offered items, target and clusters); ``budget_bits``: the
     item bits of a bandwidth budget (``rate_control = "budget"``). Each coding is kept in
     ``ctx``'s cache (``semantic-codings/``, keyed by the trained language's key, the items,
-    their clusters, the target and the budget): the points of a sweep over the SNR or the
-    channel code the items once."""
+    their clusters and the target): the points of a sweep over the SNR or the channel code the
+    items once. Under a budget the cache keeps every item at every operating point
+    (:class:`~simulator.semantic.coding.LadderCoding`), whatever the budget, and each point
+    picks its items' operating points from it: a sweep over the modulation and code rate (an
+    adaptive MCS) or the bandwidth ratio codes the items once too."""
+    from .semantic.coding import LadderCoding
+
     rc = scenario.semantic.rate_control
     target = scenario.fidelity.psnr_db if rc == "target-quality" else None
     budget_bits = budget_bits if rc == "budget" else None
@@ -232,15 +237,19 @@ def semantic_codings(items: ItemSet, models: Models, scenario: Scenario, ctx: Ru
         key = (language.key, np.packbits(offered).tobytes(), target, budget_bits, clusters[offered].tobytes())
         if key not in shared:
             images, cl = items.images[offered], clusters[offered]
-            digest = model_cache.digest(CODINGS_VERSION, language.key, target, budget_bits, images, cl)
+            ladder = budget_bits is not None
+            digest = model_cache.digest(CODINGS_VERSION, language.key, "ladder" if ladder else target, images, cl)
 
-            def code(language=language, images=images, cl=cl):
-                coding = semantic_coding(language, images, cl, target, budget_bits)
+            def code(language=language, images=images, cl=cl, ladder=ladder):
+                coding = (language.encode_ladder(images, cl) if ladder
+                          else semantic_coding(language, images, cl, target))
                 return coding, coding.to_payload()
 
-            shared[key], _ = model_cache.load_or_train(
-                ctx.cache_path("semantic-codings", f"{digest[:32]}.pt"), digest, CODINGS_VERSION, "semantic coding",
-                TargetCoding.from_payload, code)
+            got, _ = model_cache.load_or_train(
+                ctx.cache_path("semantic-codings", f"{digest[:32]}.pt"), digest, CODINGS_VERSION,
+                "semantic ladder" if ladder else "semantic coding",
+                LadderCoding.from_payload if ladder else TargetCoding.from_payload, code)
+            shared[key] = got.fit(budget_bits) if ladder else got
         out[name] = shared[key]
     return out
 

@@ -57,6 +57,44 @@ def test_a_codec_at_a_budget_is_the_best_decode_that_fits(coder):
             assert r.met and r.bits <= budget and r.psnr_db == max(x.psnr_db for x in fit)
 
 
+@pytest.mark.parametrize("coder", ["jpeg", "webp"])
+def test_bisection_at_a_budget_takes_a_highest_quality_that_fits(coder):
+    """``search = "bisect"``: a quality that fits and whose next one does not (the highest that
+    fits where the bits rise with the quality), in at most 2 + ceil(log2(qualities)) encodes
+    when the lowest quality fits; not sent only when no quality of the grid fits."""
+    from simulator.classical.payload import item_bits
+    from simulator.classical.quality import bisect_grid
+    from simulator.registry import CODERS
+
+    lo, hi = CODERS.get(coder).qualities
+    grid = bisect_grid(coder)
+    seen = set()
+    for img in _digits():
+        def size(stream, q, img=img):  # container-free, as the pipelines count
+            return len(item_bits(coder, stream, img.shape, q))
+
+        every = {q: encode_at_quality(coder, img, q) for q in range(lo, hi + 1)}
+        bits = {q: size(every[q].stream, q) for q in every}
+        rising = all(bits[q] <= bits[q + 1] for q in range(lo, hi))
+        for budget in np.quantile(list(bits.values()), [0.0, 0.3, 0.7, 1.0]).astype(int) - 1:
+            r = encode_to_budget(coder, img, int(budget), size, search="bisect")
+            if not r.met:
+                assert r.stream == b"" and r.quality is None and all(bits[q] > budget for q in grid)
+                seen.add("none fits")
+                continue
+            q = r.quality
+            assert r.stream == every[q].stream and bits[q] <= budget and r.psnr_db == every[q].psnr_db
+            assert q == hi or bits[q + 1] > budget
+            if rising:
+                assert q == max(x for x in every if bits[x] <= budget)
+            if bits[lo] <= budget:
+                assert r.encodes <= 2 + int(np.ceil(np.log2(hi - lo)))
+                seen.add("bisected")
+            else:
+                seen.add("from the grid")
+    assert {"none fits", "bisected"} <= seen, seen
+
+
 def test_best_at_a_budget_prefers_a_lossless_stream_that_fits_and_else_the_best_member():
     from simulator.classical.payload import item_bits
 

@@ -219,3 +219,33 @@ def test_gains_map_onto_a_wider_ladder():
         assert np.allclose(out[i].numpy(), want, atol=1e-5), v  # exact on a line, in and out of range
     j = WIDE_LADDER.index(LADDER[3])
     assert torch.equal(out[j], g[3])
+
+
+def test_the_ladder_is_every_operating_point_and_a_budget_picks_from_it(tmp_path, held_out):
+    """The rate control "budget" codes each item at every operating point once
+    (``encode_ladder``, kept across a sweep's budgets) and picks per item the highest that fits."""
+    from simulator.semantic.coding import LadderCoding
+
+    cl = (np.arange(len(held_out)) % 2).astype(np.int64)
+    cfg = SemanticConfig(architecture="hyperprior", fit_on="disjoint", fine_tune_steps=5, fine_tune_lr=1e-3,
+                         fine_tune_keep="always", fine_tune_beta=0.0)
+    lang = fit_language(held_out, cl, 2, cfg, _ctx(tmp_path))
+    images, c = held_out[:40], cl[:40]
+    assert len(set(lang.coding_fold(images).tolist())) == 2, "both post-distributions code"
+    ladder = lang.encode_ladder(images, c)
+    k = lang.num_rungs
+    assert len(ladder.reps) == k and all(len(row) == len(images) for row in ladder.reps)
+    for r in (0, k // 2, k - 1):  # each rung is the language's own coding at that operating point
+        alone = lang.encode(images, c, r)
+        assert [x.bitstream for x in ladder.reps[r]] == [x.bitstream for x in alone]
+        assert [x.est_bits for x in ladder.reps[r]] == pytest.approx([x.est_bits for x in alone], rel=1e-12)
+    bits = ladder.bits
+    for budget in (int(bits.min()) - 1, *np.quantile(bits, [0.1, 0.5, 0.9]).astype(int)):
+        got = ladder.fit(int(budget))
+        assert got.reps == lang.encode_to_target(images, c, None, budget_bits=int(budget)).reps
+        for i in range(len(images)):  # by hand: the highest operating point whose stream fits
+            fits = [r for r in range(k) if bits[r, i] <= budget]
+            assert got.met[i] == bool(fits)
+            assert got.reps[i] == ladder.reps[max(fits) if fits else 0][i]
+    again = LadderCoding.from_payload(ladder.to_payload())
+    assert again.reps == ladder.reps

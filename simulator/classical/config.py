@@ -23,8 +23,9 @@ class ClassicalConfig(Section):
     item's codec quality for the shortest stream whose decode meets ``fidelity.psnr_db``
     (docs/codecs.md); ``"budget"`` codes each item, lossless coders included, at the best decode
     that fits the bandwidth budget's codeword (``link.bandwidth_ratio``, docs/jscc.md); an
-    integer fixes the quality (within the codec's range). ``search`` (``quality = "target"``):
-    ``"bisect"`` (the default) or ``"scan"`` (:func:`~simulator.classical.quality.encode_to_target`). ``container``:
+    integer fixes the quality (within the codec's range). ``search`` (``quality = "target"`` and
+    ``"budget"``): ``"bisect"`` (the default) or ``"scan"`` (:func:`~simulator.classical.quality.encode_to_target`,
+    :func:`~simulator.classical.quality.encode_to_budget`). ``container``:
     ``"none"`` sends each item's minimal header and payload (the codec's coded data, without the
     file container and tables a link configures once; docs/codecs.md "Payload without
     containers"), ``"file"`` the codec's whole file."""
@@ -39,7 +40,9 @@ class ClassicalConfig(Section):
     search: Literal["scan", "bisect"] = Field(
         default="bisect", description='quality = "target": "scan" finds the shortest stream meeting the target (every '
                                     'quality of a small image, a coarse grid and a window otherwise: 30 to 101 encodes '
-                                    'per codec); "bisect" the lowest quality meeting it by bisection (8 encodes)')
+                                    'per codec); "bisect" the lowest quality meeting it by bisection (8 encodes). '
+                                    'quality = "budget": "scan" the best decode among those qualities that fits; '
+                                    '"bisect" the highest quality that fits, by bisection (9 encodes)')
 
     @field_validator("quality", mode="before")
     @classmethod

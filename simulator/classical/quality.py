@@ -260,24 +260,41 @@ def _visit(coder: Coder, coder_name: str, image: np.ndarray,
     return tried
 
 
+def bisect_grid(coder_name: str) -> list[int]:
+    """The qualities a budget's bisection tries when the lowest quality does not fit: every
+    ``step``-th of the codec's range from the lowest, and the highest (``step`` of
+    :data:`SEARCH_GRIDS`, else 10)."""
+    lo, hi = _coder(coder_name).qualities
+    step = SEARCH_GRIDS.get(coder_name, (10, 0))[0]
+    return sorted(set(range(lo, hi + 1, step)) | {hi})
+
+
 def encode_to_budget(coder_name: str, image: np.ndarray, max_bits: int,
-                     size: Callable[[bytes, int | None], int] | None = None) -> TargetResult:
+                     size: Callable[[bytes, int | None], int] | None = None, search: str = "scan") -> TargetResult:
     """The ``coder_name`` stream of ``image`` of highest PSNR whose link bits fit ``max_bits``
     (a bandwidth budget, :mod:`simulator.link.budget`).
 
     ``size(stream, quality)``: the bits the link carries for a stream (default ``8 * len``).
-    A lossy codec visits the qualities as :func:`encode_to_target` does, the refinement window
-    centred on the highest coarse quality that fits (none: the lowest); among the visited ones
-    that fit, the highest PSNR wins (ties: fewer bits, then the lower quality). A lossless
-    coder's only stream fits or not. When nothing fits: an empty stream, ``quality = None``,
-    ``psnr_db = NaN``, ``met = False`` (the item is not sent).
+    With ``search = "scan"`` a lossy codec visits the qualities as :func:`encode_to_target`
+    does, the refinement window centred on the highest coarse quality that fits (none: the
+    lowest); among the visited ones that fit, the highest PSNR wins (ties: fewer bits, then the
+    lower quality). With ``"bisect"`` it takes the highest quality that fits, found by
+    bisection as if the bits rose with the quality (the lowest and the highest quality, then
+    about log2(number of qualities) more, each encoded once; only the answer is decoded); when
+    the lowest quality does not fit, every quality of :func:`bisect_grid` is tried and the
+    bisection runs from the highest that fits to the next one of the grid. The answer fits, and
+    the quality above it does not. A
+    lossless coder's only stream fits or not. When nothing fits: an empty stream, ``quality =
+    None``, ``psnr_db = NaN``, ``met = False`` (the item is not sent).
     """
     coder = _coder(coder_name)
     image = _image(image)
+    if search not in SEARCHES:
+        raise ValueError(f"search must be one of {', '.join(SEARCHES)} (got {search!r})")
     if coder_name == "best":  # a member-aware size goes to best_to_budget itself
         if size is not None:
             raise ValueError("best: give best_to_budget a size(member, stream, quality)")
-        return best_to_budget(image, max_bits)
+        return best_to_budget(image, max_bits, search=search)
     size = size or (lambda stream, q: 8 * len(stream))
     if coder.lossless or coder.encode_at is None:
         stream = coder.encode(image)
@@ -285,7 +302,7 @@ def encode_to_budget(coder_name: str, image: np.ndarray, max_bits: int,
         if size(stream, None) > max_bits:
             return TargetResult(b"", None, float("nan"), False, 1, flops)
         return TargetResult(stream, None, _decode_psnr(coder, stream, image), True, 1, flops)
-    lo, _ = coder.qualities
+    lo, hi = coder.qualities
     bits: dict[int, int] = {}
     psnr = _PsnrMemo(coder_name, image)
 
@@ -293,6 +310,28 @@ def encode_to_budget(coder_name: str, image: np.ndarray, max_bits: int,
         if q not in bits:
             bits[q] = size(stream, q)
         return bits[q] <= max_bits
+
+    if search == "bisect":
+        seen: dict[int, bytes] = {}
+
+        def fits_at(q: int) -> bool:
+            if q not in seen:
+                seen[q] = coder.encode_at(image, q)
+            return fits(q, seen[q])
+
+        if fits_at(lo):
+            a, b = (hi, hi) if fits_at(hi) else (lo, hi)  # a fits, b = a or does not fit
+        else:  # the bits need not rise with the quality: look for a higher one that fits
+            grid = bisect_grid(coder_name)
+            ok = [q for q in grid if fits_at(q)]
+            if not ok:
+                return TargetResult(b"", None, float("nan"), False, len(seen), psnr.flops(len(seen)))
+            a = max(ok)
+            b = next((q for q in grid if q > a), a)
+        while a < b - 1:
+            m = (a + b) // 2
+            a, b = (m, b) if fits_at(m) else (a, m)
+        return TargetResult(seen[a], a, psnr(a, seen[a]), True, len(seen), psnr.flops(len(seen)))
 
     def centre(tried: dict[int, bytes]) -> int:  # the highest coarse quality that fits
         ok = [q for q in sorted(tried) if fits(q, tried[q])]
@@ -307,20 +346,20 @@ def encode_to_budget(coder_name: str, image: np.ndarray, max_bits: int,
                         psnr.flops(len(tried)))
 
 
-def best_to_budget(image: np.ndarray, max_bits: int, size: Callable[[str, bytes, int | None], int] | None = None
-                   ) -> TargetResult:
+def best_to_budget(image: np.ndarray, max_bits: int, size: Callable[[str, bytes, int | None], int] | None = None,
+                   search: str = "scan") -> TargetResult:
     """The ``best`` coder at a budget: per item the member stream of highest PSNR among each
-    member's :func:`encode_to_budget` at ``max_bits`` less the 8-bit tag, prefixed by the tag
-    (``size(member, stream, quality)``: as in :func:`best_to_target`; ties: the lower tag, so a
-    ``best-lossless`` stream that fits wins and the lossy members are not run). Nothing fits:
-    an empty stream with ``met = False``."""
+    member's :func:`encode_to_budget` at ``max_bits`` less the 8-bit tag (its ``search``),
+    prefixed by the tag (``size(member, stream, quality)``: as in :func:`best_to_target`; ties:
+    the lower tag, so a ``best-lossless`` stream that fits wins and the lossy members are not
+    run). Nothing fits: an empty stream with ``met = False``."""
     from .codecs import BEST_MEMBERS
 
     size = size or (lambda member, stream, q: 8 * len(stream))
     best = None
     tried, flops = 0, 0.0
     for tag, member in enumerate(BEST_MEMBERS):
-        r = encode_to_budget(member, image, max_bits - 8, lambda st, q, m=member: size(m, st, q))
+        r = encode_to_budget(member, image, max_bits - 8, lambda st, q, m=member: size(m, st, q), search)
         tried, flops = tried + r.encodes, flops + r.flops
         if r.met and (best is None or r.psnr_db > best[1].psnr_db):
             best = (tag, r)

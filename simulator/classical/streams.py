@@ -59,11 +59,11 @@ class ClassicalStreams:
 
 
 def _budget_streams(images: np.ndarray, coder: str, container: str, budget_bits: int, side: int,
-                    on_item: Callable[[int, int], None] | None) -> ClassicalStreams:
+                    on_item: Callable[[int, int], None] | None, search: str) -> ClassicalStreams:
     """:func:`encode_classical` with ``quality = "budget"``: per picture of :func:`groups`
     (single items when ``side = 1``) the best decode whose link bits fit the picture's items'
-    budgets together, cut into one chunk per item (empty chunks: nothing fits, or the picture
-    needed fewer codewords)."""
+    budgets together (found by ``search``), cut into one chunk per item (empty chunks: nothing
+    fits, or the picture needed fewer codewords)."""
     n = len(images)
     q = np.full(n, np.nan)
     met = np.zeros(n, dtype=bool)
@@ -77,8 +77,8 @@ def _budget_streams(images: np.ndarray, coder: str, container: str, budget_bits:
             return 8 * len(stream) if container == "file" else len(payload.item_bits(member, stream, pshape, qq))
 
         budget = budget_bits * len(idx)
-        r = (best_to_budget(picture, budget, lambda m, st, qq: size(st, qq, m)) if coder == "best"
-             else encode_to_budget(coder, picture, budget, size))
+        r = (best_to_budget(picture, budget, lambda m, st, qq: size(st, qq, m), search) if coder == "best"
+             else encode_to_budget(coder, picture, budget, size, search))
         # no chunk leaves before the picture's search, and the picture decodes once its last
         # chunk is in: the first item carries the search, the last one the decode
         t_flops[idx[0]] = r.flops
@@ -115,7 +115,7 @@ def encode_classical(images: np.ndarray, coder: str, quality: str | int = "targe
     A lossless coder ignores ``quality``. A lossy one codes at the integer ``quality``, or
     with ``quality = "target"`` at the shortest stream whose decode meets ``psnr_db`` (dB)
     (:func:`~simulator.classical.quality.encode_to_target`, its quality ``search``: ``"scan"`` or
-    ``"bisect"``). ``on_item(done, n)`` is told
+    ``"bisect"``, also the search of ``quality = "budget"``). ``on_item(done, n)`` is told
     after each item (progress). ``container``: ``"file"`` (the link carries the codec's whole
     stream) or ``"none"`` (its minimal header and payload, docs/codecs.md).
 
@@ -146,7 +146,7 @@ def encode_classical(images: np.ndarray, coder: str, quality: str | int = "targe
     if quality == "budget":
         if budget_bits is None:
             raise ValueError('quality = "budget" needs budget_bits (the item bits a bandwidth budget carries)')
-        return _budget_streams(images, coder, container, int(budget_bits), mosaic, on_item)
+        return _budget_streams(images, coder, container, int(budget_bits), mosaic, on_item, search)
     if mosaic != 1:
         raise ValueError('mosaics are coded at a bandwidth budget: quality = "budget"')
     samples = int(np.prod(shape))
@@ -182,7 +182,7 @@ def encode_classical(images: np.ndarray, coder: str, quality: str | int = "targe
 
 
 #: Bump when the coding of :func:`encode_classical` or the cached file's layout changes.
-STREAMS_VERSION = "semsim-classical-streams/3"
+STREAMS_VERSION = "semsim-classical-streams/4"
 
 
 def _codec_versions() -> str:
@@ -215,7 +215,7 @@ def cached_classical(images: np.ndarray, coder: str, quality: str | int, psnr_db
 
     from .. import model_cache
 
-    searched = quality == "target" and not CODERS.get(coder).lossless  # the only coding ``search`` changes
+    searched = quality in ("target", "budget") and not CODERS.get(coder).lossless  # the codings ``search`` changes
     key = model_cache.digest(STREAMS_VERSION, _codec_versions(), _costs(), coder, quality,
                              None if psnr_db is None else float(psnr_db), container, budget_bits, mosaic,
                              search if searched else None, images)

@@ -3,7 +3,8 @@ result and search, and the conversion of items to and from the networks' scale.
 
 * :class:`Representation`: what the teacher sends for one item;
 * :class:`TargetCoding`: the rate control's choice for N items, and :func:`search_target`,
-  the search both languages run;
+  the search both languages run; :class:`LadderCoding`: every item at every operating point,
+  from which a bandwidth budget chooses (:func:`fit_budget`);
 * ``to_net`` / ``to_uint8``: ``(N, H, W, C)`` uint8 <-> ``(N, C, H, W)`` float32 in
   ``[-1/2, 1/2]``; ``check_items``: items and clusters checked with one clear message.
 """
@@ -74,6 +75,48 @@ class TargetCoding:
                 for s, nb, e, c, r in zip(unpack_ragged(p["streams"]), p["n_bits"].tolist(), p["est_bits"].tolist(),
                                           p["cluster"].tolist(), p["rung"].tolist())]
         return cls(reps, p["met"].numpy().copy(), p["psnr_db"].numpy().copy(), p["rungs_tried"].numpy().copy())
+
+
+@dataclass(frozen=True)
+class LadderCoding:
+    """Every item coded at every operating point of a language (``encode_ladder``): what the
+    rate control ``"budget"`` chooses from, the same whatever the budget, so a sweep over the
+    SNR or the channel codes its items once (:meth:`fit`).
+
+    Attributes:
+        reps: ``K`` lists of ``N`` :class:`Representation` s: ``reps[r][i]`` is item ``i`` at
+            operating point ``r``.
+    """
+
+    reps: list[list[Representation]]
+
+    @property
+    def bits(self) -> np.ndarray:
+        """``(K, N)`` int64 stream length of each item at each operating point."""
+        k = len(self.reps)
+        n = len(self.reps[0]) if k else 0
+        return np.array([[r.n_bits for r in row] for row in self.reps], dtype=np.int64).reshape(k, n)
+
+    def fit(self, max_bits: int) -> TargetCoding:
+        """The rate control under a bandwidth budget (:func:`fit_budget`): per item the highest
+        operating point whose stream is at most ``max_bits`` long (none: operating point 0 with
+        ``met = False``, not sent)."""
+        chosen, met, psnr, tried = fit_budget(self.bits, max_bits)
+        return TargetCoding([self.reps[int(r)][i] for i, r in enumerate(chosen)], met, psnr, tried)
+
+    def to_payload(self) -> dict:
+        """Plain tensors that :meth:`from_payload` turns back into an equal coding (the cache)."""
+        flat = [rep for row in self.reps for rep in row]
+        n = len(self.reps[0]) if self.reps else 0
+        return {"rungs": torch.tensor([len(self.reps), n], dtype=torch.int64),
+                **TargetCoding(flat, np.zeros(len(flat), dtype=bool), np.zeros(len(flat)),
+                               np.zeros(len(flat), dtype=np.int64)).to_payload()}
+
+    @classmethod
+    def from_payload(cls, p: dict) -> "LadderCoding":
+        k, n = (int(v) for v in p["rungs"].tolist())
+        flat = TargetCoding.from_payload(p).reps
+        return cls([flat[r * n:(r + 1) * n] for r in range(k)])
 
 
 def to_net(images: np.ndarray) -> torch.Tensor:

@@ -47,7 +47,7 @@ from .config import SemanticConfig
 from .entropy import (CodingTable, StreamReader, build_table, coded_parameter_bits, encode_stream,
                       gaussian_table)
 from .hyperprior import SCALES, HyperpriorCodec, HyperShape, gaussian_likelihood, rd_cost
-from .coding import (Representation, TargetCoding, check_items, fit_budget, rungs_of, search_target, to_net,
+from .coding import (LadderCoding, Representation, TargetCoding, check_items, rungs_of, search_target, to_net,
                      to_uint8)
 
 log = logging.getLogger(__name__)
@@ -302,7 +302,10 @@ class HyperLanguage:
                          budget_bits: int | None = None) -> TargetCoding:
         """Per item the shortest bitstream over the operating points whose decode meets
         ``psnr_db`` (same rule as :meth:`SemanticLanguage.encode_to_target`); with ``budget_bits``,
-        the highest operating point whose stream fits it (:func:`~simulator.semantic.coding.fit_budget`)."""
+        the highest operating point whose stream fits it (:meth:`encode_ladder`, then
+        :meth:`~simulator.semantic.coding.LadderCoding.fit`)."""
+        if budget_bits is not None:
+            return self.encode_ladder(images, clusters).fit(budget_bits)
         images, clusters = self._check(images, clusters)
         n, k = len(images), self.num_rungs
         folds = self.coding_fold(images)
@@ -324,8 +327,7 @@ class HyperLanguage:
                     np.zeros((0, self._jz + self._jy), dtype=np.int64)
                 return self._reconstruct(f, lat, clusters[idx][sel], r)
 
-            chosen, ok, p, t = (search_target(bits, decode, images[idx], psnr_db) if budget_bits is None
-                                else fit_budget(bits, budget_bits))
+            chosen, ok, p, t = search_target(bits, decode, images[idx], psnr_db)
             met[idx], psnr[idx], tried[idx] = ok, p, t
             for r in np.unique(chosen):
                 sel = np.flatnonzero(chosen == r)
@@ -334,6 +336,24 @@ class HyperLanguage:
                     reps[idx[j]] = Representation(streams[int(r)][j], int(bits[r, j]), float(e),
                                                   int(clusters[idx[j]]), int(r))
         return TargetCoding(reps, met, psnr, tried)  # type: ignore[arg-type]
+
+    def encode_ladder(self, images: np.ndarray, clusters: np.ndarray) -> LadderCoding:
+        """Every item of ``images`` ``(N, H, W, C)`` uint8 (``clusters`` ``(N,)``) at every
+        operating point, each coded by its coding fold's post-distribution (one analysis pass per
+        fold; :class:`~simulator.semantic.coding.LadderCoding`)."""
+        images, clusters = self._check(images, clusters)
+        n, k = len(images), self.num_rungs
+        folds = self.coding_fold(images)
+        ladder: list[list[Representation | None]] = [[None] * n for _ in range(k)]
+        for f in np.unique(folds):
+            f = int(f)
+            idx = np.flatnonzero(folds == f)
+            coded = self._symbols(f, images[idx], [np.full(len(idx), r) for r in range(k)])
+            for r, (sym, sigma) in enumerate(coded):
+                est = self._est(f, sym, sigma)
+                for j, d in enumerate(self._code(f, sym, clusters[idx], np.full(len(idx), r), sigma)):
+                    ladder[r][idx[j]] = Representation(d, 8 * len(d), float(est[j]), int(clusters[idx[j]]), r)
+        return LadderCoding(ladder)  # type: ignore[arg-type]
 
     def decode(self, bitstreams: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
         """Bitstreams -> (``(N, H, W, C)`` uint8 reconstructions, ``(N,)`` int64 header clusters)."""

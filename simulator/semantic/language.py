@@ -37,7 +37,7 @@ from ..errors import InputError
 from ..progress import StepMeter
 from .codec import SemanticCodec, count_flops, param_count
 from .config import SemanticConfig
-from .coding import (Representation, TargetCoding, check_items, fit_budget, rungs_of, search_target, to_net,
+from .coding import (LadderCoding, Representation, TargetCoding, check_items, rungs_of, search_target, to_net,
                      to_uint8)
 from .entropy import CodingTable, build_table, coded_parameter_bits, decode_item, encode_item
 
@@ -173,14 +173,17 @@ class SemanticLanguage:
         ``(N,)`` int.
 
         With ``budget_bits`` (a bandwidth budget) the choice is instead the highest operating
-        point whose stream fits it, with no decode (:func:`~simulator.semantic.coding.fit_budget`).
+        point whose stream fits it, with no decode (:meth:`encode_ladder`, then
+        :meth:`~simulator.semantic.coding.LadderCoding.fit`).
         """
+        if budget_bits is not None:
+            return self.encode_ladder(images, clusters).fit(budget_bits)
         images, clusters = self._check(images, clusters)
         n, k = len(images), self.num_rungs
         lat = self._latents_per_rung(images, clusters)
         streams = [self._code(lat[r], clusters, np.full(n, r)) for r in range(k)]
         bits = np.array([[8 * len(d) for d in streams[r]] for r in range(k)], dtype=np.int64).reshape(k, n)
-        chosen, met, psnr, tried = fit_budget(bits, budget_bits) if budget_bits is not None else search_target(
+        chosen, met, psnr, tried = search_target(
             bits, lambda r, sel: self.reconstruct(lat[r, sel], clusters[sel], r), images, psnr_db)
         est = {r: self.estimated_bits(lat[r][chosen == r]) for r in np.unique(chosen)}
         pos = {r: 0 for r in est}
@@ -190,6 +193,19 @@ class SemanticLanguage:
             reps.append(Representation(streams[r][i], int(bits[r, i]), float(est[r][pos[r]]), int(clusters[i]), r))
             pos[r] += 1
         return TargetCoding(reps, met, psnr, tried)
+
+    def encode_ladder(self, images: np.ndarray, clusters: np.ndarray) -> LadderCoding:
+        """Every item of ``images`` ``(N, H, W, C)`` uint8 (``clusters`` ``(N,)``) at every
+        operating point (one analysis pass; :class:`~simulator.semantic.coding.LadderCoding`)."""
+        images, clusters = self._check(images, clusters)
+        n, k = len(images), self.num_rungs
+        lat = self._latents_per_rung(images, clusters)
+        ladder = []
+        for r in range(k):
+            est = self.estimated_bits(lat[r])
+            ladder.append([Representation(d, 8 * len(d), float(est[i]), int(clusters[i]), r)
+                           for i, d in enumerate(self._code(lat[r], clusters, np.full(n, r)))])
+        return LadderCoding(ladder)
 
     # ------------------------------------------------------------------ decoder side
     def decode_latents(self, bitstreams: list[bytes]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
