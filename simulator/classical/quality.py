@@ -283,9 +283,9 @@ def encode_to_budget(coder_name: str, image: np.ndarray, max_bits: int,
     about log2(number of qualities) more, each encoded once; only the answer is decoded); when
     the lowest quality does not fit, every quality of :func:`bisect_grid` is tried and the
     bisection runs from the highest that fits to the next one of the grid. The answer fits, and
-    the quality above it does not. A
-    lossless coder's only stream fits or not. When nothing fits: an empty stream, ``quality =
-    None``, ``psnr_db = NaN``, ``met = False`` (the item is not sent).
+    the quality above it does not. A lossless coder's only stream fits or not. When nothing
+    fits: an empty stream, ``quality = None``, ``psnr_db = NaN``, ``met = False`` (the item is
+    not sent).
     """
     coder = _coder(coder_name)
     image = _image(image)
