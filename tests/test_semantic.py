@@ -381,3 +381,19 @@ def test_run_by_run_coding_gives_the_per_symbol_models_bits(monkeypatch, rows):
         monkeypatch.setattr(E, "RUN_CODING_MIN_WORK", work)
         header, decoded = E.decode_item(streams["runs"], 7, table, row)
         assert header == 3 and np.array_equal(decoded, values)
+
+
+def test_the_factorized_ladder_is_every_operating_point(variable_rate, digits):
+    """``encode_ladder`` of the factorized language: each rung is its own ``encode`` at that
+    rung, and a budget picks per item the highest rung that fits (``encode_to_target``'s
+    budget rule)."""
+    images, clusters = digits[0][:50], digits[1][:50]
+    ladder = variable_rate.encode_ladder(images, clusters)
+    k = variable_rate.num_rungs
+    for r in (0, k - 1):
+        assert ladder.reps[r] == variable_rate.encode(images, clusters, r)
+    budget = int(np.median(ladder.bits))
+    got = variable_rate.encode_to_target(images, clusters, None, budget_bits=budget)
+    for i in range(len(images)):
+        fits = [r for r in range(k) if ladder.bits[r, i] <= budget]
+        assert got.met[i] == bool(fits) and got.reps[i] == ladder.reps[max(fits) if fits else 0][i]
