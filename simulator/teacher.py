@@ -57,12 +57,10 @@ class Encoded:
         return np.array([len(b) for b in self.bits], dtype=np.int64)
 
 
-def semantic_coding(language, images: np.ndarray, clusters: np.ndarray, psnr_target_db: float | None,
-                    budget_bits: int | None = None):
-    """The language's representations of ``(M, H, W, C)`` uint8 items with ``(M,)`` header clusters.
-
-    With ``budget_bits`` (``rate_control = "budget"``): per item the highest operating point
-    whose stream fits them (``met`` False where none does).
+def semantic_coding(language, images: np.ndarray, clusters: np.ndarray, psnr_target_db: float | None):
+    """The language's representations of ``(M, H, W, C)`` uint8 items with ``(M,)`` header clusters
+    (under a bandwidth budget the sweep point picks from the language's ``encode_ladder``
+    instead: :func:`~simulator.point.semantic_codings`).
 
     With a target (``rate_control = "target-quality"``): per item the shortest operating point
     whose decode meets ``psnr_target_db``
@@ -72,8 +70,6 @@ def semantic_coding(language, images: np.ndarray, clusters: np.ndarray, psnr_tar
     """
     from .semantic import TargetCoding
 
-    if budget_bits is not None:
-        return language.encode_to_target(images, clusters, None, budget_bits=budget_bits)
     if psnr_target_db is None:
         reps = language.encode(images, clusters)
         return TargetCoding(reps, np.ones(len(reps), dtype=bool), np.full(len(reps), np.nan),

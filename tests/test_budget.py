@@ -63,11 +63,11 @@ def test_bisection_at_a_budget_takes_a_highest_quality_that_fits(coder):
     fits where the bits rise with the quality), in at most 2 + ceil(log2(qualities)) encodes
     when the lowest quality fits; not sent only when no quality of the grid fits."""
     from simulator.classical.payload import item_bits
-    from simulator.classical.quality import bisect_grid
+    from simulator.classical.quality import coarse_grid
     from simulator.registry import CODERS
 
     lo, hi = CODERS.get(coder).qualities
-    grid = bisect_grid(coder)
+    grid = coarse_grid(coder)
     seen = set()
     for img in _digits():
         def size(stream, q, img=img):  # container-free, as the pipelines count

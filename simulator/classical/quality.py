@@ -251,8 +251,8 @@ def _visit(coder: Coder, coder_name: str, image: np.ndarray,
         for q in range(lo, hi + 1):
             run(q)
         return tried
-    step, window = grid
-    for q in sorted(set(range(lo, hi + 1, step)) | {hi}):
+    _, window = grid
+    for q in coarse_grid(coder_name):
         run(q)
     centre = centre_of(tried)
     for q in range(max(lo, centre - window + 1), min(hi, centre + window - 1) + 1):
@@ -260,10 +260,10 @@ def _visit(coder: Coder, coder_name: str, image: np.ndarray,
     return tried
 
 
-def bisect_grid(coder_name: str) -> list[int]:
-    """The qualities a budget's bisection tries when the lowest quality does not fit: every
-    ``step``-th of the codec's range from the lowest, and the highest (``step`` of
-    :data:`SEARCH_GRIDS`, else 10)."""
+def coarse_grid(coder_name: str) -> list[int]:
+    """Every ``step``-th quality of the codec's range from the lowest, and the highest
+    (``step`` of :data:`SEARCH_GRIDS`, else 10): the scan's coarse grid, and the qualities a
+    budget's bisection tries when the lowest quality does not fit."""
     lo, hi = _coder(coder_name).qualities
     step = SEARCH_GRIDS.get(coder_name, (10, 0))[0]
     return sorted(set(range(lo, hi + 1, step)) | {hi})
@@ -281,7 +281,7 @@ def encode_to_budget(coder_name: str, image: np.ndarray, max_bits: int,
     lower quality). With ``"bisect"`` it takes the highest quality that fits, found by
     bisection as if the bits rose with the quality (the lowest and the highest quality, then
     about log2(number of qualities) more, each encoded once; only the answer is decoded); when
-    the lowest quality does not fit, every quality of :func:`bisect_grid` is tried and the
+    the lowest quality does not fit, every quality of :func:`coarse_grid` is tried and the
     bisection runs from the highest that fits to the next one of the grid. The answer fits, and
     the quality above it does not. A lossless coder's only stream fits or not. When nothing
     fits: an empty stream, ``quality = None``, ``psnr_db = NaN``, ``met = False`` (the item is
@@ -322,7 +322,7 @@ def encode_to_budget(coder_name: str, image: np.ndarray, max_bits: int,
         if fits_at(lo):
             a, b = (hi, hi) if fits_at(hi) else (lo, hi)  # a fits, b = a or does not fit
         else:  # the bits need not rise with the quality: look for a higher one that fits
-            grid = bisect_grid(coder_name)
+            grid = coarse_grid(coder_name)
             ok = [q for q in grid if fits_at(q)]
             if not ok:
                 return TargetResult(b"", None, float("nan"), False, len(seen), psnr.flops(len(seen)))
