@@ -41,6 +41,7 @@ def test_container_free_items_decode_like_files_and_count_the_payload(digits, co
 
 
 def test_best_takes_the_shortest_member_meeting_the_target(digits):
+    digits = digits[:4]  # every member's full quality scan per item: 4 items
     shape = digits.shape[1:]
     target = 24.0
     # brute force: every member at the target, measured below as the link would carry it

@@ -91,9 +91,11 @@ def run(tmp_path: Path, path: Path, out: Path, *extra) -> int:
 
 
 def cli(tmp_path: Path, *args, cache: str = "cache", **kw) -> subprocess.Popen:
-    """``semsim ARGS`` in a child process (stdout discarded, stderr captured)."""
+    """``semsim ARGS`` in a child process (stdout discarded, stderr captured), its LDPC kernels eager."""
     cmd = [sys.executable, "-m", "simulator.cli", *map(str, args), "--cache-dir", str(tmp_path / cache), "-q"]
-    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, **kw)
+    # a few hundred codewords per child: compiling the LDPC kernels would cost more than it saves
+    env = {**os.environ, "SEMSIM_PHY_COMPILE": "0"}
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env, **kw)
 
 
 def snapshot(root: Path) -> dict[str, bytes | None]:

@@ -5,6 +5,7 @@ global state."""
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -71,3 +72,19 @@ def test_importing_simulator_changes_nothing_global():
             "assert 'torch' not in sys.modules")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_sionna_is_loaded_only_by_a_link_that_uses_it(tmp_path):
+    """Validating a scenario and running a fixed-bler link (no Sionna) leave Sionna unloaded
+    (about 2 s of every ``semsim`` start); building a bit-true link loads it."""
+    code = ("import sys; from simulator.scenario import parse_scenario; from simulator.runner import run; "
+            "from simulator.link.modes import build_phy; from simulator.context import RunContext; "
+            "sc = parse_scenario({'name': 'x', 'pipelines': ['classical'], "
+            "'source': {'dataset': 'digits', 'max_items': 5}, 'classical': {'coder': 'raw'}, "
+            "'link': {'mode': 'fixed-bler', 'bler': 0.1, 'channel': 'rayleigh'}}); run(sc); "
+            "assert 'sionna' not in sys.modules, 'fixed-bler'; "
+            "build_phy(sc.link.model_copy(update={'mode': 'bit-true'}), RunContext(seed=0)); "
+            "assert 'sionna' in sys.modules")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={**os.environ, "SEMSIM_CACHE": str(tmp_path / "cache")})
+    assert proc.returncode == 0, proc.stderr[-2000:]

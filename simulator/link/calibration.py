@@ -29,7 +29,7 @@ import json
 import math
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import TYPE_CHECKING, Callable, TypeVar
 
 import numpy as np
 import torch
@@ -40,8 +40,10 @@ from ..context import RunContext
 from ..files import atomic_write_text, fill_once, sealed_json, unsealed_json
 from ..registry import CHANNELS
 from .config import MODULATIONS, LinkConfig, check_snr_grid
-from .phy_base import check_harq, ebn0_to_esn0, esn0_to_ebn0, harq_rv, torch_device
-from .phy import BitTrueLink, sionna_version
+from .phy_base import check_harq, ebn0_to_esn0, esn0_to_ebn0, harq_rv, sionna_version, torch_device
+
+if TYPE_CHECKING:
+    from .phy import BitTrueLink
 
 __all__ = ["CalibrationKey", "BlerPoint", "BlerTable", "CalibrationProgress", "calibrate", "default_grid_esn0",
            "clopper_pearson", "table_path", "TABLE_FORMAT", "TABLE_VERSION", "HarqBlerTable", "calibrate_harq",
@@ -400,6 +402,8 @@ def _measuring_link(link: LinkConfig, key: CalibrationKey, ctx: RunContext
                     ) -> tuple[str, dict[str, torch.Generator], BitTrueLink]:
     """The device, the generators (``bits``, ``noise``, ``fading``, seeded from the key, not the
     run) and the bit-true chain a measurement of ``key`` uses."""
+    from .phy import BitTrueLink  # Sionna: loaded only where a table is measured
+
     dev = torch_device(ctx.device)
     gens = {}
     for name in ("bits", "noise", "fading"):

@@ -16,37 +16,42 @@ so the same seed gives identical outputs and nothing global is seeded or consume
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Callable, Protocol
 
 import torch
-from sionna.phy.channel import AWGN, RayleighBlockFading
 
 from ..registry import CHANNELS
 
 
-class _SeededAWGN(AWGN):
-    """Sionna's AWGN drawing from our generator instead of Sionna's global one."""
+@functools.cache
+def _seeded_blocks() -> tuple[type, type]:
+    """Sionna's ``AWGN`` and single-antenna ``RayleighBlockFading`` as subclasses whose
+    ``torch_rng`` is the generator given to them instead of Sionna's global one. Sionna is
+    imported here, on the first channel built, so that reading the registry (validating a
+    scenario) does not load it."""
+    from sionna.phy.channel import AWGN, RayleighBlockFading
 
-    def __init__(self, generator: torch.Generator, **kwargs):
-        super().__init__(**kwargs)
-        self._generator = generator
+    class SeededAWGN(AWGN):
+        def __init__(self, generator: torch.Generator, **kwargs):
+            super().__init__(**kwargs)
+            self._generator = generator
 
-    @property
-    def torch_rng(self) -> torch.Generator:
-        return self._generator
+        @property
+        def torch_rng(self) -> torch.Generator:
+            return self._generator
 
+    class SeededRayleigh(RayleighBlockFading):
+        def __init__(self, generator: torch.Generator, **kwargs):
+            super().__init__(num_rx=1, num_rx_ant=1, num_tx=1, num_tx_ant=1, **kwargs)
+            self._generator = generator
 
-class _SeededRayleigh(RayleighBlockFading):
-    """Sionna's single-antenna Rayleigh block fading drawing from our generator."""
+        @property
+        def torch_rng(self) -> torch.Generator:
+            return self._generator
 
-    def __init__(self, generator: torch.Generator, **kwargs):
-        super().__init__(num_rx=1, num_rx_ant=1, num_tx=1, num_tx_ant=1, **kwargs)
-        self._generator = generator
-
-    @property
-    def torch_rng(self) -> torch.Generator:
-        return self._generator
+    return SeededAWGN, SeededRayleigh
 
 
 class Channel(Protocol):
@@ -60,7 +65,7 @@ class AwgnChannel:
     """Additive white Gaussian noise (see the module doc)."""
 
     def __init__(self, device: str, noise_gen: torch.Generator, fading_gen: torch.Generator | None = None):
-        self.awgn = _SeededAWGN(noise_gen, precision="single", device=device)
+        self.awgn = _seeded_blocks()[0](noise_gen, precision="single", device=device)
 
     def apply(self, x: torch.Tensor, no: float) -> tuple[torch.Tensor, torch.Tensor]:
         no_t = torch.tensor(no, dtype=torch.float32, device=x.device)
@@ -74,7 +79,7 @@ class RayleighBlockChannel(AwgnChannel):
         super().__init__(device, noise_gen)
         if fading_gen is None:
             raise ValueError("the rayleigh channel needs a fading generator")
-        self.fading = _SeededRayleigh(fading_gen, precision="single", device=device)
+        self.fading = _seeded_blocks()[1](fading_gen, precision="single", device=device)
 
     def apply(self, x: torch.Tensor, no: float) -> tuple[torch.Tensor, torch.Tensor]:
         no_t = torch.tensor(no, dtype=torch.float32, device=x.device)

@@ -58,8 +58,7 @@ from ..files import atomic_write_text, fill_once, sealed_json, unsealed_json
 from .calibration import clopper_pearson, stream_seed
 from .budget import budget_code
 from .config import MODULATIONS, LinkConfig
-from .phy import BitTrueLink, sionna_version
-from .phy_base import torch_device
+from .phy_base import sionna_version, torch_device
 
 __all__ = ["McsEntry", "MCS_TABLE", "MCS_TABLE_NAME", "MCS_TABLE_VERSION", "McsKey", "McsCandidate", "McsChoice",
            "entry_code", "candidate_entries", "mcs_key", "choose_mcs", "adapted", "summary_columns", "MCS_COLUMNS",
@@ -319,6 +318,8 @@ def _from_json(text: str, key: McsKey, allowed: dict[int, tuple[str, int, int]])
 
 def _measure_entry(link: LinkConfig, key: McsKey, entry: McsEntry, ctx: RunContext) -> McsCandidate:
     """Blocks of one entry through the bit-true link at ``key.esn0_db`` (module doc: stopping)."""
+    from .phy import BitTrueLink  # Sionna: loaded only where an entry is measured
+
     elink = _entry_link(link, entry, key.esn0_db, key.symbols)
     k, n = elink.code.k, elink.code.n
     dev = torch_device(ctx.device)

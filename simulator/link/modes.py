@@ -24,7 +24,6 @@ from ..registry import LINK_MODES
 from .abstraction import AbstractionPhy
 from .config import LinkConfig
 from .fixed_bler import FixedBlerPhy
-from .phy import BitTruePhy
 from .phy_base import Phy
 
 
@@ -40,7 +39,14 @@ class LinkMode:
     supports_harq: bool = True
 
 
-LINK_MODES.register("bit-true", LinkMode(BitTruePhy, "every codeword through the Sionna 5G LDPC + QAM chain"))
+def _bit_true(link: LinkConfig, ctx: RunContext) -> Phy:
+    """:class:`~simulator.link.phy.BitTruePhy` (Sionna is imported when a bit-true link is built)."""
+    from .phy import BitTruePhy
+
+    return BitTruePhy(link, ctx)
+
+
+LINK_MODES.register("bit-true", LinkMode(_bit_true, "every codeword through the Sionna 5G LDPC + QAM chain"))
 LINK_MODES.register("abstraction", LinkMode(AbstractionPhy, "block errors drawn from a bit-true BLER table"))
 LINK_MODES.register("fixed-bler", LinkMode(FixedBlerPhy, "block errors i.i.d. with probability link.bler",
                                            uses_bler=True, supports_harq=False))

@@ -45,7 +45,7 @@ from ..context import RunContext
 from ..flops import ldpc_decode_flops
 from .channels import build_channel
 from .config import LinkConfig
-from .phy_base import HarqState, check_bits, check_harq, harq_rv, noise_variance, torch_device
+from .phy_base import HarqState, check_bits, check_harq, harq_rv, noise_variance, sionna_version, torch_device
 
 __all__ = ["BitTrueLink", "BitTruePhy", "EarlyStopLDPC5GDecoder", "SIONNA_FAST_DECODER_VERSIONS",
            "sionna_version", "fast_decoder_supported", "SCRAMBLING_C_INIT", "decoder_edges",
@@ -61,16 +61,6 @@ SCRAMBLING_C_INIT = (1 << 15) + 1
 #: Outside it the link uses Sionna's public ``LDPC5GDecoder`` (slower, same decisions up to
 #: early stopping) and warns once.
 SIONNA_FAST_DECODER_VERSIONS = ("2.2.0", "2.3.0")
-
-
-def sionna_version() -> str:
-    """The installed ``sionna-no-rt`` version (``sionna.__version__`` without package metadata)."""
-    try:
-        from importlib.metadata import version
-        return version("sionna-no-rt")
-    except Exception:  # pragma: no cover - metadata missing in odd installs
-        import sionna
-        return str(getattr(sionna, "__version__", "unknown"))
 
 
 def _version_tuple(v: str) -> tuple[int, int, int] | None:

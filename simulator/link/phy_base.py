@@ -154,6 +154,16 @@ def corrupt_failed(bits: np.ndarray, failed: np.ndarray, rng: np.random.Generato
     return out
 
 
+def sionna_version() -> str:
+    """The installed ``sionna-no-rt`` version (``sionna.__version__`` without package metadata)."""
+    try:
+        from importlib.metadata import version
+        return version("sionna-no-rt")
+    except Exception:  # pragma: no cover - metadata missing in odd installs
+        import sionna
+        return str(getattr(sionna, "__version__", "unknown"))
+
+
 __all__ = ["FAILED_BLOCK_FLIP_PROB", "Phy", "HarqPhy", "HarqState", "HARQ_MODES", "RV_ORDER", "harq_rv",
            "check_harq", "esn0_to_ebn0", "ebn0_to_esn0", "noise_variance", "torch_device",
-           "check_bits", "corrupt_failed"]
+           "check_bits", "corrupt_failed", "sionna_version"]
