@@ -7,6 +7,7 @@ import errno
 import json
 import os
 import resource
+import shutil
 import signal
 import subprocess
 import sys
@@ -86,11 +87,20 @@ def scenario(tmp_path: Path, text: str, name: str = "s.toml") -> Path:
     return path
 
 
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory) -> Path:
+    """A finished run of ``SWEEP`` on 300 items (``ref``) and its cache (``cache``): the clean run
+    the signal tests compare with, and the previous results of the write-failure tests."""
+    root = tmp_path_factory.mktemp("swept")
+    assert run(root, scenario(root, SWEEP.format(items=300)), root / "ref") == 0
+    return root
+
+
 def run(tmp_path: Path, path: Path, out: Path, *extra) -> int:
     return main(["run", str(path), "--out", str(out), "--cache-dir", str(tmp_path / "cache"), "-q", *map(str, extra)])
 
 
-def cli(tmp_path: Path, *args, cache: str = "cache", **kw) -> subprocess.Popen:
+def cli(tmp_path: Path, *args, cache: str | Path = "cache", **kw) -> subprocess.Popen:
     """``semsim ARGS`` in a child process (stdout discarded, stderr captured), its LDPC kernels eager."""
     cmd = [sys.executable, "-m", "simulator.cli", *map(str, args), "--cache-dir", str(tmp_path / cache), "-q"]
     # a few hundred codewords per child: compiling the LDPC kernels would cost more than it saves
@@ -322,7 +332,7 @@ def test_two_runs_sharing_the_caches_train_each_model_once(tmp_path):
 
 
 @pytest.mark.parametrize("sig,code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
-def test_a_signal_between_points_exits_cleanly_and_the_rerun_is_byte_identical(tmp_path, sig, code):
+def test_a_signal_between_points_exits_cleanly_and_the_rerun_is_byte_identical(tmp_path, swept, sig, code):
     path = scenario(tmp_path, SWEEP.format(items=300))
     out = tmp_path / "o"
     proc = cli(tmp_path, "run", path, "--out", out)
@@ -334,9 +344,8 @@ def test_a_signal_between_points_exits_cleanly_and_the_rerun_is_byte_identical(t
     assert "kept" in one_error_line(err) and not out.exists()
     assert run(tmp_path, path, out) == 0
     assert json.loads((out / "meta.json").read_text())["resumed"] is True
-    assert run(tmp_path, path, tmp_path / "clean", "--fresh") == 0
-    for name in ("items.csv", "summary.csv"):
-        assert (out / name).read_bytes() == (tmp_path / "clean" / name).read_bytes()
+    for name in ("items.csv", "summary.csv"):  # as an uninterrupted run
+        assert (out / name).read_bytes() == (swept / "ref" / name).read_bytes()
 
 
 def test_sigterm_while_learning_then_resume_matches_an_uninterrupted_run(tmp_path):
@@ -449,13 +458,13 @@ def _limit_file_size(limit: int):
     return setup
 
 
-def test_a_real_write_failure_file_size_limit(tmp_path):
+def test_a_real_write_failure_file_size_limit(tmp_path, swept):
     """A real failing ``write(2)`` (EFBIG from RLIMIT_FSIZE) in a child process."""
     path = scenario(tmp_path, SWEEP.format(items=300))
     out = tmp_path / "o"
-    assert run(tmp_path, path, out) == 0
+    shutil.copytree(swept / "ref", out)  # a previous run of this scenario
     before = snapshot(out)
-    proc = cli(tmp_path, "run", path, "--out", out, preexec_fn=_limit_file_size(64 * 1024))
+    proc = cli(tmp_path, "run", path, "--out", out, cache=swept / "cache", preexec_fn=_limit_file_size(64 * 1024))
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 2
     line = one_error_line(err)
@@ -476,14 +485,14 @@ def tiny_tmpfs(tmp_path):
         subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
-def test_a_really_full_disk_keeps_the_previous_results(tmp_path, tiny_tmpfs, capsys):
+def test_a_really_full_disk_keeps_the_previous_results(tmp_path, swept, tiny_tmpfs, capsys):
     path = scenario(tmp_path, SWEEP.format(items=300))
     out = tiny_tmpfs / "o"
-    assert run(tmp_path, path, out) == 0
+    shutil.copytree(swept / "ref", out)  # a previous run of this scenario
     before = snapshot(out)
     free = os.statvfs(tiny_tmpfs).f_bavail * os.statvfs(tiny_tmpfs).f_frsize
     (tiny_tmpfs / "filler").write_bytes(b"\0" * max(0, free - 16 * 1024))
-    assert run(tmp_path, path, out) == 2
+    assert main(["run", str(path), "--out", str(out), "--cache-dir", str(swept / "cache"), "-q"]) == 2
     line = one_error_line(capsys.readouterr().err)
     assert "No space left on device" in line
     assert snapshot(out) == before
