@@ -185,7 +185,7 @@ def cmd_run(args, out: Console, err: Console) -> int:
             final = run_scenario(scenario, ctx, out=Path(args.out) if args.out else None,
                                  results_root=Path(args.results), fresh=args.fresh, progress=progress,
                                  on_point=on_point, executor=args.executor, address=args.address,
-                                 overwrite=args.overwrite)
+                                 overwrite=args.overwrite, plots=not args.no_plots)
         summary = pd.read_csv(final / "summary.csv")
         out.print(summary_table(summary, f"{scenario.name}: {summary['point'].nunique()} point(s), device {ctx.device}",
                                 list(scenario.sweep), _table_width(out)))
@@ -444,6 +444,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--executor", choices=["serial", "ray"], default="serial",
                     help="run sweep points in this process (serial) or as Ray tasks (ray)")
     sp.add_argument("--address", help="Ray cluster to join (default: $RAY_ADDRESS, else an embedded local instance)")
+    sp.add_argument("--no-plots", action="store_true",
+                    help="write the tables and meta.json only (semsim report RUN draws the plots later)")
     sp.set_defaults(fn=cmd_run)
 
     sp = sub.add_parser("rd", help="run a scenario over operating points: rate-distortion curves and BD-rate")

@@ -239,7 +239,7 @@ def run_scenario(scenario: Scenario, ctx: RunContext, *, out: Path | None = None
                  fresh: bool = False, progress: Progress | None = None,
                  on_point: Callable[[int, int, dict], None] | None = None,
                  executor: str = "serial", address: str | None = None, overwrite: bool = False,
-                 extra: Extra | None = None, command: str = "semsim run") -> Path:
+                 extra: Extra | None = None, command: str = "semsim run", plots: bool = True) -> Path:
     """Run every sweep point of ``scenario`` and write the results; returns the run directory.
 
     Args:
@@ -253,6 +253,8 @@ def run_scenario(scenario: Scenario, ctx: RunContext, *, out: Path | None = None
             ``write_figure``) from the assembled tables before the run directory is moved into
             place (``semsim rd``); see :func:`finish`.
         command: the command named in the run directory's lock record.
+        plots: draw the run's plots (``False``: the tables and ``meta.json`` only; ``semsim
+            report`` draws the plots from them later).
 
     Raises:
         InputError: bad input (before anything is written).
@@ -284,7 +286,7 @@ def run_scenario(scenario: Scenario, ctx: RunContext, *, out: Path | None = None
             _run_ray(ray, todo, ctx, rundir, on_point, len(points))
         else:
             _run_serial(todo, ctx, datasets, rundir, progress, on_point, len(points))
-        return finish(rundir, scenario, ctx, len(points), time.perf_counter() - t0, extra)
+        return finish(rundir, scenario, ctx, len(points), time.perf_counter() - t0, extra, plots)
 
 
 def check_models(points: list, datasets: dict) -> None:
@@ -332,9 +334,10 @@ def meta_record(scenario: Scenario, ctx: RunContext, points: list[dict], resumed
 
 
 def finish(rundir: RunDirectory, scenario: Scenario, ctx: RunContext, n_points: int, wall_s: float,
-           extra: Extra | None = None) -> Path:
+           extra: Extra | None = None, plots: bool = True) -> Path:
     """Assemble the per-point files (always read back from disk, so a resumed run and an
-    uninterrupted one give byte-identical tables), write plots and meta, move into place.
+    uninterrupted one give byte-identical tables), write plots (unless ``plots`` is false) and
+    meta, move into place.
 
     ``extra(rundir, items, summary)``, when given, is called with the assembled tables after
     the standard files are staged and before the commit, to stage files of its own."""
@@ -343,8 +346,10 @@ def finish(rundir: RunDirectory, scenario: Scenario, ctx: RunContext, n_points: 
     rundir.write_table("items.csv", items)
     rundir.write_table("summary.csv", summary)
     rundir.write_table("paired.csv", paired_table(items, list(scenario.sweep), scenario.seed))
-    for name, fig in all_plots(items, summary, list(scenario.sweep), title=scenario.name, scenario=scenario).items():
-        rundir.write_figure(f"{name}.png", fig)
+    if plots:
+        for name, fig in all_plots(items, summary, list(scenario.sweep), title=scenario.name,
+                                   scenario=scenario).items():
+            rundir.write_figure(f"{name}.png", fig)
     rundir.write_json("meta.json", meta_record(scenario, ctx, [x[2] for x in loaded], rundir.resumed, wall_s))
     if extra is not None:
         extra(rundir, items, summary)
@@ -371,7 +376,7 @@ class Result:
 
 def run(scenario: Scenario | str | Path, out: str | Path | None = None, *, cache_dir: str | Path | None = None,
         device: str | None = None, threads: int = 1, progress: bool | Progress | None = None,
-        fresh: bool = False, overwrite: bool = False) -> Result:
+        fresh: bool = False, overwrite: bool = False, plots: bool = True) -> Result:
     """Run every sweep point of a scenario; the Python entry point.
 
     Args:
@@ -390,6 +395,7 @@ def run(scenario: Scenario | str | Path, out: str | Path | None = None, *, cache
             ``progress(step, done, total, detail)`` (or ``(step, done, total)``) receives the
             same reports instead (:mod:`simulator.progress`).
         fresh, overwrite: as ``semsim run --fresh`` / ``--overwrite`` (with ``out``).
+        plots: with ``out``, draw the plots into it (``False``: as ``semsim run --no-plots``).
 
     Every point is seeded from the scenario (its ``seed``, or the swept seed), so the same
     scenario gives the same tables whichever way it is run.
@@ -404,22 +410,23 @@ def run(scenario: Scenario | str | Path, out: str | Path | None = None, *, cache
     from .context import default_cache_dir, resolve_device
     from .progress import adapt, console_progress, in_terminal_or_notebook, line_progress, live_bars_work
 
-    _check_arguments(scenario=scenario, out=out, cache_dir=cache_dir, progress=progress, threads=threads)
+    _check_arguments(scenario=scenario, out=out, cache_dir=cache_dir, progress=progress, threads=threads,
+                     plots=plots)
     if not isinstance(scenario, Scenario):
         scenario = load_scenario(scenario)
     ctx = RunContext(seed=scenario.seed, device=resolve_device(device or scenario.device),
                      cache_dir=Path(cache_dir) if cache_dir is not None else default_cache_dir(),
                      progress=progress is not False, num_threads=threads)
     if callable(progress):
-        return _run(scenario, ctx, out, adapt(progress), None, fresh, overwrite)
+        return _run(scenario, ctx, out, adapt(progress), None, fresh, overwrite, plots)
     console = Console(stderr=True)
     show = in_terminal_or_notebook(console) if progress is None else bool(progress)
     display = console_progress(console, show) if (live_bars_work(console) or not show) else line_progress(sys.stderr)
     with display as (bars, on_point):
-        return _run(scenario, ctx, out, bars if show else None, on_point if show else None, fresh, overwrite)
+        return _run(scenario, ctx, out, bars if show else None, on_point if show else None, fresh, overwrite, plots)
 
 
-def _check_arguments(*, scenario, out, cache_dir, progress, threads) -> None:
+def _check_arguments(*, scenario, out, cache_dir, progress, threads, plots) -> None:
     """:func:`run`'s arguments of the wrong type, refused with the argument's name."""
     def refuse(name: str, allowed: str, got) -> None:
         raise InputError(f"{name} must be {allowed} (got {type(got).__name__} {got!r:.60})", where="simulator.run")
@@ -434,6 +441,8 @@ def _check_arguments(*, scenario, out, cache_dir, progress, threads) -> None:
         refuse("progress", "None, True, False or a callable progress(step, done, total[, detail])", progress)
     if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= MAX_THREADS:
         refuse("threads", f"an integer in 1..{MAX_THREADS}", threads)
+    if not isinstance(plots, bool):
+        refuse("plots", "True or False", plots)
 
 
 def _takes_progress_arguments(fn) -> bool:
@@ -450,10 +459,10 @@ def _takes_progress_arguments(fn) -> bool:
 
 
 def _run(scenario: Scenario, ctx: RunContext, out, progress: Progress | None, on_point, fresh: bool,
-         overwrite: bool) -> Result:
+         overwrite: bool, plots: bool) -> Result:
     if out is not None:
         path = run_scenario(scenario, ctx, out=Path(out), fresh=fresh, progress=progress, on_point=on_point,
-                            overwrite=overwrite)
+                            overwrite=overwrite, plots=plots)
         return Result(pd.read_csv(path / "items.csv"), pd.read_csv(path / "summary.csv"),
                       json.loads((path / "meta.json").read_text(encoding="utf-8")), path)
     t0 = time.perf_counter()

@@ -11,7 +11,9 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+import simulator
 from simulator.cli import main
+from simulator.results import MANIFEST
 
 SMALL = """
 name = "small"
@@ -103,7 +105,8 @@ def test_missing_scenario_file(tmp_path, capsys):
 def test_run_writes_results_and_is_byte_identical(tmp_path, capsys):
     path = write(tmp_path, SMALL.replace("{dataset}", "digits"))
     assert main(["run", str(path), "--out", str(tmp_path / "a"), "--cache-dir", str(tmp_path / "c"), "-q"]) == 0
-    assert main(["run", str(path), "--out", str(tmp_path / "b"), "--cache-dir", str(tmp_path / "c"), "-q"]) == 0
+    assert main(["run", str(path), "--out", str(tmp_path / "b"), "--cache-dir", str(tmp_path / "c"), "-q",
+                 "--no-plots"]) == 0
     for name in ("items.csv", "summary.csv"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
     assert (tmp_path / "a" / "meta.json").is_file() and list((tmp_path / "a").glob("*.png"))
@@ -124,19 +127,26 @@ def test_run_writes_results_and_is_byte_identical(tmp_path, capsys):
                        items.loc[ok, "equiv_classical_packets"] / items.loc[ok, "delivery_time_s"])
     assert (items.loc[~ok, "semantic_impact"] == 0).all()
     # Another seed gives other numbers.
-    assert main(["run", str(path), "--seed", "4", "--out", str(tmp_path / "d"), "--cache-dir", str(tmp_path / "c"), "-q"]) == 0
+    assert main(["run", str(path), "--seed", "4", "--out", str(tmp_path / "d"), "--cache-dir", str(tmp_path / "c"), "-q",
+                 "--no-plots"]) == 0
     assert (tmp_path / "a" / "items.csv").read_bytes() != (tmp_path / "d" / "items.csv").read_bytes()
     out = capsys.readouterr().out
     assert "classical" in out and "results:" in out
 
 
-def test_report_redraws_from_results(tmp_path, capsys):
+def test_no_plots_writes_the_tables_and_report_draws_the_plots_from_them(tmp_path, capsys):
     path = write(tmp_path, SMALL.replace("{dataset}", "digits"))
-    assert main(["run", str(path), "--out", str(tmp_path / "a"), "--cache-dir", str(tmp_path / "c"), "-q"]) == 0
-    for png in (tmp_path / "a").glob("*.png"):
-        png.unlink()
+    assert main(["run", str(path), "--out", str(tmp_path / "a"), "--cache-dir", str(tmp_path / "c"), "-q",
+                 "--no-plots"]) == 0
+    assert {p.name for p in (tmp_path / "a").iterdir()} == {"items.csv", "summary.csv", "paired.csv", "meta.json",
+                                                            MANIFEST}
+    result = simulator.run(path, tmp_path / "b", cache_dir=tmp_path / "c", progress=False)
+    for name in ("items.csv", "summary.csv", "paired.csv"):  # the same tables as a run with plots
+        assert (tmp_path / "a" / name).read_bytes() == (result.path / name).read_bytes()
+    drawn = sorted(p.name for p in (tmp_path / "b").glob("*.png"))
+    assert "overview.png" in drawn
     assert main(["report", str(tmp_path / "a")]) == 0
-    assert (tmp_path / "a" / "overview.png").is_file()
+    assert sorted(p.name for p in (tmp_path / "a").glob("*.png")) == drawn
     assert main(["report", str(tmp_path)]) == 2
 
 

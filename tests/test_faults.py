@@ -149,7 +149,8 @@ def test_a_lost_ray_worker_keeps_finished_points_and_says_how_to_resume(tmp_path
     real = runner._point_task
     monkeypatch.setattr(runner, "_point_task", _dies_on_point_1)
     try:
-        rc = main(["run", str(path), "--out", str(out), "--cache-dir", str(tmp_path / "c"), "-q", "--executor", "ray"])
+        rc = main(["run", str(path), "--out", str(out), "--cache-dir", str(tmp_path / "c"), "-q", "--no-plots",
+                   "--executor", "ray"])
     finally:
         cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
     assert rc == 2
@@ -161,11 +162,11 @@ def test_a_lost_ray_worker_keeps_finished_points_and_says_how_to_resume(tmp_path
     assert not ray.is_initialized()
     monkeypatch.setattr(runner, "_point_task", real)
     # the same command resumes: the lost point runs, the finished ones are reused
-    assert main(["run", str(path), "--out", str(out), "--cache-dir", str(tmp_path / "c"), "-q"]) == 0
+    assert main(["run", str(path), "--out", str(out), "--cache-dir", str(tmp_path / "c"), "-q", "--no-plots"]) == 0
     assert len(pd.read_csv(out / "summary.csv")) == 3
     # the points the Ray workers finished are those a serial run computes, byte for byte
     serial = tmp_path / "serial"
-    assert main(["run", str(path), "--out", str(serial), "--cache-dir", str(tmp_path / "c"), "-q"]) == 0
+    assert main(["run", str(path), "--out", str(serial), "--cache-dir", str(tmp_path / "c"), "-q", "--no-plots"]) == 0
     for name in ("summary.csv", "items.csv"):
         assert (out / name).read_bytes() == (serial / name).read_bytes()
 
@@ -426,6 +427,7 @@ def test_python_api_arguments_of_the_wrong_type(tmp_path):
     for call, needle in ((lambda: simulator.run(42), "scenario must be a Scenario"),
                          (lambda: simulator.run(SMALL, progress="yes"), "progress must be None, True, False"),
                          (lambda: simulator.run(tmp_path / "s.toml", out=42), "out must be a path or None"),
+                         (lambda: simulator.run(tmp_path / "s.toml", plots="no"), "plots must be True or False"),
                          (lambda: simulator.load_scenario(None), "expected the path of a scenario file")):
         with pytest.raises(simulator.InputError, match=needle):
             call()

@@ -96,13 +96,19 @@ def swept(tmp_path_factory) -> Path:
     return root
 
 
-def run(tmp_path: Path, path: Path, out: Path, *extra) -> int:
-    return main(["run", str(path), "--out", str(out), "--cache-dir", str(tmp_path / "cache"), "-q", *map(str, extra)])
+def run(tmp_path: Path, path: Path, out: Path, *extra, cache: str | Path = "cache") -> int:
+    """``semsim run`` in this process, without plots (these tests are about files; the tables
+    and the manifest are what they compare)."""
+    return main(["run", str(path), "--out", str(out), "--cache-dir", str(tmp_path / cache), "-q", "--no-plots",
+                 *map(str, extra)])
 
 
 def cli(tmp_path: Path, *args, cache: str | Path = "cache", **kw) -> subprocess.Popen:
-    """``semsim ARGS`` in a child process (stdout discarded, stderr captured), its LDPC kernels eager."""
+    """``semsim ARGS`` in a child process (stdout discarded, stderr captured), its LDPC kernels
+    eager; ``semsim run`` without plots."""
     cmd = [sys.executable, "-m", "simulator.cli", *map(str, args), "--cache-dir", str(tmp_path / cache), "-q"]
+    if args[0] == "run":
+        cmd.append("--no-plots")
     # a few hundred codewords per child: compiling the LDPC kernels would cost more than it saves
     env = {**os.environ, "SEMSIM_PHY_COMPILE": "0"}
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env, **kw)
@@ -248,7 +254,7 @@ def test_preprocess_and_report_follow_the_same_rules(tmp_path, capsys):
     assert snapshot(user) == before
     out = tmp_path / "o"
     assert run(tmp_path, path, out) == 0
-    (out / "overview.png").unlink()
+    assert not (out / "overview.png").exists()
     assert main(["report", str(out), "-q"]) == 0
     assert (out / "overview.png").is_file()
     # A run directory is not a pre-processor report, and the other way round.
@@ -307,8 +313,38 @@ def test_a_second_process_on_the_same_run_directory_exits_2_and_the_first_comple
         assert (out / name).read_bytes() == (ref / name).read_bytes()
 
 
-def test_two_runs_sharing_the_caches_train_each_model_once(tmp_path):
+# --------------------------------------------------------------------------- interrupts
+
+
+def test_sigint_between_points_exits_cleanly_and_the_rerun_is_byte_identical(tmp_path, swept):
+    """SIGINT (Ctrl-C) between sweep points; SIGTERM is sent while a run trains, below."""
+    path = scenario(tmp_path, SWEEP.format(items=300))
+    out = tmp_path / "o"
+    proc = cli(tmp_path, "run", path, "--out", out)
+    points = Path(str(out) + ".partial") / "points"
+    wait_for(lambda: len(list(points.glob("*.summary.csv"))) >= 2, proc)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130
+    assert "kept" in one_error_line(err) and not out.exists()
+    assert run(tmp_path, path, out) == 0
+    assert json.loads((out / "meta.json").read_text())["resumed"] is True
+    for name in ("items.csv", "summary.csv"):  # as an uninterrupted run
+        assert (out / name).read_bytes() == (swept / "ref" / name).read_bytes()
+
+
+def test_sigterm_while_learning_resumes_and_two_runs_sharing_a_cache_train_each_model_once(tmp_path):
+    """A run stopped by SIGTERM while it trains, then resumed, and two runs started together on
+    one cache (one trains each model, the other waits and loads it) give the same tables."""
     path = scenario(tmp_path, LEARNING)
+    out = tmp_path / "o"
+    proc = cli(tmp_path, "run", path, "--out", out, cache="c1")
+    wait_for(lambda: any((tmp_path / "c1").glob("*/*.pt.lock")), proc)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143 and "terminated" in one_error_line(err)
+    assert not out.exists() and not [p for p in (tmp_path / "c1").rglob("*") if p.name.endswith(".semsim-tmp")]
+    # two uninterrupted runs, together on a fresh cache
     procs = [cli(tmp_path, "run", path, "--out", tmp_path / f"o{i}", cache="shared") for i in range(2)]
     for p in procs:
         _, err = p.communicate(timeout=600)
@@ -324,43 +360,11 @@ def test_two_runs_sharing_the_caches_train_each_model_once(tmp_path):
     assert len(list(cache.glob("semantic/*.pt"))) == 3
     assert len(list(cache.glob("phy/bler-*.json"))) == 1
     assert not [p for p in cache.rglob("*") if p.name.endswith(".semsim-tmp")]
+    # the interrupted run resumes on its own cache
+    assert run(tmp_path, path, out, cache="c1") == 0
     for name in ("items.csv", "summary.csv"):
         assert (tmp_path / "o0" / name).read_bytes() == (tmp_path / "o1" / name).read_bytes()
-
-
-# --------------------------------------------------------------------------- interrupts
-
-
-@pytest.mark.parametrize("sig,code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
-def test_a_signal_between_points_exits_cleanly_and_the_rerun_is_byte_identical(tmp_path, swept, sig, code):
-    path = scenario(tmp_path, SWEEP.format(items=300))
-    out = tmp_path / "o"
-    proc = cli(tmp_path, "run", path, "--out", out)
-    points = Path(str(out) + ".partial") / "points"
-    wait_for(lambda: len(list(points.glob("*.summary.csv"))) >= 2, proc)
-    proc.send_signal(sig)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == code
-    assert "kept" in one_error_line(err) and not out.exists()
-    assert run(tmp_path, path, out) == 0
-    assert json.loads((out / "meta.json").read_text())["resumed"] is True
-    for name in ("items.csv", "summary.csv"):  # as an uninterrupted run
-        assert (out / name).read_bytes() == (swept / "ref" / name).read_bytes()
-
-
-def test_sigterm_while_learning_then_resume_matches_an_uninterrupted_run(tmp_path):
-    path = scenario(tmp_path, LEARNING)
-    out = tmp_path / "o"
-    proc = cli(tmp_path, "run", path, "--out", out, cache="c1")
-    wait_for(lambda: any((tmp_path / "c1").glob("*/*.pt.lock")), proc)
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 143 and "terminated" in one_error_line(err)
-    assert not out.exists() and not [p for p in (tmp_path / "c1").rglob("*") if p.name.endswith(".semsim-tmp")]
-    assert main(["run", str(path), "--out", str(out), "--cache-dir", str(tmp_path / "c1"), "-q"]) == 0
-    assert main(["run", str(path), "--out", str(tmp_path / "clean"), "--cache-dir", str(tmp_path / "c2"), "-q"]) == 0
-    for name in ("items.csv", "summary.csv"):
-        assert (out / name).read_bytes() == (tmp_path / "clean" / name).read_bytes()
+        assert (out / name).read_bytes() == (tmp_path / "o0" / name).read_bytes()
 
 
 def test_deferred_interrupts_hold_a_signal_until_the_block_ends():
@@ -518,9 +522,9 @@ def test_a_read_only_cache_with_every_model_is_usable(tmp_path, tiny_tmpfs):
     path = scenario(tmp_path, LEARNING.replace('"classical", "vanilla-semantic", "contrastive"', '"vanilla-semantic"')
                     .replace('mode = "abstraction"', 'mode = "fixed-bler"\nbler = 0.1'))
     cache = tiny_tmpfs / "cache"
-    assert main(["run", str(path), "--out", str(tmp_path / "a"), "--cache-dir", str(cache), "-q"]) == 0
+    assert run(tmp_path, path, tmp_path / "a", cache=cache) == 0
     subprocess.run(["mount", "-o", "remount,ro", str(tiny_tmpfs)], check=True)
-    assert main(["run", str(path), "--out", str(tmp_path / "b"), "--cache-dir", str(cache), "-q"]) == 0
+    assert run(tmp_path, path, tmp_path / "b", cache=cache) == 0
     assert (tmp_path / "a" / "items.csv").read_bytes() == (tmp_path / "b" / "items.csv").read_bytes()
 
 

@@ -25,7 +25,7 @@ E2E = {
     "source": {"dataset": "digits", "max_items": 300, "memorizable": {"kind": "shuffled", "fraction": 0.2}},
     # the split's mechanics at a fixed share (its quality is tested in test_preprocess_train.py)
     "preprocess": {"epochs": 3, "warmup_epochs": 1, "batch_size": 64, "memorizable_threshold": {"fraction": 0.2}},
-    "semantic": {"epochs": 40, "fine_tune_steps": 60},
+    "semantic": {"epochs": 15, "fine_tune_steps": 60},  # epochs: the scoring languages (from scratch)
     "classical": {"coder": "best-lossless", "memorizable_coder": "best-lossless"},
     "link": {"mode": "fixed-bler", "bler": 0.0, "modulation": "qpsk", "code": {"k": 256, "n": 512}, "header_bits": 16},
 }

@@ -66,14 +66,16 @@ def test_bad_sweep_via_cli_writes_nothing(tmp_path, capsys):
     assert not (tmp_path / "r").exists()
 
 
-def _run(tmp_path, path, out, *extra):
-    return main(["run", str(path), "--out", str(out), "--cache-dir", str(tmp_path / "cache"), "-q", *extra])
+def _run(tmp_path, path, out, *extra, plots: bool = False):
+    """``semsim run`` in this process; without plots unless ``plots``."""
+    return main(["run", str(path), "--out", str(out), "--cache-dir", str(tmp_path / "cache"), "-q",
+                 *([] if plots else ["--no-plots"]), *extra])
 
 
 def test_sweep_summary_has_a_row_per_point_and_pipeline(tmp_path):
     path = tmp_path / "s.toml"
     path.write_text(SWEEP.format(items=30))
-    assert _run(tmp_path, path, tmp_path / "a") == 0
+    assert _run(tmp_path, path, tmp_path / "a", plots=True) == 0
     summary = pd.read_csv(tmp_path / "a" / "summary.csv")
     assert len(summary) == 6
     assert summary["point"].tolist() == list(range(6))
@@ -91,7 +93,7 @@ def test_sigkill_mid_sweep_then_rerun_matches_uninterrupted(tmp_path):
     assert _run(tmp_path, path, tmp_path / "clean") == 0
     out = tmp_path / "killed"
     cmd = [sys.executable, "-m", "simulator.cli", "run", str(path), "--out", str(out),
-           "--cache-dir", str(tmp_path / "cache"), "-q"]
+           "--cache-dir", str(tmp_path / "cache"), "-q", "--no-plots"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     points = Path(str(out) + ".partial") / "points"
     deadline = time.time() + 300
