@@ -47,35 +47,50 @@ def curves(images: np.ndarray, side: int, coder: str, qualities, echo) -> list:
     out = []
     t0 = time.monotonic()
     for i, p in enumerate(pics):
-        out.append(rd_curve(coder, p, side, qualities))
+        out.append(rd_curve(coder, p, side, qualities, msssim=True))
         if (i + 1) % max(1, len(pics) // 8) == 0:
             echo(f"  {coder} {side}x{side}: {i + 1}/{len(pics)} pictures coded ({time.monotonic() - t0:.0f} s)")
     return out
 
 
-def separation_mse(cs: list, entry, uses_img: int, side: int, channel: str, snr: float, fill: np.ndarray,
-                   seed: int) -> tuple[np.ndarray, float]:
-    """Per-image MSE over the pictures of ``cs`` sent with ``entry`` (a lost picture: its images'
-    ``fill`` ``(P, side^2)``); and the delivered share."""
-    sep = Separation(entry, uses_img, channel, snr, seed)
-    budget = sep.capacity(uses_img * side * side)
-    mse, got = [], 0
-    for c, f in zip(cs, fill):
-        q = at_budget(c, budget)
-        if q is not None and sep.delivered(c.payload(q)):
+def received(cs: list, fill: tuple[np.ndarray, np.ndarray], arrives) -> tuple[np.ndarray, np.ndarray, float]:
+    """Per-image MSE and MS-SSIM over the pictures of ``cs``: ``arrives(curve)`` gives the
+    quality index a picture arrives at, or ``None`` (lost or not sent: its images are the
+    fill-in, ``fill = (mse, msssim)``, each ``(P, side^2)``); and the delivered share."""
+    mse, ssim, got = [], [], 0
+    for i, c in enumerate(cs):
+        q = arrives(c)
+        if q is not None:
             mse.append(c.mse[q])
+            ssim.append(c.msssim[q])
             got += 1
         else:
-            mse.append(f)
-    return np.concatenate(mse), got / len(cs)
+            mse.append(fill[0][i])
+            ssim.append(fill[1][i])
+    return np.concatenate(mse), np.concatenate(ssim), got / len(cs)
 
 
-def fill_mse(images: np.ndarray, side: int) -> np.ndarray:
-    """``(P, side^2)``: per picture of ``side^2`` consecutive images, each image's MSE against the
-    fill-in (the set's mean image)."""
+def separation(cs: list, entry, uses_img: int, side: int, channel: str, snr: float,
+               fill: tuple[np.ndarray, np.ndarray], seed: int) -> tuple[np.ndarray, np.ndarray, float]:
+    """:func:`received` for the pictures of ``cs`` sent bit-true with MCS ``entry``."""
+    sep = Separation(entry, uses_img, channel, snr, seed)
+    budget = sep.capacity(uses_img * side * side)
+
+    def arrives(c):
+        q = at_budget(c, budget)
+        return q if q is not None and sep.delivered(c.payload(q)) else None
+    return received(cs, fill, arrives)
+
+
+def fill_in(images: np.ndarray, side: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(mse, msssim)``, each ``(P, side^2)``: per picture of ``side^2`` consecutive images,
+    each image's MSE and MS-SSIM against the fill-in (the set's mean image, rounded to uint8
+    for the MS-SSIM)."""
     ref = images.astype(np.float64)
     mean = ref.mean(axis=0)
-    return ((ref - mean) ** 2).reshape(len(ref), -1).mean(axis=1).reshape(-1, side * side)
+    mse = ((ref - mean) ** 2).reshape(len(ref), -1).mean(axis=1).reshape(-1, side * side)
+    shown = np.broadcast_to(np.clip(np.rint(mean), 0, 255).astype(np.uint8), images.shape)
+    return mse, ms_ssim(images, shown).reshape(-1, side * side)
 
 
 #: Published PSNR (dB) on the CIFAR-10 test set, AWGN, bandwidth ratio 1/6, against SNR (dB):
@@ -90,8 +105,9 @@ PUBLISHED_1_6 = {
 
 
 def plot(csvs: list[str], out: str, published: bool = False) -> None:
-    """PSNR against SNR, one line per (method, coding, channel, bandwidth ratio) of the CSVs;
-    ``published``: the published 1/6 AWGN columns (:data:`PUBLISHED_1_6`) as black markers."""
+    """PSNR (left) and MS-SSIM (right, where the CSVs have it) against SNR, one line per
+    (method, coding, channel, bandwidth ratio) of the CSVs; ``published``: the published 1/6
+    AWGN PSNR columns (:data:`PUBLISHED_1_6`) as black markers."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -99,22 +115,29 @@ def plot(csvs: list[str], out: str, published: bool = False) -> None:
 
     df = pd.concat([pd.read_csv(c) for c in csvs], ignore_index=True)
     df = df[df["snr_db"].notna()]  # the codec's own rate-distortion rows have no channel
-    fig, ax = plt.subplots(figsize=(8, 5.5))
-    for (method, coding, channel, ratio), g in df.groupby(["method", "coding", "channel", "bandwidth_ratio"], sort=True):
-        g = g.sort_values("snr_db")
-        style = "--" if "capacity" in method else (":" if "@" in method else "-")
-        ax.plot(g["snr_db"], g["psnr_db"], style, marker="o", ms=3,
-                label=f"{method}, {coding}, {channel}, {Fraction(ratio).limit_denominator(64)}")
-    if published:
-        for (label, values), marker in zip(list(PUBLISHED_1_6.items())[1:], ["*", "x", "+"]):
-            ax.plot(PUBLISHED_1_6["snr_db"], values, linestyle="none", marker=marker, color="black", ms=7,
-                    label=label + ", awgn, 1/6")
-    ax.set_xlabel("channel SNR, Es/N0 (dB)")
-    ax.set_ylabel("PSNR, mean over images (dB)")
-    ax.set_title("CIFAR-10 held-out images: quality against SNR at a matched bandwidth\n"
-                 "(bandwidth ratio = complex channel uses per real source dimension)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="lower right")
+    panels = [("psnr_db", "PSNR, mean over images (dB)")]
+    if "msssim" in df and df["msssim"].notna().any():
+        panels.append(("msssim", "MS-SSIM, mean over images"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(8 * len(panels), 5.5), squeeze=False, sharex=True)
+    for ax, (column, label) in zip(axes[0], panels):
+        for (method, coding, channel, ratio), g in df.groupby(["method", "coding", "channel", "bandwidth_ratio"],
+                                                              sort=True):
+            g = g[g[column].notna()].sort_values("snr_db")
+            if g.empty:
+                continue
+            style = "--" if "capacity" in method else (":" if "@" in method else "-")
+            ax.plot(g["snr_db"], g[column], style, marker="o", ms=3,
+                    label=f"{method}, {coding}, {channel}, {Fraction(ratio).limit_denominator(64)}")
+        if published and column == "psnr_db":
+            for (name, values), marker in zip(list(PUBLISHED_1_6.items())[1:], ["*", "x", "+"]):
+                ax.plot(PUBLISHED_1_6["snr_db"], values, linestyle="none", marker=marker, color="black", ms=7,
+                        label=name + ", awgn, 1/6")
+        ax.set_xlabel("channel SNR, Es/N0 (dB)")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right")
+    fig.suptitle("CIFAR-10 held-out images: quality against SNR at a matched bandwidth "
+                 "(bandwidth ratio = complex channel uses per real source dimension)", fontsize=10)
     fig.tight_layout()
     fig.savefig(out, dpi=120)
     plt.close(fig)
@@ -166,45 +189,45 @@ def main(argv=None) -> int:
          f"(bandwidth ratio {a.ratio}: {ratio:.4f} complex, {2 * ratio:.4f} real per source dimension)")
     rows = []
 
-    def row(method, coding, snr, mse, delivered, mcs="", extra=None):
+    def row(method, coding, snr, mse, ssim, delivered, mcs="", extra=None):
         r = {"method": method, "coding": coding, "channel": a.channel, "bandwidth_ratio": ratio,
              "real_per_dimension": 2 * ratio, "channel_uses_per_image": uses_img, "snr_db": snr, "mcs": mcs,
              "images": len(mse), "psnr_db": mean_psnr(mse), "psnr_of_mean_mse_db": psnr_from_mse(float(np.mean(mse))),
-             "delivered_share": delivered, **(extra or {})}
+             "msssim": float(np.mean(ssim)), "delivered_share": delivered, **(extra or {})}
         rows.append(r)
         if a.out:  # written as the rows come: an interrupted run keeps what it measured
             pd.DataFrame(rows).to_csv(a.out, index=False)
-        echo(f"  {method:<12} {coding:<9} {snr:5.1f} dB  {r['psnr_db']:6.2f} dB  delivered {delivered:.3f}  {mcs}")
+        echo(f"  {method:<12} {coding:<9} {snr:5.1f} dB  {r['psnr_db']:6.2f} dB  MS-SSIM {r['msssim']:.4f}  "
+             f"delivered {delivered:.3f}  {mcs}")
 
     sides = [] if a.no_separation else [a.side] + ([1] if a.per_image and a.side != 1 else [])
     qualities = range(0, a.qmax + 1)
     for side in sides:
         coding = f"{side}x{side}" if side > 1 else "per-image"
         cs, dcs = curves(ev, side, a.coder, qualities, echo), curves(dev, side, a.coder, qualities, echo)
-        fill, dfill = fill_mse(ev, side), fill_mse(dev, side)
+        fill, dfill = fill_in(ev, side), fill_in(dev, side)[0]
         for bpp in a.rd_bpp:  # the codec's rate-distortion points (payload, no channel)
             budget = bpp * shape[0] * shape[1] * side * side
-            mse = np.concatenate([c.mse[q] if (q := at_budget(c, budget)) is not None else f for c, f in zip(cs, fill)])
-            row(f"{a.coder}-payload", coding, float("nan"), mse, 1.0, extra={"bits_per_pixel": bpp})
+            mse, ssim, _ = received(cs, fill, lambda c: at_budget(c, budget))
+            row(f"{a.coder}-payload", coding, float("nan"), mse, ssim, 1.0, extra={"bits_per_pixel": bpp})
         fixed = None
         if a.fixed_at is not None:
             fixed, _ = choose_entry(dcs, uses_img, side, a.channel, a.fixed_at, dfill, blocks=a.blocks,
                                     seed=a.seed + 1)
         for snr in a.snrs:
             if fixed is not None:
-                mse, share = separation_mse(cs, fixed, uses_img, side, a.channel, snr, fill, a.seed)
-                row(f"{a.coder}+ldpc@{a.fixed_at:g}dB", coding, snr, mse, share,
+                mse, ssim, share = separation(cs, fixed, uses_img, side, a.channel, snr, fill, a.seed)
+                row(f"{a.coder}+ldpc@{a.fixed_at:g}dB", coding, snr, mse, ssim, share,
                     f"MCS {fixed.index} ({fixed.modulation}, R={fixed.rate:.3f}) fixed")
             if a.channel == "awgn":  # the AWGN capacity; a fading block has none (an outage instead)
                 cap = capacity_bits(uses_img * side * side, snr)
-                mse = np.concatenate([c.mse[q] if (q := at_budget(c, cap)) is not None else f
-                                      for c, f in zip(cs, fill)])
+                mse, ssim, _ = received(cs, fill, lambda c: at_budget(c, cap))
                 if any(c.bits[-1] <= cap for c in cs):
                     echo(f"  warning: quality {a.qmax} fits the capacity at {snr:g} dB: raise --qmax")
-                row(f"{a.coder}-capacity", coding, snr, mse, 1.0)
+                row(f"{a.coder}-capacity", coding, snr, mse, ssim, 1.0)
             e, expected = choose_entry(dcs, uses_img, side, a.channel, snr, dfill, blocks=a.blocks, seed=a.seed + 1)
-            mse, share = separation_mse(cs, e, uses_img, side, a.channel, snr, fill, a.seed)
-            row(f"{a.coder}+ldpc", coding, snr, mse, share, f"MCS {e.index} ({e.modulation}, R={e.rate:.3f})",
+            mse, ssim, share = separation(cs, e, uses_img, side, a.channel, snr, fill, a.seed)
+            row(f"{a.coder}+ldpc", coding, snr, mse, ssim, share, f"MCS {e.index} ({e.modulation}, R={e.rate:.3f})",
                 extra={"development_expected_psnr_db": expected})
     for name in a.jscc:
         codec = JsccCodec.from_zoo(name)
@@ -224,8 +247,7 @@ def main(argv=None) -> int:
                 dec_snr = eff.numpy() if told is None else s
                 rec = codec.decode(y.numpy(), dec_snr, shape)
                 mse = ((rec.astype(np.float64) - ev) ** 2).reshape(len(ev), -1).mean(axis=1)
-                row(name if told is None else f"{name}@{told:g}dB", "per-image", snr, mse, 1.0,
-                    extra={"msssim": float(np.mean(ms_ssim(ev, rec)))})
+                row(name if told is None else f"{name}@{told:g}dB", "per-image", snr, mse, ms_ssim(ev, rec), 1.0)
     df = pd.DataFrame(rows)
     if a.out:
         df.to_csv(a.out, index=False)

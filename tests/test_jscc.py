@@ -19,6 +19,8 @@ from simulator.jscc.codec import JsccCodec, matching, snr_from_noise
 from simulator.jscc.model import DeepJSCC, JsccShape, awgn, normalise, rayleigh_block
 from simulator.jscc.separation import (RdCurve, Separation, at_budget, candidates, capacity_bits, mosaic, rd_curve,
                                        tiles)
+from simulator.metrics import ms_ssim
+from simulator.registry import CODERS
 from simulator.link.mcs import MCS_TABLE
 from simulator.link.phy_base import noise_variance
 from simulator.scenario import parse_scenario
@@ -207,10 +209,18 @@ def test_codec_curve_counts_the_payload_and_scores_every_image():
     rng = np.random.default_rng(2)
     images = rng.integers(0, 256, size=(4, 16, 16, 3), dtype=np.uint8)
     pic = mosaic(images, 2)[0]
-    c = rd_curve("heif-420", pic, 2, qualities=[5, 60])
-    assert c.mse.shape == (2, 4) and c.mse[1].mean() < c.mse[0].mean()
+    c = rd_curve("heif-420", pic, 2, qualities=[5, 60], msssim=True)
+    assert c.mse.shape == c.msssim.shape == (2, 4) and c.mse[1].mean() < c.mse[0].mean()
+    assert c.msssim[1].mean() > c.msssim[0].mean()
     assert all(len(c.payload(i)) == c.bits[i] for i in range(2))
     assert all(c.bits[i] < 8 * len(c.streams[i]) for i in range(2)), "no container counted"
+    # each image's scores are those of the picture the receiver decodes from the stream
+    codec = CODERS.get("heif-420")
+    for i in range(2):
+        rec = tiles(np.frombuffer(codec.decode(c.streams[i], pic.shape), np.uint8).reshape(pic.shape), 2)
+        assert np.array_equal(c.mse[i], ((rec.astype(float) - images) ** 2).reshape(4, -1).mean(axis=1))
+        assert np.allclose(c.msssim[i], ms_ssim(images, rec), rtol=0, atol=1e-12)
+    assert rd_curve("heif-420", pic, 2, qualities=[5]).msssim is None
 
 
 def test_capacity_and_candidates():

@@ -53,7 +53,7 @@ from ..classical import codecs  # noqa: F401  (registers the codecs)
 from ..link.config import LinkConfig
 from ..link.mcs import MCS_TABLE, McsEntry, entry_code
 from ..link.phy import BitTrueLink
-from ..metrics import psnr_from_mse
+from ..metrics import ms_ssim, psnr_from_mse
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,8 @@ class RdCurve:
         streams: Q codec files (what the receiver rebuilds from the payload).
         coder: the codec's name.
         shape: ``(side H, side W, C)`` of the picture.
+        msssim: ``(Q, T)`` float64 MS-SSIM of each image (:func:`~simulator.metrics.ms_ssim`),
+            or ``None`` when not measured.
     """
 
     qualities: np.ndarray
@@ -75,6 +77,7 @@ class RdCurve:
     streams: tuple[bytes, ...]
     coder: str
     shape: tuple[int, int, int]
+    msssim: np.ndarray | None = None
 
     def payload(self, q: int) -> np.ndarray:
         """The ``(bits[q],)`` uint8 bits the link carries at quality index ``q`` (minimal header,
@@ -82,22 +85,29 @@ class RdCurve:
         return item_bits(self.coder, self.streams[q], self.shape, int(self.qualities[q]))
 
 
-def rd_curve(coder: str, picture: np.ndarray, side: int, qualities=None) -> RdCurve:
+def rd_curve(coder: str, picture: np.ndarray, side: int, qualities=None, msssim: bool = False) -> RdCurve:
     """Code ``picture`` ``(side H, side W, C)`` uint8 with ``coder`` at every quality (default:
-    the codec's whole range) and measure each image's MSE."""
+    the codec's whole range) and measure each image's MSE (and, with ``msssim``, its MS-SSIM)."""
     c = CODERS.get(coder)
     lo, hi = c.qualities
     qs = np.arange(lo, hi + 1) if qualities is None else np.asarray(qualities)
     picture = np.ascontiguousarray(picture)
-    ref = tiles(picture, side).astype(np.float64)
-    bits, mse, streams = [], [], []
+    ref8 = tiles(picture, side)
+    ref = ref8.astype(np.float64)
+    bits, mse, streams, recs = [], [], [], []
     for q in qs:
         stream = c.encode_at(picture, int(q))
-        rec = np.frombuffer(c.decode(stream, picture.shape), dtype=np.uint8).reshape(picture.shape)
+        rec = tiles(np.frombuffer(c.decode(stream, picture.shape), dtype=np.uint8).reshape(picture.shape), side)
         bits.append(payload_bits(coder, stream, picture.shape))
-        mse.append(((tiles(rec, side).astype(np.float64) - ref) ** 2).reshape(len(ref), -1).mean(axis=1))
+        mse.append(((rec.astype(np.float64) - ref) ** 2).reshape(len(ref), -1).mean(axis=1))
         streams.append(stream)
-    return RdCurve(qs, np.asarray(bits, dtype=np.int64), np.asarray(mse), tuple(streams), coder, picture.shape)
+        if msssim:
+            recs.append(rec)
+    ssim = None
+    if msssim:  # every quality's images in one call: (Q T, H, W, C) against the references repeated
+        ssim = ms_ssim(np.tile(ref8, (len(qs), 1, 1, 1)), np.concatenate(recs)).reshape(len(qs), len(ref8))
+    return RdCurve(qs, np.asarray(bits, dtype=np.int64), np.asarray(mse), tuple(streams), coder, picture.shape,
+                   ssim)
 
 
 def at_budget(curve: RdCurve, budget_bits: float) -> int | None:
