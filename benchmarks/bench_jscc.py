@@ -82,15 +82,18 @@ def separation(cs: list, entry, uses_img: int, side: int, channel: str, snr: flo
     return received(cs, fill, arrives)
 
 
-def fill_in(images: np.ndarray, side: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(mse, msssim)``, each ``(P, side^2)``: per picture of ``side^2`` consecutive images,
-    each image's MSE and MS-SSIM against the fill-in (the set's mean image, rounded to uint8
-    for the MS-SSIM)."""
+def fill_mse(images: np.ndarray, side: int) -> np.ndarray:
+    """``(P, side^2)``: per picture of ``side^2`` consecutive images, each image's MSE against the
+    fill-in (the set's mean image)."""
     ref = images.astype(np.float64)
-    mean = ref.mean(axis=0)
-    mse = ((ref - mean) ** 2).reshape(len(ref), -1).mean(axis=1).reshape(-1, side * side)
-    shown = np.broadcast_to(np.clip(np.rint(mean), 0, 255).astype(np.uint8), images.shape)
-    return mse, ms_ssim(images, shown).reshape(-1, side * side)
+    return ((ref - ref.mean(axis=0)) ** 2).reshape(len(ref), -1).mean(axis=1).reshape(-1, side * side)
+
+
+def fill_in(images: np.ndarray, side: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(mse, msssim)``, each ``(P, side^2)``: :func:`fill_mse` and each image's MS-SSIM against
+    the fill-in rounded to uint8 (the ledger's rule)."""
+    shown = np.broadcast_to(np.round(images.mean(axis=0)).astype(np.uint8), images.shape)
+    return fill_mse(images, side), ms_ssim(images, shown).reshape(-1, side * side)
 
 
 #: Published PSNR (dB) on the CIFAR-10 test set, AWGN, bandwidth ratio 1/6, against SNR (dB):
@@ -205,7 +208,7 @@ def main(argv=None) -> int:
     for side in sides:
         coding = f"{side}x{side}" if side > 1 else "per-image"
         cs, dcs = curves(ev, side, a.coder, qualities, echo), curves(dev, side, a.coder, qualities, echo)
-        fill, dfill = fill_in(ev, side), fill_in(dev, side)[0]
+        fill, dfill = fill_in(ev, side), fill_mse(dev, side)  # the MCS choice reads MSE only
         for bpp in a.rd_bpp:  # the codec's rate-distortion points (payload, no channel)
             budget = bpp * shape[0] * shape[1] * side * side
             mse, ssim, _ = received(cs, fill, lambda c: at_budget(c, budget))
