@@ -52,7 +52,7 @@ from simulator.semantic import SemanticConfig, fit_language  # noqa: E402
 
 DEFAULT_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10" / "test"
 CODECS = ("jpeg", "webp", "avif", "heif")
-TARGETS = tuple(range(18, 35, 2))
+TARGETS = tuple(range(16, 35, 2))
 BD_RANGE = (20.0, 32.0)
 BPG_MOSAIC = ((0.5, 24.1), (1.0, 27.8), (1.5, 30.5))  # published BPG on CIFAR-10 mosaics (bpp, dB)
 

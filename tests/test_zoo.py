@@ -198,6 +198,30 @@ def test_pretraining_resumes_to_the_same_weights(tmp_path):
         pretrain(recipe, "digits", 13, str(tmp_path / "b.ckpt"), every=6, echo=lambda s: None)
 
 
+def test_a_stage_that_trains_new_gains_only_keeps_every_other_weight_bit_identical(tmp_path, monkeypatch):
+    """A stage over more operating points with ``new_gains_only`` trains the new rungs' gains
+    and nothing else: every other weight, and the old rungs' gains, stay bit for bit."""
+    from dataclasses import replace
+
+    from simulator.semantic import pretrain as pt
+
+    base = pt.RECIPES["digits-grey"]
+    low = replace(base, name="digits-low", ladder=(2.0 ** -13, 2.0 ** -12.5) + pt.LADDER, starts_from="digits-grey",
+                  new_gains_only=True, lr=1e-1)
+    monkeypatch.setitem(pt.RECIPES, "digits-low", low)
+    assert low.new_rungs().tolist() == [0, 1]
+    first = pt.pretrain(base, "digits", 3, str(tmp_path / "a.ckpt"), echo=lambda s: None)
+    out = pt.pretrain(low, "digits", 4, str(tmp_path / "b.ckpt"), init_from=str(tmp_path / "a.ckpt"),
+                      echo=lambda s: None)
+    start = pt.map_gains(first["state"], base.ladder, low.ladder)
+    for k, v in out["state"].items():
+        if k != "log_gain":
+            assert torch.equal(v, first["state"][k]), k
+    g = out["state"]["log_gain"]
+    assert torch.equal(g[2:], first["state"]["log_gain"])
+    assert not torch.equal(g[:2], start["log_gain"][:2])  # the new rungs' gains did train
+
+
 def test_an_unknown_or_mismatched_pre_distribution_is_refused(tmp_path):
     with pytest.raises(ValueError, match="must be one of auto, none, digits-grey"):
         SemanticConfig(pretrained="nope")

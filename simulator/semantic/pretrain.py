@@ -13,8 +13,10 @@ Commands (retrain the zoo's entries; ``--device cuda`` where a GPU is lent)::
     python -m simulator.semantic.pretrain digits-grey --steps 20000 --checkpoint ckpt/digits-grey.ckpt --export
     python -m simulator.semantic.pretrain natural-rgb-base --data imagefolder:../shared/data/cifar10/test \
         --steps 60000 --checkpoint ckpt/natural-rgb-base.ckpt
+    python -m simulator.semantic.pretrain natural-rgb-wide --data imagefolder:../shared/data/cifar10/test \
+        --steps 10000 --checkpoint ckpt/natural-rgb-wide.ckpt --init-from ckpt/natural-rgb-base.ckpt
     python -m simulator.semantic.pretrain natural-rgb --data imagefolder:../shared/data/cifar10/test \
-        --steps 10000 --checkpoint ckpt/natural-rgb.ckpt --init-from ckpt/natural-rgb-base.ckpt --export
+        --steps 3000 --checkpoint ckpt/natural-rgb.ckpt --init-from ckpt/natural-rgb-wide.ckpt --export
 """
 
 from __future__ import annotations
@@ -39,8 +41,12 @@ LADDER = tuple(2.0 ** (k / 2) for k in range(-24, -7))
 0..255, R bits per item): ``digits-grey`` and the first stage of ``natural-rgb``."""
 
 WIDE_LADDER = tuple(2.0 ** (k / 2) for k in range(-32, -7))
-"""lambda = 2^-16 .. 2^-4 in half octaves (25 rungs): ``natural-rgb``, whose photos need
+"""lambda = 2^-16 .. 2^-4 in half octaves (25 rungs): ``natural-rgb-wide``, whose photos need
 operating points below 24 dB."""
+
+NATURAL_LADDER = tuple(2.0 ** (k / 2) for k in range(-38, -7))
+"""lambda = 2^-19 .. 2^-4 in half octaves (31 rungs): ``natural-rgb``, ``WIDE_LADDER`` with six
+rungs below it, for photos down to about 16 dB."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +67,9 @@ class Recipe:
         ladder: the operating points (lambdas).
         starts_from: the recipe whose finished checkpoint this one starts from (``--init-from``;
             its gains mapped onto this ladder by :func:`map_gains`), or ``""`` (a random start).
+        new_gains_only: train only the gains of the operating points that ``starts_from``'s
+            ladder lacks, on those points only; every other parameter, and so every operating
+            point of ``starts_from``, stays exactly as it was.
     """
 
     name: str
@@ -75,6 +84,12 @@ class Recipe:
     held_out: str
     ladder: tuple[float, ...] = LADDER
     starts_from: str = ""
+    new_gains_only: bool = False
+
+    def new_rungs(self) -> np.ndarray:
+        """Indices into ``ladder`` of the operating points ``starts_from``'s ladder lacks."""
+        old = set(RECIPES[self.starts_from].ladder) if self.starts_from else set()
+        return np.array([i for i, v in enumerate(self.ladder) if v not in old], dtype=np.int64)
 
     def select(self, labels: np.ndarray) -> np.ndarray:
         """Indices of the training items among a dataset's items (labels in loader order)."""
@@ -89,8 +104,10 @@ _NATURAL = dict(dataset="imagefolder:../shared/data/cifar10/test", per_class=500
 
 RECIPES = {
     "natural-rgb-base": Recipe(name="natural-rgb-base", lr=1e-3, seed=0, **_NATURAL),
-    "natural-rgb": Recipe(name="natural-rgb", lr=3e-4, seed=1, ladder=WIDE_LADDER, starts_from="natural-rgb-base",
-                          **_NATURAL),
+    "natural-rgb-wide": Recipe(name="natural-rgb-wide", lr=3e-4, seed=1, ladder=WIDE_LADDER,
+                               starts_from="natural-rgb-base", **_NATURAL),
+    "natural-rgb": Recipe(name="natural-rgb", lr=1e-2, seed=2, ladder=NATURAL_LADDER, starts_from="natural-rgb-wide",
+                          new_gains_only=True, **_NATURAL),
     "digits-grey": Recipe(
         name="digits-grey", dataset="digits", per_class=0, first=900,
         arch=HyperShape(channels=1, hidden=48, latent=32, side=16, stages=2, side_stages=1),
@@ -123,13 +140,14 @@ def map_gains(state: dict[str, torch.Tensor], old: tuple[float, ...], new: tuple
 
 def train_steps(codec: HyperpriorCodec, images: np.ndarray, clusters: np.ndarray, *, start: int, stop: int,
                 total: int, batch: int, lr: float, seed: int, flip: bool, opt: torch.optim.Optimizer,
-                device: str = "cpu", report=None, penalty=None) -> list[dict]:
+                device: str = "cpu", report=None, penalty=None, rungs: np.ndarray | None = None) -> list[dict]:
     """Run optimiser steps ``start .. stop-1`` of a ``total``-step schedule.
 
     Step t draws its batch (with replacement), flips, operating points and noise from
     generators seeded by ``(seed, t)``, so a resumed run repeats an uninterrupted one.
     ``images`` ``(N, H, W, C)`` uint8, ``clusters`` ``(N,)`` int64. ``penalty``: a callable
-    returning a scalar added to each step's loss (bits per item). Returns one record per 100
+    returning a scalar added to each step's loss (bits per item). ``rungs``: the operating
+    points (indices) a step draws from (default: every one). Returns one record per 100
     steps: ``{"step", "loss", "bits", "sse"}`` (batch means).
     """
     x_all = to_net(images)
@@ -148,7 +166,8 @@ def train_steps(codec: HyperpriorCodec, images: np.ndarray, clusters: np.ndarray
             f = torch.from_numpy(rng.random(len(idx)) < 0.5)
             x = torch.where(f[:, None, None, None], x.flip(3), x)
         x, cl = x.to(device), c_all[idx].to(device)
-        rung = torch.from_numpy(rng.integers(0, len(lams), size=len(idx))).to(device)
+        pick = rng.integers(0, len(lams) if rungs is None else len(rungs), size=len(idx))
+        rung = torch.from_numpy(pick if rungs is None else np.asarray(rungs)[pick]).to(device)
         noise = torch.Generator(device=device).manual_seed(int(rng.integers(1 << 62)))
         for g in opt.param_groups:
             g["lr"] = lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * t / max(1, total))))
@@ -204,6 +223,21 @@ def pretrain(recipe: Recipe, data: str, steps: int, checkpoint: str, *, device: 
         torch.set_num_threads(prev)
 
 
+def trainable(codec: HyperpriorCodec, rungs: np.ndarray | None) -> list[torch.nn.Parameter]:
+    """The parameters a recipe trains: all of them (``rungs = None``), or only ``log_gain``
+    with the gradient of every row but ``rungs`` zeroed, so that Adam leaves those rows, and
+    every other parameter, bit-identical."""
+    if rungs is None:
+        return list(codec.parameters())
+    for p in codec.parameters():
+        p.requires_grad_(False)
+    codec.log_gain.requires_grad_(True)
+    keep = torch.zeros(codec.log_gain.shape[0], 1)
+    keep[torch.as_tensor(rungs)] = 1.0
+    codec.log_gain.register_hook(lambda g: g * keep.to(g.device))
+    return [codec.log_gain]
+
+
 def resume(checkpoint: str, name: str, steps: int, model: torch.nn.Module, opt: torch.optim.Optimizer, state: dict,
            echo) -> bool:
     """Load the checkpoint of a run of recipe ``name`` over ``steps`` steps into ``model``,
@@ -226,7 +260,8 @@ def _pretrain(recipe: Recipe, data: str, steps: int, checkpoint: str, *, device:
               every: int, init_from: str, echo) -> dict:
     images = load_training_items(recipe, data)
     codec = build_codec(recipe.arch, recipe.seed, recipe.ladder).to(device)  # before the optimiser's resumed state
-    opt = torch.optim.Adam(codec.parameters(), lr=recipe.lr)
+    rungs = recipe.new_rungs() if recipe.new_gains_only else None
+    opt = torch.optim.Adam(trainable(codec, rungs), lr=recipe.lr)
     state = {"recipe": recipe.name, "steps": int(steps), "step": 0, "history": [], "items": int(len(images)),
              "data": data, "device": device, "seconds": 0.0}
     if not resume(checkpoint, recipe.name, steps, codec, opt, state, echo) and recipe.starts_from:
@@ -261,7 +296,7 @@ def _pretrain(recipe: Recipe, data: str, steps: int, checkpoint: str, *, device:
         stop = min(steps, state["step"] + every)
         state["history"] += train_steps(codec, images, clusters, start=state["step"], stop=stop, total=steps,
                                         batch=recipe.batch, lr=recipe.lr, seed=recipe.seed, flip=recipe.flip, opt=opt,
-                                        device=device, report=report)
+                                        device=device, report=report, rungs=rungs)
         state["step"] = stop
         state["seconds"] += time.monotonic() - t0
         save()
