@@ -232,9 +232,9 @@ def trainable(codec: HyperpriorCodec, rungs: np.ndarray | None) -> list[torch.nn
     for p in codec.parameters():
         p.requires_grad_(False)
     codec.log_gain.requires_grad_(True)
-    keep = torch.zeros(codec.log_gain.shape[0], 1)
+    keep = torch.zeros(codec.log_gain.shape[0], 1, dtype=codec.log_gain.dtype, device=codec.log_gain.device)
     keep[torch.as_tensor(rungs)] = 1.0
-    codec.log_gain.register_hook(lambda g: g * keep.to(g.device))
+    codec.log_gain.register_hook(lambda g: g * keep)
     return [codec.log_gain]
 
 
