@@ -216,14 +216,14 @@ def semantic_codings(items: ItemSet, models: Models, scenario: Scenario, ctx: Ru
     (computed once per language, offered items, target and clusters); ``budget_bits``: the
     item bits of a bandwidth budget (``rate_control = "budget"``). Each coding is kept in
     ``ctx``'s cache (``semantic-codings/``, keyed by the trained language's key, the items,
-    their clusters and the target): the points of a sweep over the SNR or the channel code the
+    their clusters, the target and ``semantic.search``): the points of a sweep over the SNR or the channel code the
     items once. Under a budget the cache keeps every item at every operating point
     (:class:`~simulator.semantic.coding.LadderCoding`), whatever the budget, and each point
     picks its items' operating points from it: a sweep over the modulation and code rate (an
     adaptive MCS) or the bandwidth ratio codes the items once too."""
     from .semantic.coding import LadderCoding
 
-    rc = scenario.semantic.rate_control
+    rc, search = scenario.semantic.rate_control, scenario.semantic.search
     target = scenario.fidelity.psnr_db if rc == "target-quality" else None
     budget_bits = budget_bits if rc == "budget" else None
     shared: dict[tuple, TargetCoding] = {}
@@ -234,15 +234,16 @@ def semantic_codings(items: ItemSet, models: Models, scenario: Scenario, ctx: Ru
         if language is None or offered is None or not offered.any():
             continue
         clusters, _ = models.header_clusters(spec, len(items))
-        key = (language.key, np.packbits(offered).tobytes(), target, budget_bits, clusters[offered].tobytes())
+        key = (language.key, np.packbits(offered).tobytes(), target, search, budget_bits, clusters[offered].tobytes())
         if key not in shared:
             images, cl = items.images[offered], clusters[offered]
             ladder = budget_bits is not None
-            digest = model_cache.digest(CODINGS_VERSION, language.key, "ladder" if ladder else target, images, cl)
+            how = "ladder" if ladder else target if search == "scan" else f"{target}/{search}"
+            digest = model_cache.digest(CODINGS_VERSION, language.key, how, images, cl)
 
             def code(language=language, images=images, cl=cl, ladder=ladder):
                 coding = (language.encode_ladder(images, cl) if ladder
-                          else semantic_coding(language, images, cl, target))
+                          else semantic_coding(language, images, cl, target, search))
                 return coding, coding.to_payload()
 
             got, _ = model_cache.load_or_train(

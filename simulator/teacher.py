@@ -57,14 +57,15 @@ class Encoded:
         return np.array([len(b) for b in self.bits], dtype=np.int64)
 
 
-def semantic_coding(language, images: np.ndarray, clusters: np.ndarray, psnr_target_db: float | None):
+def semantic_coding(language, images: np.ndarray, clusters: np.ndarray, psnr_target_db: float | None,
+                    search: str = "scan"):
     """The language's representations of ``(M, H, W, C)`` uint8 items with ``(M,)`` header clusters
     (under a bandwidth budget the sweep point picks from the language's ``encode_ladder``
     instead: :func:`~simulator.point.semantic_codings`).
 
     With a target (``rate_control = "target-quality"``): per item the shortest operating point
-    whose decode meets ``psnr_target_db``
-    (:meth:`~simulator.semantic.SemanticLanguage.encode_to_target`). Without (``"lambda"``): the
+    whose decode meets ``psnr_target_db``, found by ``search`` (``semantic.search``;
+    :meth:`~simulator.semantic.SemanticLanguage.encode_to_target`). Without (``"lambda"``): the
     language's only operating point, unchecked (``met`` all True, no decode by the teacher).
     Returns a :class:`~simulator.semantic.TargetCoding`.
     """
@@ -74,7 +75,7 @@ def semantic_coding(language, images: np.ndarray, clusters: np.ndarray, psnr_tar
         reps = language.encode(images, clusters)
         return TargetCoding(reps, np.ones(len(reps), dtype=bool), np.full(len(reps), np.nan),
                             np.zeros(len(reps), dtype=np.int64))
-    return language.encode_to_target(images, clusters, psnr_target_db)
+    return language.encode_to_target(images, clusters, psnr_target_db, search=search)
 
 
 def encode_items(images: np.ndarray, semantic: np.ndarray, classical_bits: list[np.ndarray], *, language=None,

@@ -180,3 +180,36 @@ def test_charged_ldpc_decoding_adds_each_received_codewords_decoder_flops(tmp_pa
     ir = LinkConfig(code={"k": 256, "n": 512}, header_bits=16, harq="ir", decoder_iterations=12)
     assert decode_flops(ir) == (edges * 12 * 8, 6304 * 12 * 8)
     assert decode_flops(ir.model_copy(update={"harq": "chase"})) == (edges * 12 * 8, edges * 12 * 8)
+
+
+def test_the_semantic_search_is_the_scenarios_and_each_decode_it_tried_is_charged(tmp_path, monkeypatch):
+    """``semantic.search`` reaches the language's rate control (each search codes the items
+    itself: the codings cache keeps them apart), and per item the teacher's compute differs
+    between the scan and the bisection by exactly the decodes each tried."""
+    import math
+
+    import simulator
+    from simulator.semantic.hyper_language import HyperLanguage
+
+    seen: list[tuple[str, float, np.ndarray, int]] = []
+    original = HyperLanguage.encode_to_target
+
+    def spy(self, images, clusters, psnr_db, budget_bits=None, search="scan"):
+        out = original(self, images, clusters, psnr_db, budget_bits, search)
+        seen.append((search, self.flops_decode, out.rungs_tried.copy(), self.num_rungs))
+        return out
+
+    monkeypatch.setattr(HyperLanguage, "encode_to_target", spy)
+    speed, items = 1e9, {}
+    for search in ("scan", "bisect"):
+        sc = {**_scenario(speed), "pipelines": ["vanilla-semantic"], "source": {"dataset": "digits", "max_items": 16},
+              "semantic": {"fine_tune_steps": 0, "epochs": 1, "search": search},  # epochs: the scoring language's
+              "classical": {"coder": "jpeg", "memorizable_coder": "jpeg", "search": "bisect"},
+              "preprocess": {"epochs": 1, "warmup_epochs": 0, "batch_size": 8, "queue_size": 16, "width": 8,
+                             "feature_dim": 8}}
+        items[search] = simulator.run(parse_scenario(sc), cache_dir=tmp_path, progress=False).items
+    assert [s[0] for s in seen] == ["scan", "bisect"]
+    (_, decode, scan, k), (_, _, bisect, _) = seen
+    assert (bisect <= math.ceil(math.log2(k)) + 1).all() and (scan != bisect).any()
+    d = items["bisect"]["teacher_compute_s"].to_numpy() - items["scan"]["teacher_compute_s"].to_numpy()
+    np.testing.assert_allclose(d, (bisect - scan) * decode / speed, rtol=1e-9, atol=1e-15)

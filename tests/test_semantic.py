@@ -309,15 +309,98 @@ def test_variable_rate_ladder_trades_rate_for_quality(variable_rate, digits):
     assert bits[0] < bits[1] < bits[2] and psnr[0] < psnr[1] < psnr[2], (bits, psnr)
 
 
-@pytest.mark.parametrize("target", [22.0, 26.0])
-def test_rate_control_picks_the_shortest_rung_meeting_the_target(variable_rate, digits, target):
+def _search_table(k: int, n: int, seed: int, monotone: bool) -> tuple[np.ndarray, np.ndarray]:
+    """``(bits (K, N), error (K, N))``: streams growing with the rung (two rungs share a length
+    in item 0) and a decode error in pixel levels per rung and item, falling with the rung when
+    ``monotone``, never below 61 on about a fifth of the items; a constant error ``e`` on black
+    images has PSNR ``20 log10(255 / e)``."""
+    rng = np.random.default_rng(seed)
+    bits = np.cumsum(rng.integers(1, 40, size=(k, n)), axis=0)
+    bits[3, 0] = bits[2, 0]
+    err = np.sort(rng.integers(1, 120, size=(k, n)), axis=0)[::-1] if monotone else rng.integers(1, 120, size=(k, n))
+    err[:, rng.random(n) < 0.2] += 60  # about a fifth of the items never below 61 levels
+    return bits, err
+
+
+@pytest.mark.parametrize("monotone", [True, False])
+def test_the_rate_control_searches_against_brute_force(monotone):
+    """``search_target`` on a table of stream lengths and PSNRs (31 operating points, 400
+    items). ``scan``: the shortest stream meeting the target (ties: the lower rung), one decode
+    per stream up to it, the whole ladder where none meets. ``bisect``: the scan's answer
+    wherever PSNR rises with the rung, with the decodes of a bisection over 31 positions (at
+    most ``ceil(log2 31) + 1 = 6``); otherwise an answer that meets the target whenever the
+    longest stream does. An item no stream serves gets the highest rung, ``met = False``
+    and that rung's PSNR, in both."""
+    from simulator.metrics import psnr_from_mse
+    from simulator.semantic.coding import search_target
+    k, n, target = 31, 400, 20 * math.log10(255 / 30)
+    bits, err = _search_table(k, n, 3, monotone)
+    images = np.zeros((n, 2, 2, 1), dtype=np.uint8)
+
+    def decode(r, sel):
+        return np.broadcast_to(err[r, sel].astype(np.uint8)[:, None, None, None], (len(sel), 2, 2, 1))
+
+    psnr = np.vectorize(lambda e: psnr_from_mse(float(e) ** 2))(err)
+    ok = psnr >= target
+    assert ok.any(axis=0).mean() < 1 and ok.any(axis=0).mean() > 0.5  # some items no rung serves
+    order = np.lexsort((np.broadcast_to(np.arange(k)[:, None], (k, n)), bits), axis=0)
+    runs = {s: search_target(bits, decode, images, target, s) for s in ("scan", "bisect")}
+    for i in range(n):
+        meeting = [(bits[r, i], r) for r in range(k) if ok[r, i]]
+        want = min(meeting)[1] if meeting else k - 1
+        first = int(np.flatnonzero(ok[order[:, i], i])[0]) if meeting else k - 1
+        for s, (chosen, met, p, tried) in runs.items():
+            if s == "scan" or monotone:
+                assert met[i] == bool(meeting), (s, i)
+            elif ok[order[-1, i], i]:
+                assert met[i], i
+            if met[i]:
+                assert ok[chosen[i], i] and p[i] == psnr[chosen[i], i], (s, i)
+            else:
+                assert chosen[i] == k - 1 and p[i] == psnr[k - 1, i], (s, i)
+            if s == "scan" or monotone:
+                assert chosen[i] == want, (s, i)
+        assert runs["scan"][3][i] == first + 1
+        if monotone:
+            assert runs["bisect"][3][i] == bisect_decodes(first, k), i
+        assert runs["bisect"][3][i] <= math.ceil(math.log2(k)) + 1
+    assert runs["bisect"][3].mean() < runs["scan"][3].mean()
+    with pytest.raises(ValueError, match="scan, bisect"):
+        search_target(bits, decode, images, target, "linear")
+
+
+def bisect_decodes(first: int, k: int) -> int:
+    """Decodes of a bisection over positions ``[0, k)`` whose first meeting position is
+    ``first`` (``k - 1`` when none meets), counting the final decode of the longest stream
+    when the bisection settles on it without having decoded it."""
+    lo, hi, seen = 0, k - 1, set()
+    while lo < hi:
+        mid = (lo + hi) // 2
+        seen.add(mid)
+        lo, hi = (lo, mid) if mid >= first else (mid + 1, hi)
+    return len(seen) + (lo not in seen)
+
+
+def test_the_search_is_not_part_of_a_languages_cache_key():
+    """``semantic.search`` changes how the teacher visits a trained ladder, not the ladder:
+    the same trained language (model cache key) serves both searches."""
+    assert SemanticConfig(search="bisect").training_dump() == SemanticConfig().training_dump()
+    assert SemanticConfig().search == "scan"
+    with pytest.raises(ValidationError, match="scan"):
+        SemanticConfig(search="linear")
+
+
+@pytest.mark.parametrize("target,search", [(22.0, "scan"), (26.0, "scan"), (26.0, "bisect")])
+def test_rate_control_picks_the_shortest_rung_meeting_the_target(variable_rate, digits, target, search):
     """Against a brute-force search: every rung encoded and decoded through the apprentice's
-    path; the shortest stream (ties: lower rung) with PSNR >= target, else the highest rung."""
+    path; the shortest stream (ties: lower rung) with PSNR >= target, else the highest rung
+    (``bisect``: an answer meeting the target, no shorter than the brute force's, with at most
+    ``ceil(log2 K) + 1`` decodes)."""
     images, clusters = digits
     lang = variable_rate
     idx = np.arange(0, 1797, 45)[:40]
     img, cl = images[idx], clusters[idx]
-    coding = lang.encode_to_target(img, cl, target)
+    coding = lang.encode_to_target(img, cl, target, search=search)
     table = []
     for r in range(lang.num_rungs):
         reps = lang.encode(img, cl, r)
@@ -326,9 +409,15 @@ def test_rate_control_picks_the_shortest_rung_meeting_the_target(variable_rate, 
     for i in range(len(idx)):
         meeting = [(table[r][i][0], r) for r in range(lang.num_rungs) if table[r][i][1] >= target]
         want = min(meeting)[1] if meeting else lang.num_rungs - 1
-        assert coding.reps[i].rung == want and coding.met[i] == bool(meeting), i
-        assert coding.reps[i].n_bits == table[want][i][0]
-        assert 1 <= coding.rungs_tried[i] <= lang.num_rungs
+        if search == "scan":
+            assert coding.reps[i].rung == want and coding.met[i] == bool(meeting), i
+            assert coding.reps[i].n_bits == table[want][i][0]
+            assert 1 <= coding.rungs_tried[i] <= lang.num_rungs
+        else:
+            got = coding.reps[i].rung
+            assert coding.met[i] == (table[got][i][1] >= target) and coding.reps[i].n_bits == table[got][i][0], i
+            assert not coding.met[i] or coding.reps[i].n_bits >= min(meeting)[0], i
+            assert 1 <= coding.rungs_tried[i] <= math.ceil(math.log2(lang.num_rungs)) + 1
     # what the apprentice decodes from the chosen streams meets the target wherever it was met
     rec, _ = lang.decode([x.bitstream for x in coding.reps])
     got = np.array([psnr_db(img[i], rec[i]) for i in range(len(idx))])

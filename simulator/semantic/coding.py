@@ -146,7 +146,11 @@ def check_items(images, clusters, num_clusters: int | None, where: str) -> tuple
     return images, clusters
 
 
-def search_target(bits: np.ndarray, decode, images: np.ndarray, psnr_db: float
+#: ``semantic.search``: how the rate control visits a language's operating points.
+SEARCHES = ("scan", "bisect")
+
+
+def search_target(bits: np.ndarray, decode, images: np.ndarray, psnr_db: float, search: str = "scan"
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The rate control's search, shared by every language.
 
@@ -156,34 +160,68 @@ def search_target(bits: np.ndarray, decode, images: np.ndarray, psnr_db: float
             decode of items ``items`` at ``rungs``.
         images: ``(N, H, W, C)`` uint8 originals.
         psnr_db: the target.
+        search: ``"scan"`` decodes the operating points from the shortest stream up until one
+            meets the target, so an item costs one decode more than the number of shorter
+            streams that miss it, and the answer is the shortest stream meeting the target.
+            ``"bisect"`` bisects the streams ordered by length as if PSNR rose with it: at
+            most ``ceil(log2 K) + 1`` decodes (for K = 31 always 5, for K = 17 4 or 5),
+            counting the longest stream's when the bisection settles on it undecoded; the
+            answer always meets the target when the longest stream does, and is the scan's
+            whenever PSNR rises with the stream length.
     Returns:
         ``(chosen, met, psnr, tried)``, each ``(N,)``: per item the operating point chosen
-        (the shortest stream meeting the target, ties to the lower rung; else the highest),
-        whether it meets the target, its PSNR (NaN if not decoded) and how many operating
-        points were decoded. The rungs are decoded from the shortest stream up, so an item
-        costs as few decodes as it needs.
+        (the stream the search found, ties between equal lengths to the lower rung; an item
+        no decoded stream serves gets the highest rung), whether it meets the target, its PSNR
+        (NaN if not decoded) and how many operating points were decoded.
+
+    Raises:
+        ValueError: a ``search`` that is not one of :data:`SEARCHES`.
     """
+    if search not in SEARCHES:
+        raise ValueError(f"search must be one of {', '.join(SEARCHES)} (got {search!r})")
     k, n = bits.shape
     order = np.lexsort((np.broadcast_to(np.arange(k)[:, None], (k, n)), bits), axis=0)  # (K, N) shortest first
-    chosen = np.full(n, k - 1, dtype=np.int64)
-    met = np.zeros(n, dtype=bool)
-    psnr = np.full(n, np.nan)
-    tried = np.zeros(n, dtype=np.int64)
     ref = images.astype(np.float64).reshape(n, -1)
-    pending = np.arange(n)
-    for j in range(k):
-        if not len(pending):
-            break
-        r = order[j, pending]
-        rec = decode(r, pending).astype(np.float64).reshape(len(pending), -1)
-        mse = ((rec - ref[pending]) ** 2).mean(axis=1)
-        p = np.array([psnr_from_mse(float(m)) for m in mse])  # the ledger's own PSNR
-        tried[pending] += 1
-        ok = p >= psnr_db
-        chosen[pending[ok]], met[pending[ok]], psnr[pending[ok]] = r[ok], True, p[ok]
-        last = (r == k - 1) & ~ok
-        psnr[pending[last]] = p[last]
-        pending = pending[~ok]
+    seen = np.full((k, n), np.nan)  # PSNR by position in ``order``
+    tried = np.zeros(n, dtype=np.int64)
+
+    def meets(pos: np.ndarray, sel: np.ndarray) -> np.ndarray:
+        """Decode items ``sel`` at their ``pos``-th shortest stream; ``(M,)`` bool: meets the target."""
+        rec = decode(order[pos, sel], sel).astype(np.float64).reshape(len(sel), -1)
+        mse = ((rec - ref[sel]) ** 2).mean(axis=1)
+        seen[pos, sel] = [psnr_from_mse(float(m)) for m in mse]  # the ledger's own PSNR
+        tried[sel] += 1
+        return seen[pos, sel] >= psnr_db
+
+    if search == "scan":
+        at = np.full(n, k - 1, dtype=np.int64)  # the position the search stops at
+        pending = np.arange(n)
+        for j in range(k):
+            if not len(pending):
+                break
+            ok = meets(np.full(len(pending), j), pending)
+            at[pending[ok]] = j
+            pending = pending[~ok]
+    else:
+        lo, at = np.zeros(n, dtype=np.int64), np.full(n, k - 1, dtype=np.int64)  # the answer is in [lo, at]
+        act = np.flatnonzero(lo < at)
+        while len(act):
+            mid = (lo[act] + at[act]) // 2
+            ok = meets(mid, act)
+            at[act[ok]] = mid[ok]
+            lo[act[~ok]] = mid[~ok] + 1
+            act = act[lo[act] < at[act]]
+        items = np.arange(n)
+        unseen = np.flatnonzero(np.isnan(seen[at, items]))  # the longest stream, never decoded
+        if len(unseen):
+            meets(at[unseen], unseen)
+    items = np.arange(n)
+    met = seen[at, items] >= psnr_db
+    chosen = np.where(met, order[at, items], k - 1)
+    top = np.argmax(order == k - 1, axis=0)  # the highest rung's position
+    for i in np.flatnonzero(~met & np.isnan(seen[top, items])):  # bisect stopped elsewhere: check it
+        meets(top[i:i + 1], np.array([i]))
+    psnr = np.where(met, seen[at, items], seen[top, items])
     return chosen, met, psnr, tried
 
 

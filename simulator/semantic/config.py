@@ -67,6 +67,12 @@ class SemanticConfig(Section):
                     "shortest operating point whose decode meets fidelity.psnr_db. lambda: one language at "
                     "`lambda`, every item at it. budget: the ladder's language; each item gets the highest operating "
                     "point whose stream fits the bandwidth budget's codeword (link.bandwidth_ratio)")
+    search: Literal["scan", "bisect"] = Field(
+        default="scan",
+        description='target-quality: how the teacher finds an item\'s operating point. scan: decodes the streams '
+                    'from the shortest up until one meets fidelity.psnr_db (the shortest that does); bisect: '
+                    'bisects them as if PSNR rose with the stream length (at most ceil(log2 K) + 1 decodes for K '
+                    'operating points: 5 for 31)')
     ladder: tuple[float, ...] = Field(
         default=tuple(2.0 ** k for k in range(-14, -1)), min_length=1, max_length=64,
         description="the operating points (lambda values, increasing) of the variable-rate language")
@@ -140,9 +146,12 @@ class SemanticConfig(Section):
 
     def training_dump(self) -> dict:
         """The settings as they determine a trained language (its cache key): ``"budget"`` and
-        ``"target-quality"`` train the same ladder, so both read ``"target-quality"`` here."""
+        ``"target-quality"`` train the same ladder, so both read ``"target-quality"`` here, and
+        ``search`` is left out."""
         cfg = self.model_copy(update={"rate_control": "target-quality"}) if self.rate_control == "budget" else self
-        return cfg.model_dump(mode="json", by_alias=True)
+        dump = cfg.model_dump(mode="json", by_alias=True)
+        del dump["search"]  # how the teacher searches its operating points, not what it learns
+        return dump
 
     def epochs_for(self, n_items: int) -> int:
         """The training epochs on ``n_items`` items: ``epochs`` if given, else enough for

@@ -299,9 +299,9 @@ class HyperLanguage:
         return reps  # type: ignore[return-value]
 
     def encode_to_target(self, images: np.ndarray, clusters: np.ndarray, psnr_db: float | None,
-                         budget_bits: int | None = None) -> TargetCoding:
+                         budget_bits: int | None = None, search: str = "scan") -> TargetCoding:
         """Per item the shortest bitstream over the operating points whose decode meets
-        ``psnr_db`` (same rule as :meth:`SemanticLanguage.encode_to_target`); with ``budget_bits``,
+        ``psnr_db``, found by ``search`` (same rule as :meth:`SemanticLanguage.encode_to_target`); with ``budget_bits``,
         the highest operating point whose stream fits it (:meth:`encode_ladder`, then
         :meth:`~simulator.semantic.coding.LadderCoding.fit`)."""
         if budget_bits is not None:
@@ -327,7 +327,7 @@ class HyperLanguage:
                     np.zeros((0, self._jz + self._jy), dtype=np.int64)
                 return self._reconstruct(f, lat, clusters[idx][sel], r)
 
-            chosen, ok, p, t = search_target(bits, decode, images[idx], psnr_db)
+            chosen, ok, p, t = search_target(bits, decode, images[idx], psnr_db, search)
             met[idx], psnr[idx], tried[idx] = ok, p, t
             for r in np.unique(chosen):
                 sel = np.flatnonzero(chosen == r)

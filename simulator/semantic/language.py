@@ -161,13 +161,15 @@ class SemanticLanguage:
         return out
 
     def encode_to_target(self, images: np.ndarray, clusters: np.ndarray, psnr_db: float | None,
-                         budget_bits: int | None = None) -> TargetCoding:
+                         budget_bits: int | None = None, search: str = "scan") -> TargetCoding:
         """Per item, the shortest bitstream over the operating points whose decode meets ``psnr_db``.
 
-        Every rung's stream is entropy-coded (one analysis pass; coding is cheap); the rungs are
-        then decoded from the shortest stream up (``n_bits``; ties: the lower rung) until one's
-        PSNR against the original is ``>= psnr_db``: that is the shortest stream meeting the
-        target, found with as few decodes as the item needs. The decode is :meth:`reconstruct`,
+        Every rung's stream is entropy-coded (one analysis pass; coding is cheap); with ``search
+        = "scan"`` the rungs are then decoded from the shortest stream up (``n_bits``; ties: the
+        lower rung) until one's PSNR against the original is ``>= psnr_db``: that is the shortest
+        stream meeting the target, found with as few decodes as the item needs; ``"bisect"``
+        bisects the same order instead (:func:`~simulator.semantic.coding.search_target`). The
+        decode is :meth:`reconstruct`,
         the apprentice's. An item no rung serves gets the highest rung with ``met = False``; the
         pipeline decides what to do with it. ``images`` ``(N, H, W, C)`` uint8, ``clusters``
         ``(N,)`` int.
@@ -184,7 +186,7 @@ class SemanticLanguage:
         streams = [self._code(lat[r], clusters, np.full(n, r)) for r in range(k)]
         bits = np.array([[8 * len(d) for d in streams[r]] for r in range(k)], dtype=np.int64).reshape(k, n)
         chosen, met, psnr, tried = search_target(
-            bits, lambda r, sel: self.reconstruct(lat[r, sel], clusters[sel], r), images, psnr_db)
+            bits, lambda r, sel: self.reconstruct(lat[r, sel], clusters[sel], r), images, psnr_db, search)
         est = {r: self.estimated_bits(lat[r][chosen == r]) for r in np.unique(chosen)}
         pos = {r: 0 for r in est}
         reps = []
