@@ -182,6 +182,7 @@ def search_target(bits: np.ndarray, decode, images: np.ndarray, psnr_db: float, 
     k, n = bits.shape
     order = np.lexsort((np.broadcast_to(np.arange(k)[:, None], (k, n)), bits), axis=0)  # (K, N) shortest first
     ref = images.astype(np.float64).reshape(n, -1)
+    items = np.arange(n)
     seen = np.full((k, n), np.nan)  # PSNR by position in ``order``
     tried = np.zeros(n, dtype=np.int64)
 
@@ -211,16 +212,15 @@ def search_target(bits: np.ndarray, decode, images: np.ndarray, psnr_db: float, 
             at[act[ok]] = mid[ok]
             lo[act[~ok]] = mid[~ok] + 1
             act = act[lo[act] < at[act]]
-        items = np.arange(n)
         unseen = np.flatnonzero(np.isnan(seen[at, items]))  # the longest stream, never decoded
         if len(unseen):
             meets(at[unseen], unseen)
-    items = np.arange(n)
     met = seen[at, items] >= psnr_db
     chosen = np.where(met, order[at, items], k - 1)
     top = np.argmax(order == k - 1, axis=0)  # the highest rung's position
-    for i in np.flatnonzero(~met & np.isnan(seen[top, items])):  # bisect stopped elsewhere: check it
-        meets(top[i:i + 1], np.array([i]))
+    unchecked = np.flatnonzero(~met & np.isnan(seen[top, items]))  # bisect stopped elsewhere: check it
+    if len(unchecked):
+        meets(top[unchecked], unchecked)
     psnr = np.where(met, seen[at, items], seen[top, items])
     return chosen, met, psnr, tried
 
